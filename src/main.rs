@@ -1,0 +1,115 @@
+//! The `smartnb` command line.
+
+use std::io::Write;
+use std::net::IpAddr;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use smartnb::server;
+
+/// Learn and test the SMART on FHIR OAuth2 workflow.
+#[derive(Parser)]
+#[command(name = "smartnb", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the embedded SMART authorization server and FHIR API until Ctrl-C.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port to listen on; 0 picks a free one.
+    #[arg(long, default_value_t = 9000)]
+    port: u16,
+    /// Serve /oauth/debug/* even when not listening on loopback.
+    #[arg(long)]
+    debug_endpoints: bool,
+    /// Turn off /api/open-fhir, the tokenless copy of the FHIR API.
+    #[arg(long)]
+    no_open_fhir: bool,
+    /// Lifetime of access tokens, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    access_lifetime: u64,
+    /// Lifetime of authorization codes, in seconds.
+    #[arg(long, default_value_t = 100)]
+    code_lifetime: u64,
+    /// Base URL to advertise when the server sits behind a proxy (default: derived from
+    /// the address, with loopback called localhost).
+    #[arg(long)]
+    public_url: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    init_logging();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SMARTNB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = server::Config {
+        host: args.host,
+        port: args.port,
+        debug_endpoints: args.debug_endpoints,
+        open_fhir: !args.no_open_fhir,
+        access_lifetime: args.access_lifetime,
+        code_lifetime: args.code_lifetime,
+        public_url: args.public_url,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let running = server::spawn(config).await?;
+        // The first line of stdout is the base URL, printed once connections are accepted.
+        let mut stdout = std::io::stdout();
+        writeln!(stdout, "{}", running.base_url)?;
+        stdout.flush()?;
+        eprintln!(
+            "smartnb: SMART server on {} (FHIR at {}); Ctrl-C stops it",
+            running.base_url,
+            running.fhir_base()
+        );
+        wait_for_signal().await;
+        eprintln!("smartnb: shutting down");
+        running.shutdown().await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

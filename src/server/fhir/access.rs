@@ -1,0 +1,180 @@
+//! Who may read what: a bearer token's scopes and patient compartment, or open access.
+
+use axum::http::{header, HeaderMap};
+
+use crate::server::clock;
+use crate::server::error::FhirError;
+use crate::server::scopes::{Context, Permissions, ResourceScope, Scopes};
+use crate::server::state::AppState;
+use crate::server::store::{Approval, Token};
+
+use super::data::Resource;
+use super::search::matches_filter;
+
+/// One resource scope together with the patients it reaches.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    scope: ResourceScope,
+    patients: Vec<String>,
+}
+
+/// What a request may see.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// `/api/open-fhir`: everything, no token.
+    Open,
+    /// A bearer token's grants.
+    Token(Vec<Grant>),
+}
+
+/// The kind of operation a check is for.
+#[derive(Debug, Clone, Copy)]
+pub enum Operation {
+    /// GET by id (and $everything).
+    Read,
+    /// A search.
+    Search,
+}
+
+impl Operation {
+    fn permissions(self) -> Permissions {
+        match self {
+            Operation::Read => Permissions {
+                read: true,
+                ..Default::default()
+            },
+            Operation::Search => Permissions {
+                search: true,
+                ..Default::default()
+            },
+        }
+    }
+}
+
+impl Access {
+    /// Whether any scope lets this operation touch this type at all.
+    pub fn reaches_type(&self, resource_type: &str, op: Operation) -> bool {
+        match self {
+            Access::Open => true,
+            Access::Token(grants) => grants.iter().any(|g| {
+                g.scope.names_type(resource_type) && g.scope.permissions.contains(&op.permissions())
+            }),
+        }
+    }
+
+    /// Whether this resource may be returned for this operation.
+    pub fn allows(&self, resource: &Resource, op: Operation) -> bool {
+        match self {
+            Access::Open => true,
+            Access::Token(grants) => grants.iter().any(|g| {
+                g.scope.names_type(&resource.resource_type)
+                    && g.scope.permissions.contains(&op.permissions())
+                    && resource
+                        .patient
+                        .as_ref()
+                        .is_some_and(|p| g.patients.iter().any(|q| q == p))
+                    && g.scope
+                        .filter
+                        .iter()
+                        .all(|(name, value)| matches_filter(&resource.json, name, value))
+            }),
+        }
+    }
+
+    /// Whether this patient's compartment is reachable at all.
+    pub fn reaches_patient(&self, patient_id: &str) -> bool {
+        match self {
+            Access::Open => true,
+            Access::Token(grants) => grants
+                .iter()
+                .any(|g| g.patients.iter().any(|p| p == patient_id)),
+        }
+    }
+}
+
+/// The bearer token's access, or the 401 to answer with.
+pub async fn from_bearer(state: &AppState, headers: &HeaderMap) -> Result<Access, FhirError> {
+    let token = bearer_token(headers)?;
+    let unknown = || {
+        FhirError::unauthorized(
+            Some("invalid_token"),
+            "the access token is unknown, revoked or expired; get a new one from the token endpoint",
+        )
+    };
+    let stored: Token = state
+        .store
+        .token_by_access(token)
+        .await
+        .map_err(|e| {
+            FhirError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "transient",
+                e.to_string(),
+            )
+        })?
+        .ok_or_else(unknown)?;
+    let now = clock::now();
+    if stored.access_expires <= now {
+        return Err(FhirError::unauthorized(
+            Some("invalid_token"),
+            "the access token has expired; use the refresh token to get a new one",
+        ));
+    }
+    let approval: Approval = state
+        .store
+        .approval(&stored.approval_id)
+        .await
+        .map_err(|e| {
+            FhirError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "transient",
+                e.to_string(),
+            )
+        })?
+        .ok_or_else(unknown)?;
+    if approval.expires <= now {
+        return Err(FhirError::unauthorized(
+            Some("invalid_token"),
+            "the participant's approval has expired; ask them to authorize again",
+        ));
+    }
+    let scopes = Scopes::parse(&stored.scope).unwrap_or_default();
+    let user_patients: Vec<String> = state
+        .users
+        .get(&approval.username)
+        .map(|u| u.patients.iter().map(|p| p.id.clone()).collect())
+        .unwrap_or_default();
+    let grants = scopes
+        .resource_scopes()
+        .map(|scope| Grant {
+            scope: scope.clone(),
+            patients: match scope.context {
+                Context::Patient => vec![approval.patient_id.clone()],
+                Context::User => user_patients.clone(),
+                Context::System => Vec::new(),
+            },
+        })
+        .collect();
+    Ok(Access::Token(grants))
+}
+
+fn bearer_token(headers: &HeaderMap) -> Result<&str, FhirError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(FhirError::unauthorized(
+            None,
+            "this FHIR API needs an access token: send the header Authorization: Bearer <access_token> (or use /api/open-fhir for the open copy)",
+        ));
+    };
+    let text = value.to_str().unwrap_or_default();
+    match text.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim())
+        }
+        _ => Err(FhirError::unauthorized(
+            Some("invalid_request"),
+            "the Authorization header must be 'Bearer <access_token>'",
+        )),
+    }
+}

@@ -1,0 +1,422 @@
+//! The FHIR API: reads, searches and $everything, with scopes and compartments enforced.
+//!
+//! `/api/fhir` needs a bearer token; `/api/open-fhir` serves the same data without one.
+
+pub mod access;
+pub mod capability;
+pub mod data;
+pub mod search;
+
+use std::sync::Arc;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+use tower_http::cors::{Any, CorsLayer};
+
+use access::{Access, Operation};
+use data::{Resource, SERVED_TYPES};
+use search::Search;
+
+use super::clock;
+use super::error::{fhir_json, FhirError};
+use super::state::AppState;
+
+type Shared = State<Arc<AppState>>;
+
+/// Which of the two FHIR bases a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Base {
+    Protected,
+    Open,
+}
+
+/// Routes under `/api/fhir` and `/api/open-fhir`, with open CORS.
+pub fn routes() -> Router<Arc<AppState>> {
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::ACCEPT, header::CONTENT_TYPE])
+        .expose_headers([header::WWW_AUTHENTICATE, header::LOCATION]);
+    Router::new()
+        .route("/api/fhir/metadata", get(metadata))
+        .route("/api/open-fhir/metadata", get(open_metadata))
+        .route("/api/fhir/{type}", get(search_protected))
+        .route("/api/open-fhir/{type}", get(search_open))
+        .route("/api/fhir/{type}/{id}", get(read_protected))
+        .route("/api/open-fhir/{type}/{id}", get(read_open))
+        .route(
+            "/api/fhir/{type}/{id}/{operation}",
+            get(operation_protected),
+        )
+        .route(
+            "/api/open-fhir/{type}/{id}/{operation}",
+            get(operation_open),
+        )
+        .layer(cors)
+}
+
+async fn metadata(State(state): Shared, RawQuery(query): RawQuery) -> Response {
+    respond(check_query_format(query.as_deref()).map(|_| capability::statement(&state, true)))
+}
+
+async fn open_metadata(State(state): Shared, RawQuery(query): RawQuery) -> Response {
+    if !state.config.open_fhir {
+        return open_fhir_off();
+    }
+    respond(check_query_format(query.as_deref()).map(|_| capability::statement(&state, false)))
+}
+
+async fn search_protected(
+    State(state): Shared,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let result = async {
+        let Path(resource_type) = path.map_err(bad_path)?;
+        let access = access::from_bearer(&state, &headers).await?;
+        search_type(
+            &state,
+            Base::Protected,
+            &access,
+            &resource_type,
+            query.as_deref(),
+        )
+    };
+    respond(result.await)
+}
+
+async fn search_open(
+    State(state): Shared,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if !state.config.open_fhir {
+        return open_fhir_off();
+    }
+    let result = path
+        .map_err(bad_path)
+        .and_then(|Path(t)| search_type(&state, Base::Open, &Access::Open, &t, query.as_deref()));
+    respond(result)
+}
+
+async fn read_protected(
+    State(state): Shared,
+    headers: HeaderMap,
+    path: Result<Path<(String, String)>, PathRejection>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let result = async {
+        let Path((resource_type, id)) = path.map_err(bad_path)?;
+        let access = access::from_bearer(&state, &headers).await?;
+        read(&state, &access, &resource_type, &id, query.as_deref())
+    };
+    match result.await {
+        Ok(resource) => resource_response(resource),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn read_open(
+    State(state): Shared,
+    path: Result<Path<(String, String)>, PathRejection>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if !state.config.open_fhir {
+        return open_fhir_off();
+    }
+    let result = path
+        .map_err(bad_path)
+        .and_then(|Path((t, id))| read(&state, &Access::Open, &t, &id, query.as_deref()));
+    match result {
+        Ok(resource) => resource_response(resource),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn operation_protected(
+    State(state): Shared,
+    headers: HeaderMap,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let result = async {
+        let Path((resource_type, id, op)) = path.map_err(bad_path)?;
+        let access = access::from_bearer(&state, &headers).await?;
+        everything(
+            &state,
+            Base::Protected,
+            &access,
+            &resource_type,
+            &id,
+            &op,
+            query.as_deref(),
+        )
+    };
+    respond(result.await)
+}
+
+async fn operation_open(
+    State(state): Shared,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if !state.config.open_fhir {
+        return open_fhir_off();
+    }
+    let result = path.map_err(bad_path).and_then(|Path((t, id, op))| {
+        everything(
+            &state,
+            Base::Open,
+            &Access::Open,
+            &t,
+            &id,
+            &op,
+            query.as_deref(),
+        )
+    });
+    respond(result)
+}
+
+fn respond(result: Result<Value, FhirError>) -> Response {
+    match result {
+        Ok(body) => fhir_json(&body).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn resource_response(resource: &Resource) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/fhir+json; charset=utf-8"),
+        )],
+        resource.body.clone(),
+    )
+        .into_response()
+}
+
+fn open_fhir_off() -> Response {
+    FhirError::not_found("open FHIR access is turned off on this server (--no-open-fhir); use /api/fhir with a bearer token")
+        .into_response()
+}
+
+fn bad_path(rejection: PathRejection) -> FhirError {
+    FhirError::invalid(format!("the request path could not be read: {rejection}"))
+}
+
+/// `_format` may only ask for JSON.
+fn check_format(value: &str) -> Result<(), FhirError> {
+    match value {
+        "json" | "application/json" | "application/fhir+json" => Ok(()),
+        other => Err(FhirError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "not-supported",
+            format!("_format={other:?} is not served; this server speaks JSON only (_format=json)"),
+        )),
+    }
+}
+
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// Reads and operations take only `_format`.
+fn check_query_format(query: Option<&str>) -> Result<(), FhirError> {
+    for (name, value) in query_pairs(query) {
+        match name.as_str() {
+            "_format" => check_format(&value)?,
+            "_pretty" | "_summary" | "_elements" => {}
+            _ => {
+                return Err(FhirError::invalid(format!(
+                    "parameter {name:?} is not understood here; reads take only _format"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_type(resource_type: &str) -> Result<(), FhirError> {
+    if SERVED_TYPES.contains(&resource_type) {
+        return Ok(());
+    }
+    Err(FhirError::not_found(format!(
+        "resource type {resource_type:?} is not served here; served types: {}",
+        SERVED_TYPES.join(", ")
+    )))
+}
+
+fn check_id(id: &str) -> Result<(), FhirError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(FhirError::invalid(format!(
+            "{id:?} is not a FHIR id: ids are 1 to 64 letters, digits, '-' or '.'"
+        )))
+    }
+}
+
+fn forbidden_type(resource_type: &str, op: Operation) -> FhirError {
+    let verb = match op {
+        Operation::Read => "read",
+        Operation::Search => "search",
+    };
+    FhirError::forbidden(format!(
+        "the token's scopes do not allow {verb} on {resource_type}; ask for a scope such as patient/{resource_type}.read"
+    ))
+}
+
+fn read<'a>(
+    state: &'a AppState,
+    access: &Access,
+    resource_type: &str,
+    id: &str,
+    query: Option<&str>,
+) -> Result<&'a Resource, FhirError> {
+    check_type(resource_type)?;
+    check_id(id)?;
+    check_query_format(query)?;
+    if !access.reaches_type(resource_type, Operation::Read) {
+        return Err(forbidden_type(resource_type, Operation::Read));
+    }
+    // A resource outside the token's reach is reported exactly like one that does not exist.
+    state
+        .data
+        .get(resource_type, id)
+        .filter(|r| access.allows(r, Operation::Read))
+        .ok_or_else(|| FhirError::not_found(format!("{resource_type}/{id} is not known")))
+}
+
+fn search_type(
+    state: &AppState,
+    base: Base,
+    access: &Access,
+    resource_type: &str,
+    query: Option<&str>,
+) -> Result<Value, FhirError> {
+    check_type(resource_type)?;
+    if !access.reaches_type(resource_type, Operation::Search) {
+        return Err(forbidden_type(resource_type, Operation::Search));
+    }
+    let search = Search::parse(resource_type, &query_pairs(query))?;
+    let hits: Vec<&Resource> = state
+        .data
+        .of_type(resource_type)
+        .filter(|r| search.matches(r) && access.allows(r, Operation::Search))
+        .collect();
+    Ok(bundle(
+        state,
+        base,
+        &format!("/{resource_type}"),
+        &search,
+        &hits,
+    ))
+}
+
+fn everything(
+    state: &AppState,
+    base: Base,
+    access: &Access,
+    resource_type: &str,
+    id: &str,
+    operation: &str,
+    query: Option<&str>,
+) -> Result<Value, FhirError> {
+    if resource_type != "Patient" || operation != "$everything" {
+        return Err(FhirError::not_found(format!(
+            "no operation {resource_type}/{{id}}/{operation}; the one operation served is Patient/{{id}}/$everything"
+        )));
+    }
+    check_id(id)?;
+    let pairs = query_pairs(query);
+    if let Some((name, _)) = pairs
+        .iter()
+        .find(|(k, _)| !matches!(k.as_str(), "_count" | "_offset" | "_format"))
+    {
+        return Err(FhirError::invalid(format!(
+            "$everything does not take {name:?}; it takes only _count (and the _offset of its paging links)"
+        )));
+    }
+    let search = Search::parse("Patient", &pairs)?;
+    // An unknown patient and one outside the token's reach look the same.
+    if state.data.get("Patient", id).is_none() || !access.reaches_patient(id) {
+        return Err(FhirError::not_found(format!("Patient/{id} is not known")));
+    }
+    let hits: Vec<&Resource> = state
+        .data
+        .compartment(id)
+        .filter(|r| access.allows(r, Operation::Read))
+        .collect();
+    Ok(bundle(
+        state,
+        base,
+        &format!("/Patient/{id}/$everything"),
+        &search,
+        &hits,
+    ))
+}
+
+/// A searchset Bundle for one page of `hits`, with self/next/previous links.
+fn bundle(state: &AppState, base: Base, path: &str, search: &Search, hits: &[&Resource]) -> Value {
+    let root = match base {
+        Base::Protected => state.fhir_base(),
+        Base::Open => state.open_fhir_base(),
+    };
+    let page: Vec<&&Resource> = hits.iter().skip(search.offset).take(search.count).collect();
+    let link = |offset: usize| {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &search.link_params {
+            query.append_pair(k, v);
+        }
+        if offset > 0 {
+            query.append_pair("_offset", &offset.to_string());
+        }
+        let query = query.finish();
+        if query.is_empty() {
+            format!("{root}{path}")
+        } else {
+            format!("{root}{path}?{query}")
+        }
+    };
+    let mut links = vec![json!({"relation": "self", "url": link(search.offset)})];
+    if search.count > 0 && search.offset + search.count < hits.len() {
+        links.push(json!({"relation": "next", "url": link(search.offset + search.count)}));
+    }
+    if search.offset > 0 && search.count > 0 {
+        links.push(json!({"relation": "previous", "url": link(search.offset.saturating_sub(search.count))}));
+    }
+    let mut bundle = json!({
+        "resourceType": "Bundle",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "meta": {"lastUpdated": clock::fhir_instant(clock::now())},
+        "type": "searchset",
+        "total": hits.len(),
+        "link": links,
+    });
+    if !page.is_empty() {
+        bundle["entry"] = page
+            .iter()
+            .map(|r| {
+                json!({
+                    "fullUrl": format!("{root}/{}/{}", r.resource_type, r.id),
+                    "resource": r.json,
+                    "search": {"mode": "match"},
+                })
+            })
+            .collect();
+    }
+    bundle
+}

@@ -1,0 +1,179 @@
+//! The embedded SMART authorization server and FHIR API.
+//!
+//! This module is a library an outsider could lift out: it imports nothing from the rest of
+//! smartnb. Everything reaches it over HTTP, exactly as a real research app would.
+
+pub mod clock;
+pub mod discovery;
+pub mod error;
+pub mod fhir;
+pub mod oauth;
+pub mod scopes;
+pub mod state;
+pub mod store;
+pub mod users;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use state::AppState;
+
+/// Everything that shapes one server instance.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to bind, e.g. `127.0.0.1`.
+    pub host: IpAddr,
+    /// Port to bind; 0 picks a free ephemeral port.
+    pub port: u16,
+    /// Serve `/oauth/debug/*` even when not bound to loopback.
+    pub debug_endpoints: bool,
+    /// Serve `/api/open-fhir`, the unauthenticated copy of the FHIR API.
+    pub open_fhir: bool,
+    /// Lifetime of access tokens in seconds.
+    pub access_lifetime: u64,
+    /// Lifetime of authorization codes in seconds.
+    pub code_lifetime: u64,
+    /// Public base URL; derived from the bound address when `None`.
+    pub public_url: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 9000,
+            debug_endpoints: false,
+            open_fhir: true,
+            access_lifetime: 3600,
+            code_lifetime: 100,
+            public_url: None,
+        }
+    }
+}
+
+impl Config {
+    /// Debug endpoints answer on loopback by default, elsewhere only when asked for.
+    pub fn debug_enabled(&self) -> bool {
+        self.debug_endpoints || self.host.is_loopback()
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source} (is another server already using the port? try --port 0)")]
+    Bind {
+        /// The address that was asked for.
+        addr: SocketAddr,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// `--public-url` is not an absolute http(s) URL.
+    #[error("public URL {0:?} is not an absolute http:// or https:// URL")]
+    PublicUrl(String),
+}
+
+/// A server accepting connections; dropping it does not stop it, `shutdown` does.
+pub struct RunningServer {
+    /// The base URL people use, e.g. `http://localhost:9000`.
+    pub base_url: String,
+    /// The socket address actually bound.
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// The FHIR base, `{base_url}/api/fhir`.
+    pub fn fhir_base(&self) -> String {
+        format!("{}/api/fhir", self.base_url)
+    }
+
+    /// Stop accepting, finish in-flight requests, and wait until the server has stopped.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+
+    /// Wait until the server stops on its own (it only does after `shutdown`).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+
+    /// A handle that stops the server when sent to, for use from a signal handler.
+    pub fn take_shutdown(&mut self) -> Option<oneshot::Sender<()>> {
+        self.shutdown.take()
+    }
+}
+
+/// Bind, build the router and start serving in the background on the current tokio runtime.
+pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
+    let addr = SocketAddr::new(config.host, config.port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let base_url = match &config.public_url {
+        Some(url) => normalise_public_url(url)?,
+        None => derived_base_url(addr),
+    };
+    let state = Arc::new(AppState::new(config, base_url.clone(), addr));
+    let app = router(state);
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let server = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = rx.await;
+        });
+        if let Err(e) = server.await {
+            tracing::error!("server stopped with an error: {e}");
+        }
+    });
+    Ok(RunningServer {
+        base_url,
+        addr,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+/// The whole application: OAuth, discovery and FHIR routes over one shared state.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .merge(oauth::routes())
+        .merge(discovery::routes())
+        .merge(fhir::routes())
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(error::BODY_LIMIT))
+        .with_state(state)
+}
+
+/// Loopback servers call themselves `localhost`, as the seed walkthrough does.
+fn derived_base_url(addr: SocketAddr) -> String {
+    let ip = addr.ip();
+    if ip.is_loopback() || ip.is_unspecified() {
+        format!("http://localhost:{}", addr.port())
+    } else if ip.is_ipv6() {
+        format!("http://[{ip}]:{}", addr.port())
+    } else {
+        format!("http://{ip}:{}", addr.port())
+    }
+}
+
+fn normalise_public_url(url: &str) -> Result<String, StartError> {
+    let parsed = url::Url::parse(url).map_err(|_| StartError::PublicUrl(url.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(StartError::PublicUrl(url.to_string()));
+    }
+    Ok(url.trim_end_matches('/').to_string())
+}

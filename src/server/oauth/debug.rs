@@ -1,0 +1,252 @@
+//! The seed server's token debug endpoints: mint a token for a user without the browser
+//! dance, and look any token up. For development only; off unless on loopback or asked for.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::server::clock;
+use crate::server::error::OAuthError;
+use crate::server::scopes::Scopes;
+use crate::server::state::AppState;
+use crate::server::store::{Approval, StoreError, Token};
+
+use super::{json_object, new_secret};
+
+/// The default approval lifetime: one year.
+pub const APPROVAL_LIFETIME: i64 = 365 * 24 * 3600;
+/// The longest access lifetime accepted: ten years.
+const MAX_LIFETIME: i64 = 10 * APPROVAL_LIFETIME;
+const FIELDS: &[&str] = &[
+    "client_id",
+    "username",
+    "user_name",
+    "patient_id",
+    "access_lifetime",
+    "approval_expires",
+    "scope",
+];
+
+fn unavailable(e: StoreError) -> OAuthError {
+    OAuthError::bad_request("server_error", e.to_string())
+        .with_status(StatusCode::SERVICE_UNAVAILABLE)
+}
+
+fn debug_off() -> OAuthError {
+    OAuthError::bad_request(
+        "not_found",
+        "the debug endpoints are off on this server; start it on a loopback address or with --debug-endpoints",
+    )
+    .with_status(StatusCode::NOT_FOUND)
+}
+
+/// POST /oauth/debug/token: `{"access_token", "refresh_token"}` for a client, user and patient.
+pub async fn token(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, OAuthError> {
+    if !state.config.debug_enabled() {
+        return Err(debug_off());
+    }
+    let m = json_object(body)?;
+    if let Some(unknown) = m.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(OAuthError::invalid_request(format!(
+            "unknown field {unknown:?}; the fields are {}",
+            FIELDS.join(", ")
+        )));
+    }
+    let text = |key: &str| m.get(key).and_then(Value::as_str);
+    let client_id = text("client_id").ok_or_else(|| {
+        OAuthError::bad_request(
+            "no_client",
+            "client_id is missing; register a client first and pass its client_id",
+        )
+    })?;
+    let client = state
+        .store
+        .client(client_id)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| {
+            OAuthError::bad_request(
+                "no_client",
+                format!("no client with id {client_id:?} is registered here"),
+            )
+        })?;
+    let username = text("username")
+        .or_else(|| text("user_name"))
+        .ok_or_else(|| {
+            OAuthError::bad_request(
+                "no_user",
+                "username is missing; the shipped users are daniel-adams and joseph-ross",
+            )
+        })?;
+    let user = state.users.get(username).ok_or_else(|| {
+        OAuthError::bad_request(
+            "no_user",
+            format!("no user {username:?}; the shipped users are daniel-adams and joseph-ross"),
+        )
+    })?;
+    let patient_id = text("patient_id").ok_or_else(|| {
+        OAuthError::bad_request(
+            "no_patient",
+            "patient_id is missing, e.g. \"smart-1288992\"",
+        )
+    })?;
+    if state.data.get("Patient", patient_id).is_none() {
+        return Err(OAuthError::bad_request(
+            "no_patient",
+            format!("no patient with id {patient_id:?}"),
+        ));
+    }
+    if !user.has_patient(patient_id) {
+        let theirs: Vec<&str> = user.patients.iter().map(|p| p.id.as_str()).collect();
+        return Err(OAuthError::bad_request(
+            "no_patient_for_user",
+            format!(
+                "{username} cannot share {patient_id}; their patients are {}",
+                theirs.join(", ")
+            ),
+        ));
+    }
+    let now = clock::now();
+    let lifetime = match m.get("access_lifetime") {
+        None | Some(Value::Null) => state.config.access_lifetime as i64,
+        Some(v) => whole_seconds(v)
+            .filter(|s| (0..=MAX_LIFETIME).contains(s))
+            .ok_or_else(|| OAuthError::bad_request("malformed_lifetime", format!("access_lifetime must be a whole number of seconds from 0 to {MAX_LIFETIME}, not {v}")))?,
+    };
+    let approval_expires = match m.get("approval_expires") {
+        None | Some(Value::Null) => now + APPROVAL_LIFETIME,
+        Some(v) => unix_time(v).ok_or_else(|| {
+            OAuthError::bad_request("malformed_expiration", format!("approval_expires must be a Unix time in seconds (a number, fractions allowed), not {v}"))
+        })?,
+    };
+    let scope = match m.get("scope") {
+        None | Some(Value::Null) => client.scope.clone(),
+        Some(Value::String(s)) => {
+            let wanted = Scopes::parse(s)
+                .map_err(|e| OAuthError::bad_request("invalid_scope", e.to_string()))?;
+            let registered = Scopes::parse(&client.scope).unwrap_or_default();
+            let extra = registered.uncovered(&wanted);
+            if !extra.is_empty() {
+                return Err(OAuthError::bad_request(
+                    "invalid_scope",
+                    format!(
+                        "{} not among the client's registered scopes ({})",
+                        extra.join(" "),
+                        client.scope
+                    ),
+                ));
+            }
+            wanted.to_string()
+        }
+        Some(_) => {
+            return Err(OAuthError::bad_request(
+                "invalid_scope",
+                "scope must be a space-separated string",
+            ))
+        }
+    };
+    let approval = Approval {
+        id: new_secret(),
+        client_id: client.client_id.clone(),
+        username: user.username.clone(),
+        patient_id: patient_id.to_string(),
+        scope: scope.clone(),
+        expires: approval_expires,
+        created: now,
+    };
+    let token = Token {
+        access_token: new_secret(),
+        refresh_token: Some(new_secret()),
+        approval_id: approval.id.clone(),
+        scope,
+        issued_at: now,
+        access_expires: now.saturating_add(lifetime),
+        from_code: None,
+    };
+    state
+        .store
+        .insert_approval(approval)
+        .await
+        .map_err(unavailable)?;
+    state
+        .store
+        .insert_token(token.clone())
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(json!({
+        "access_token": token.access_token,
+        "refresh_token": token.refresh_token,
+    })))
+}
+
+/// GET /oauth/debug/introspect?token=T: everything known about an access or refresh token.
+pub async fn introspect(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, OAuthError> {
+    if !state.config.debug_enabled() {
+        return Err(debug_off());
+    }
+    let token = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| OAuthError::invalid_request("give the token to look up as ?token=…"))?;
+    let store = &state.store;
+    let found = match store.token_by_access(&token).await.map_err(unavailable)? {
+        Some(t) => Some(t),
+        None => store.token_by_refresh(&token).await.map_err(unavailable)?,
+    };
+    let no_token = || {
+        OAuthError::bad_request("no_token", "no access or refresh token matches; it may never have existed, or was revoked or rotated")
+    };
+    let found = found.ok_or_else(no_token)?;
+    let approval = store
+        .approval(&found.approval_id)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(no_token)?;
+    let now = clock::now();
+    Ok(Json(json!({
+        "access_token": found.access_token,
+        "refresh_token": found.refresh_token,
+        "client_id": approval.client_id,
+        "username": approval.username,
+        "patient": approval.patient_id,
+        "scope": found.scope,
+        "security_labels": [],
+        "token_type": "Bearer",
+        "active": found.access_expires > now && approval.expires > now,
+        "access_expires": clock::http_date(found.access_expires),
+        "approval_expires": clock::http_date(approval.expires),
+    })))
+}
+
+fn whole_seconds(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
+                .map(|f| f as i64)
+        }),
+        _ => None,
+    }
+}
+
+fn unix_time(v: &Value) -> Option<i64> {
+    let seconds = match v {
+        Value::Number(n) => n.as_f64()?,
+        Value::String(s) => s.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    (seconds.is_finite() && (0.0..=253_402_300_799.0).contains(&seconds))
+        .then(|| seconds.floor() as i64)
+}

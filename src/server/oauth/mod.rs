@@ -1,0 +1,60 @@
+//! OAuth endpoints: registration (RFC 7591) and the seed's token debug endpoints.
+
+mod debug;
+mod register;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::error::{OAuthError, BODY_LIMIT};
+use super::state::AppState;
+
+/// Routes under `/oauth`.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/oauth/register", post(register::register))
+        .route("/oauth/debug/token", post(debug::token))
+        .route("/oauth/debug/introspect", get(debug::introspect))
+}
+
+/// A fresh random identifier or secret (UUIDv4: 122 random bits).
+pub fn new_secret() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// SHA-256 of a secret, which is all the store keeps of client secrets.
+pub fn sha256(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// The request body as a JSON object, or an error saying what to fix.
+pub fn json_object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, OAuthError> {
+    let bytes = body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            OAuthError::invalid_request(format!(
+                "the request body is larger than {} KiB",
+                BODY_LIMIT / 1024
+            ))
+            .with_status(status)
+        } else {
+            OAuthError::invalid_request(format!("the request body could not be read: {rejection}"))
+        }
+    })?;
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(OAuthError::invalid_request(
+            "the body must be a JSON object, e.g. {\"client_name\": \"My App\", ...}",
+        )),
+        Err(e) => Err(OAuthError::invalid_request(format!(
+            "the body is not valid JSON ({e}); send a JSON object with Content-Type: application/json"
+        ))),
+    }
+}

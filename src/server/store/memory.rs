@@ -1,0 +1,182 @@
+//! The in-memory store: ephemeral, like the seed's demo server.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use super::{Approval, AuthCode, Client, Redeemed, Store, StoreResult, Token};
+
+#[derive(Default)]
+struct Tables {
+    clients: HashMap<String, Client>,
+    approvals: HashMap<String, Approval>,
+    /// Token pairs by access token.
+    tokens: HashMap<String, Token>,
+    /// Refresh token -> access token.
+    refresh_index: HashMap<String, String>,
+    /// Codes with a flag saying whether they were redeemed.
+    codes: HashMap<String, (AuthCode, bool)>,
+}
+
+impl Tables {
+    fn remove_token(&mut self, access_token: &str) -> Option<Token> {
+        let token = self.tokens.remove(access_token)?;
+        if let Some(refresh) = &token.refresh_token {
+            self.refresh_index.remove(refresh);
+        }
+        Some(token)
+    }
+
+    fn put_token(&mut self, token: Token) {
+        if let Some(refresh) = &token.refresh_token {
+            self.refresh_index
+                .insert(refresh.clone(), token.access_token.clone());
+        }
+        self.tokens.insert(token.access_token.clone(), token);
+    }
+}
+
+/// All state in one mutex-guarded set of maps; every operation is short and atomic.
+#[derive(Default)]
+pub struct MemoryStore {
+    tables: Mutex<Tables>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Tables> {
+        // A panic while holding the lock cannot leave the maps half-written (every
+        // operation below is a sequence of infallible map calls), so poisoning is ignored.
+        self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn insert_client(&self, client: Client) -> StoreResult<()> {
+        self.lock().clients.insert(client.client_id.clone(), client);
+        Ok(())
+    }
+
+    async fn client(&self, client_id: &str) -> StoreResult<Option<Client>> {
+        Ok(self.lock().clients.get(client_id).cloned())
+    }
+
+    async fn client_count(&self) -> StoreResult<usize> {
+        Ok(self.lock().clients.len())
+    }
+
+    async fn insert_approval(&self, approval: Approval) -> StoreResult<()> {
+        self.lock().approvals.insert(approval.id.clone(), approval);
+        Ok(())
+    }
+
+    async fn approval(&self, id: &str) -> StoreResult<Option<Approval>> {
+        Ok(self.lock().approvals.get(id).cloned())
+    }
+
+    async fn approvals_for_user(&self, username: &str) -> StoreResult<Vec<Approval>> {
+        let mut list: Vec<Approval> = self
+            .lock()
+            .approvals
+            .values()
+            .filter(|a| a.username == username)
+            .cloned()
+            .collect();
+        list.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+        Ok(list)
+    }
+
+    async fn delete_approval(&self, id: &str) -> StoreResult<()> {
+        let mut tables = self.lock();
+        tables.approvals.remove(id);
+        let doomed: Vec<String> = tables
+            .tokens
+            .values()
+            .filter(|t| t.approval_id == id)
+            .map(|t| t.access_token.clone())
+            .collect();
+        for access in doomed {
+            tables.remove_token(&access);
+        }
+        tables.codes.retain(|_, (code, _)| code.approval_id != id);
+        Ok(())
+    }
+
+    async fn insert_token(&self, token: Token) -> StoreResult<()> {
+        self.lock().put_token(token);
+        Ok(())
+    }
+
+    async fn token_by_access(&self, access_token: &str) -> StoreResult<Option<Token>> {
+        Ok(self.lock().tokens.get(access_token).cloned())
+    }
+
+    async fn token_by_refresh(&self, refresh_token: &str) -> StoreResult<Option<Token>> {
+        let tables = self.lock();
+        Ok(tables
+            .refresh_index
+            .get(refresh_token)
+            .and_then(|access| tables.tokens.get(access))
+            .cloned())
+    }
+
+    async fn rotate_token(&self, old_refresh: &str, new: Token) -> StoreResult<bool> {
+        let mut tables = self.lock();
+        let Some(access) = tables.refresh_index.get(old_refresh).cloned() else {
+            return Ok(false);
+        };
+        tables.remove_token(&access);
+        tables.put_token(new);
+        Ok(true)
+    }
+
+    async fn revoke_token(&self, token: &str) -> StoreResult<bool> {
+        let mut tables = self.lock();
+        let access = match tables.refresh_index.get(token) {
+            Some(access) => access.clone(),
+            None => token.to_string(),
+        };
+        Ok(tables.remove_token(&access).is_some())
+    }
+
+    async fn revoke_tokens_from_code(&self, code: &str) -> StoreResult<()> {
+        let mut tables = self.lock();
+        let doomed: Vec<String> = tables
+            .tokens
+            .values()
+            .filter(|t| t.from_code.as_deref() == Some(code))
+            .map(|t| t.access_token.clone())
+            .collect();
+        for access in doomed {
+            tables.remove_token(&access);
+        }
+        Ok(())
+    }
+
+    async fn token_count(&self) -> StoreResult<usize> {
+        Ok(self.lock().tokens.len())
+    }
+
+    async fn insert_code(&self, code: AuthCode) -> StoreResult<()> {
+        self.lock().codes.insert(code.code.clone(), (code, false));
+        Ok(())
+    }
+
+    async fn redeem_code(&self, code: &str) -> StoreResult<Redeemed> {
+        let mut tables = self.lock();
+        Ok(match tables.codes.get_mut(code) {
+            None => Redeemed::Unknown,
+            Some((record, used)) if *used => Redeemed::Replayed(record.clone()),
+            Some((record, used)) => {
+                *used = true;
+                Redeemed::Fresh(record.clone())
+            }
+        })
+    }
+}

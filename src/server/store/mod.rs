@@ -1,0 +1,151 @@
+//! What the server remembers: clients, approvals, authorization codes and tokens.
+//!
+//! One trait, so the in-memory backend (the default, ephemeral like the seed's demo) and
+//! durable backends share every caller.
+
+mod memory;
+
+pub use memory::MemoryStore;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// A registered OAuth client (RFC 7591).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Client {
+    /// The client's id, a UUIDv4.
+    pub client_id: String,
+    /// SHA-256 of the client secret; `None` for a public client.
+    pub secret_sha256: Option<[u8; 32]>,
+    /// Human-readable name shown on the consent page.
+    pub client_name: String,
+    /// Exact redirect URIs the client may use.
+    pub redirect_uris: Vec<String>,
+    /// Space-separated scopes the client may ask for.
+    pub scope: String,
+    /// `client_secret_basic`, `client_secret_post` or `none`.
+    pub token_endpoint_auth_method: String,
+    /// Grant types the client may use.
+    pub grant_types: Vec<String>,
+    /// Unix time of registration.
+    pub issued_at: i64,
+    /// Optional RFC 7591 metadata echoed back as given (client_uri, logo_uri, contacts, …).
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A participant's standing permission for one client to read one patient.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Approval {
+    /// Opaque id.
+    pub id: String,
+    /// The client that was approved.
+    pub client_id: String,
+    /// The user who approved.
+    pub username: String,
+    /// The patient whose data is shared.
+    pub patient_id: String,
+    /// Scopes granted, space-separated.
+    pub scope: String,
+    /// Unix time after which no token from this approval works.
+    pub expires: i64,
+    /// Unix time the approval was given.
+    pub created: i64,
+}
+
+/// A pair of access and refresh token issued under an approval.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Token {
+    /// The bearer token.
+    pub access_token: String,
+    /// The refresh token, when offline or online access was granted.
+    pub refresh_token: Option<String>,
+    /// The approval this token lives under.
+    pub approval_id: String,
+    /// Scopes of this token (a subset of the approval's).
+    pub scope: String,
+    /// Unix time the access token was issued.
+    pub issued_at: i64,
+    /// Unix time after which the access token stops working.
+    pub access_expires: i64,
+    /// The authorization code this token came from, if any (for replay revocation).
+    pub from_code: Option<String>,
+}
+
+/// An authorization code waiting to be exchanged.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AuthCode {
+    /// The code itself.
+    pub code: String,
+    /// The approval behind it.
+    pub approval_id: String,
+    /// The redirect URI of the authorize request; the token request must repeat it.
+    pub redirect_uri: String,
+    /// Scopes granted for this code.
+    pub scope: String,
+    /// PKCE S256 challenge, when one was sent.
+    pub code_challenge: Option<String>,
+    /// Unix time after which the code cannot be exchanged.
+    pub expires: i64,
+}
+
+/// What happened when a code was redeemed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Redeemed {
+    /// First use: here is the code.
+    Fresh(AuthCode),
+    /// The code had been redeemed before: a replay.
+    Replayed(AuthCode),
+    /// No such code.
+    Unknown,
+}
+
+/// Storage failures a backend can report.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend could not do what was asked.
+    #[error("the server's store failed: {0}")]
+    Backend(String),
+}
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The server's memory. Every method is atomic on its own.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Save a newly registered client.
+    async fn insert_client(&self, client: Client) -> StoreResult<()>;
+    /// Look a client up by id.
+    async fn client(&self, client_id: &str) -> StoreResult<Option<Client>>;
+    /// How many clients are registered.
+    async fn client_count(&self) -> StoreResult<usize>;
+
+    /// Save an approval.
+    async fn insert_approval(&self, approval: Approval) -> StoreResult<()>;
+    /// Look an approval up by id.
+    async fn approval(&self, id: &str) -> StoreResult<Option<Approval>>;
+    /// Every approval a user has given, newest first.
+    async fn approvals_for_user(&self, username: &str) -> StoreResult<Vec<Approval>>;
+    /// Delete an approval and every token and code under it.
+    async fn delete_approval(&self, id: &str) -> StoreResult<()>;
+
+    /// Save a token pair.
+    async fn insert_token(&self, token: Token) -> StoreResult<()>;
+    /// Find a token pair by its access token.
+    async fn token_by_access(&self, access_token: &str) -> StoreResult<Option<Token>>;
+    /// Find a token pair by its refresh token.
+    async fn token_by_refresh(&self, refresh_token: &str) -> StoreResult<Option<Token>>;
+    /// Replace the pair holding `old_refresh` with `new`, atomically; false if it was gone.
+    async fn rotate_token(&self, old_refresh: &str, new: Token) -> StoreResult<bool>;
+    /// Delete the pair holding this access or refresh token; true if one was deleted.
+    async fn revoke_token(&self, token: &str) -> StoreResult<bool>;
+    /// Delete every token issued from this authorization code.
+    async fn revoke_tokens_from_code(&self, code: &str) -> StoreResult<()>;
+    /// How many token pairs are live.
+    async fn token_count(&self) -> StoreResult<usize>;
+
+    /// Save an authorization code.
+    async fn insert_code(&self, code: AuthCode) -> StoreResult<()>;
+    /// Mark a code used and say whether this was its first use.
+    async fn redeem_code(&self, code: &str) -> StoreResult<Redeemed>;
+}

@@ -1,0 +1,110 @@
+//! The shipped participants: who they are, their hashed passwords, and whose charts they see.
+
+use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use serde::Deserialize;
+
+/// How a user relates to a patient they can share.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum Relation {
+    /// The user is the patient.
+    #[serde(rename = "self")]
+    Own,
+    /// The user represents the patient (a parent, a proxy).
+    Represented,
+}
+
+/// One patient a user can share.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PatientLink {
+    /// The FHIR Patient id.
+    pub id: String,
+    /// How the user relates to the patient.
+    pub relation: Relation,
+}
+
+/// A portal user.
+#[derive(Debug, Clone, Deserialize)]
+pub struct User {
+    /// Login name.
+    pub username: String,
+    /// Name to greet with.
+    pub display_name: String,
+    /// Argon2id PHC string; the clear password is never stored.
+    password_argon2: String,
+    /// Patients this user may share.
+    pub patients: Vec<PatientLink>,
+}
+
+impl User {
+    /// Whether the user may share this patient.
+    pub fn has_patient(&self, patient_id: &str) -> bool {
+        self.patients.iter().any(|p| p.id == patient_id)
+    }
+
+    /// Check a password against the stored hash (argon2 compares in constant time).
+    pub fn verify_password(&self, password: &str) -> bool {
+        match PasswordHash::new(&self.password_argon2) {
+            Ok(hash) => Argon2::default()
+                .verify_password(password.as_bytes(), &hash)
+                .is_ok(),
+            Err(_) => false,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct UserFile {
+    users: Vec<User>,
+}
+
+/// The fixture users, compiled into the binary.
+#[derive(Debug, Clone)]
+pub struct Users {
+    users: Vec<User>,
+}
+
+impl Users {
+    /// Load the shipped users.
+    pub fn shipped() -> Self {
+        let file: UserFile = serde_json::from_str(include_str!("users.json"))
+            .expect("src/server/users.json is valid (checked by tests)");
+        Users { users: file.users }
+    }
+
+    /// Find a user by login name.
+    pub fn get(&self, username: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.username == username)
+    }
+
+    /// Every user, in file order.
+    pub fn all(&self) -> &[User] {
+        &self.users
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_passwords_verify_and_wrong_ones_do_not() {
+        let users = Users::shipped();
+        for name in ["daniel-adams", "joseph-ross"] {
+            let user = users.get(name).expect("fixture user");
+            assert!(user.verify_password("demo-password"));
+            assert!(!user.verify_password("demo-passwore"));
+            assert!(!user.verify_password(""));
+        }
+    }
+
+    #[test]
+    fn daniel_shares_himself_and_amy() {
+        let users = Users::shipped();
+        let daniel = users.get("daniel-adams").unwrap();
+        assert!(daniel.has_patient("smart-1288992"));
+        assert!(daniel.has_patient("smart-1032702"));
+        assert!(!daniel.has_patient("smart-1081332"));
+        assert_eq!(daniel.patients[1].relation, Relation::Represented);
+    }
+}
