@@ -14,6 +14,12 @@ use super::state::AppState;
 
 /// SMART capabilities that work on this server, and only those.
 pub const CAPABILITIES: &[&str] = &[
+    "launch-standalone",
+    "authorize-post",
+    "client-public",
+    "client-confidential-symmetric",
+    "context-standalone-patient",
+    "permission-offline",
     "permission-patient",
     "permission-user",
     "permission-v1",
@@ -24,7 +30,6 @@ pub const CAPABILITIES: &[&str] = &[
 pub const SCOPES_SUPPORTED: &[&str] = &[
     "launch/patient",
     "offline_access",
-    "online_access",
     "patient/*.read",
     "patient/*.rs",
     "user/*.read",

@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod error;
 pub mod fhir;
 pub mod oauth;
+pub mod pages;
 pub mod scopes;
 pub mod state;
 pub mod store;
@@ -150,6 +151,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(oauth::routes())
+        .merge(pages::routes())
         .merge(discovery::routes())
         .merge(fhir::routes())
         .fallback(error::not_found)

@@ -154,6 +154,31 @@ impl Scopes {
     }
 }
 
+impl Scopes {
+    /// The same scopes confined to these resource types: a specific scope for another type
+    /// is dropped, and a `*` scope is spelled out per kept type (unless every type in
+    /// `all_types` is kept, when it stays as it was).
+    pub fn restrict_types(&self, keep: &[&str], all_types: &[&str]) -> Scopes {
+        let everything = all_types.iter().all(|t| keep.contains(t));
+        let mut out = Vec::new();
+        for (scope, raw) in self.items.iter().zip(&self.raw) {
+            match scope {
+                Scope::Resource(r) if r.resource_type.is_none() && !everything => {
+                    let (prefix, rest) = raw.split_once("/*").unwrap_or((raw, ""));
+                    out.extend(keep.iter().map(|t| format!("{prefix}/{t}{rest}")));
+                }
+                Scope::Resource(r) => {
+                    if r.resource_type.as_deref().is_none_or(|t| keep.contains(&t)) {
+                        out.push(raw.clone());
+                    }
+                }
+                Scope::Other(_) => out.push(raw.clone()),
+            }
+        }
+        Scopes::parse(&out.join(" ")).unwrap_or_default()
+    }
+}
+
 fn parse_token(token: &str) -> Result<Scope, ScopeError> {
     let allowed = |c: char| c == '!' || ('#'..='[').contains(&c) || (']'..='~').contains(&c);
     if !token.chars().all(allowed) {
@@ -314,6 +339,24 @@ mod tests {
             Scopes::parse("caf\u{e9}"),
             Err(ScopeError::BadCharacter(_))
         ));
+    }
+
+    #[test]
+    fn restricting_types_spells_out_wildcards() {
+        let all = ["Patient", "Observation", "Condition"];
+        let s = Scopes::parse("launch/patient patient/*.read patient/Condition.rs offline_access")
+            .unwrap();
+        assert_eq!(
+            s.restrict_types(&["Patient", "Observation"], &all)
+                .to_string(),
+            "launch/patient patient/Patient.read patient/Observation.read offline_access"
+        );
+        assert_eq!(s.restrict_types(&all, &all).to_string(), s.to_string());
+        let v2 = Scopes::parse("patient/*.rs?category=laboratory").unwrap();
+        assert_eq!(
+            v2.restrict_types(&["Observation"], &all).to_string(),
+            "patient/Observation.rs?category=laboratory"
+        );
     }
 
     #[test]

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::fhir::data::DataStore;
+use super::oauth::pending::Pending;
+use super::pages::session::Sessions;
 use super::store::{MemoryStore, Store};
 use super::users::Users;
 use super::Config;
@@ -22,6 +24,10 @@ pub struct AppState {
     pub users: Users,
     /// The bundled FHIR charts.
     pub data: DataStore,
+    /// Browser sessions of the portal pages.
+    pub sessions: Sessions,
+    /// Authorize requests waiting for the participant.
+    pub pending: Pending,
 }
 
 impl AppState {
@@ -34,6 +40,8 @@ impl AppState {
             store: Arc::new(MemoryStore::new()),
             users: Users::shipped(),
             data: DataStore::shipped(),
+            sessions: Sessions::default(),
+            pending: Pending::default(),
         }
     }
 
@@ -45,6 +53,30 @@ impl AppState {
     /// `{base}/api/open-fhir`.
     pub fn open_fhir_base(&self) -> String {
         format!("{}/api/open-fhir", self.base_url)
+    }
+
+    /// Whether `aud` names this server's FHIR base (a loopback server also answers to
+    /// 127.0.0.1 and [::1] for the `localhost` in its URL).
+    pub fn is_own_fhir_base(&self, aud: &str) -> bool {
+        let aud = aud.trim_end_matches('/');
+        let base = self.fhir_base();
+        if aud == base {
+            return true;
+        }
+        let port = self.addr.port();
+        self.config.public_url.is_none()
+            && self.addr.ip().is_loopback()
+            && [
+                format!("http://127.0.0.1:{port}/api/fhir"),
+                format!("http://[::1]:{port}/api/fhir"),
+            ]
+            .iter()
+            .any(|alias| alias == aud)
+    }
+
+    /// Whether cookies need the Secure flag (the public URL is https).
+    pub fn secure_cookies(&self) -> bool {
+        self.base_url.starts_with("https://")
     }
 
     /// An absolute URL on this server for a path starting with `/`.

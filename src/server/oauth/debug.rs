@@ -14,9 +14,8 @@ use crate::server::clock;
 use crate::server::error::OAuthError;
 use crate::server::scopes::Scopes;
 use crate::server::state::AppState;
-use crate::server::store::{Approval, StoreError, Token};
 
-use super::{json_object, new_secret};
+use super::{grants, json_object, store_failed};
 
 /// The default approval lifetime: one year.
 pub const APPROVAL_LIFETIME: i64 = 365 * 24 * 3600;
@@ -31,11 +30,6 @@ const FIELDS: &[&str] = &[
     "approval_expires",
     "scope",
 ];
-
-fn unavailable(e: StoreError) -> OAuthError {
-    OAuthError::bad_request("server_error", e.to_string())
-        .with_status(StatusCode::SERVICE_UNAVAILABLE)
-}
 
 fn debug_off() -> OAuthError {
     OAuthError::bad_request(
@@ -71,7 +65,7 @@ pub async fn token(
         .store
         .client(client_id)
         .await
-        .map_err(unavailable)?
+        .map_err(store_failed)?
         .ok_or_else(|| {
             OAuthError::bad_request(
                 "no_client",
@@ -153,34 +147,26 @@ pub async fn token(
             ))
         }
     };
-    let approval = Approval {
-        id: new_secret(),
-        client_id: client.client_id.clone(),
-        username: user.username.clone(),
-        patient_id: patient_id.to_string(),
-        scope: scope.clone(),
-        expires: approval_expires,
-        created: now,
-    };
-    let token = Token {
-        access_token: new_secret(),
-        refresh_token: Some(new_secret()),
-        approval_id: approval.id.clone(),
-        scope,
-        issued_at: now,
-        access_expires: now.saturating_add(lifetime),
-        from_code: None,
-    };
-    state
-        .store
-        .insert_approval(approval)
-        .await
-        .map_err(unavailable)?;
-    state
-        .store
-        .insert_token(token.clone())
-        .await
-        .map_err(unavailable)?;
+    let approval = grants::approve(
+        &state,
+        &client.client_id,
+        &user.username,
+        patient_id,
+        &scope,
+        approval_expires,
+    )
+    .await?;
+    let token = grants::issue(
+        &state,
+        grants::TokenRequest {
+            approval_id: &approval.id,
+            scope: &scope,
+            lifetime,
+            force_refresh: true,
+            from_code: None,
+        },
+    )
+    .await?;
     Ok(Json(json!({
         "access_token": token.access_token,
         "refresh_token": token.refresh_token,
@@ -201,9 +187,9 @@ pub async fn introspect(
         .filter(|t| !t.is_empty())
         .ok_or_else(|| OAuthError::invalid_request("give the token to look up as ?token=…"))?;
     let store = &state.store;
-    let found = match store.token_by_access(&token).await.map_err(unavailable)? {
+    let found = match store.token_by_access(&token).await.map_err(store_failed)? {
         Some(t) => Some(t),
-        None => store.token_by_refresh(&token).await.map_err(unavailable)?,
+        None => store.token_by_refresh(&token).await.map_err(store_failed)?,
     };
     let no_token = || {
         OAuthError::bad_request("no_token", "no access or refresh token matches; it may never have existed, or was revoked or rotated")
@@ -212,7 +198,7 @@ pub async fn introspect(
     let approval = store
         .approval(&found.approval_id)
         .await
-        .map_err(unavailable)?
+        .map_err(store_failed)?
         .ok_or_else(no_token)?;
     let now = clock::now();
     Ok(Json(json!({

@@ -1,7 +1,15 @@
 //! OAuth endpoints: registration (RFC 7591) and the seed's token debug endpoints.
 
+pub mod authorize;
+pub mod client_auth;
 mod debug;
-mod register;
+pub mod form;
+pub mod grants;
+mod introspect;
+pub mod pending;
+pub mod register;
+mod revoke;
+mod token;
 
 use std::sync::Arc;
 
@@ -20,8 +28,21 @@ use super::state::AppState;
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/oauth/register", post(register::register))
+        .route(
+            "/oauth/authorize",
+            get(authorize::authorize_get).post(authorize::authorize_post),
+        )
+        .route("/oauth/token", post(token::token))
+        .route("/oauth/introspect", post(introspect::introspect))
+        .route("/oauth/revoke", post(revoke::revoke))
         .route("/oauth/debug/token", post(debug::token))
         .route("/oauth/debug/introspect", get(debug::introspect))
+}
+
+/// A store failure, as the 503 a client can retry.
+pub fn store_failed(e: crate::server::store::StoreError) -> OAuthError {
+    OAuthError::bad_request("temporarily_unavailable", e.to_string())
+        .with_status(StatusCode::SERVICE_UNAVAILABLE)
 }
 
 /// A fresh random identifier or secret (UUIDv4: 122 random bits).

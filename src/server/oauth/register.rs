@@ -16,7 +16,7 @@ use crate::server::scopes::{Context, Scopes};
 use crate::server::state::AppState;
 use crate::server::store::Client;
 
-use super::{json_object, new_secret, sha256};
+use super::{json_object, new_secret, sha256, store_failed};
 
 /// The scope the seed walkthrough registers with, used when a client names none.
 pub const DEFAULT_SCOPE: &str = "launch/patient patient/*.read offline_access";
@@ -56,10 +56,7 @@ pub async fn register(
         .store
         .insert_client(client.clone())
         .await
-        .map_err(|e| {
-            OAuthError::bad_request("server_error", e.to_string())
-                .with_status(StatusCode::SERVICE_UNAVAILABLE)
-        })?;
+        .map_err(store_failed)?;
     let mut body = json!({
         "client_id": client.client_id,
         "client_id_issued_at": client.issued_at,

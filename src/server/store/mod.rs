@@ -78,8 +78,10 @@ pub struct AuthCode {
     pub code: String,
     /// The approval behind it.
     pub approval_id: String,
-    /// The redirect URI of the authorize request; the token request must repeat it.
+    /// The redirect URI the code was sent to.
     pub redirect_uri: String,
+    /// Whether the authorize request named it (then the token request must repeat it).
+    pub redirect_uri_given: bool,
     /// Scopes granted for this code.
     pub scope: String,
     /// PKCE S256 challenge, when one was sent.

@@ -1,0 +1,265 @@
+//! GET|POST /oauth/authorize: check the request, then hand the participant to the pages.
+//!
+//! Errors before the client and redirect URI are trusted get an HTML page, never a redirect
+//! (RFC 6749 §4.1.2.1); later errors go back to the client with the exact `state`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::server::clock;
+use crate::server::pages::{error_page, see_other};
+use crate::server::scopes::{Context, Scopes};
+use crate::server::state::AppState;
+use crate::server::store::Client;
+
+use super::form::Form;
+use super::pending::PendingAuthorization;
+use super::token::is_pkce_value;
+
+/// GET /oauth/authorize?….
+pub async fn authorize_get(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    authorize(&state, query.unwrap_or_default().as_bytes()).await
+}
+
+/// POST /oauth/authorize with a form body.
+pub async fn authorize_post(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match body {
+        Ok(bytes) => authorize(&state, &bytes).await,
+        Err(e) => untrusted(&format!("The request body could not be read: {e}")),
+    }
+}
+
+fn untrusted(message: &str) -> Response {
+    error_page(
+        StatusCode::BAD_REQUEST,
+        "This sign-in link is not valid",
+        message,
+        "The app that sent you here built a wrong link. Tell its developers; there is nothing to fix on your side.",
+    )
+}
+
+/// Send the participant back to the client with these parameters.
+pub fn redirect_to_client(
+    redirect_uri: &str,
+    params: &[(&str, &str)],
+    status: StatusCode,
+) -> Response {
+    let location = match url::Url::parse(redirect_uri) {
+        Ok(mut url) => {
+            {
+                let mut query = url.query_pairs_mut();
+                for (k, v) in params {
+                    query.append_pair(k, v);
+                }
+            }
+            url.to_string()
+        }
+        Err(_) => return untrusted("The app's redirect address is not a valid URI."),
+    };
+    let mut response = (status, [(header::CACHE_CONTROL, "no-store")]).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// An error for the client, carried on the redirect with the exact state.
+fn client_error(
+    redirect_uri: &str,
+    state: Option<&str>,
+    code: &str,
+    description: &str,
+) -> Response {
+    let mut params = vec![("error", code), ("error_description", description)];
+    if let Some(state) = state {
+        params.push(("state", state));
+    }
+    redirect_to_client(redirect_uri, &params, StatusCode::FOUND)
+}
+
+async fn authorize(state: &AppState, raw: &[u8]) -> Response {
+    let form = match Form::from_pairs(form_urlencoded::parse(raw).into_owned()) {
+        Ok(form) => form,
+        Err(e) => return untrusted(&e.description),
+    };
+    let Some(client_id) = form.get("client_id") else {
+        return untrusted("The link has no client_id.");
+    };
+    let client = match state.store.client(client_id).await {
+        Ok(Some(client)) => client,
+        Ok(None) => {
+            return untrusted(&format!(
+                "No app with client_id {client_id} is registered here."
+            ))
+        }
+        Err(e) => {
+            return error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Try again shortly",
+                &e.to_string(),
+                "",
+            )
+        }
+    };
+    let (redirect_uri, given) = match trusted_redirect(&client, form.get("redirect_uri")) {
+        Ok(found) => found,
+        Err(message) => return untrusted(&message),
+    };
+    let client_state = form.get("state");
+    match check(state, &client, &form) {
+        Err((code, description)) => client_error(&redirect_uri, client_state, code, &description),
+        Ok(scope) => {
+            let Some(client_state) = client_state else {
+                return client_error(&redirect_uri, None, "invalid_request", "state is required (SMART App Launch): send an unguessable value and check it on return");
+            };
+            let request = PendingAuthorization {
+                id: uuid::Uuid::new_v4().simple().to_string(),
+                client_id: client.client_id.clone(),
+                redirect_uri,
+                redirect_uri_given: given,
+                scope,
+                state: client_state.to_string(),
+                code_challenge: form.get("code_challenge").map(str::to_string),
+                username: None,
+                patient_id: None,
+                created: clock::now(),
+            };
+            let location = format!("/oauth/consent?request={}", request.id);
+            state.pending.insert(request);
+            see_other(&location, None)
+        }
+    }
+}
+
+/// The redirect URI to answer on: the given one if registered exactly, or the only one.
+fn trusted_redirect(client: &Client, given: Option<&str>) -> Result<(String, bool), String> {
+    match given {
+        Some(uri) if client.redirect_uris.iter().any(|r| r == uri) => Ok((uri.to_string(), true)),
+        Some(uri) => Err(format!(
+            "The redirect_uri {uri} is not one this app registered; it must match a registered URI exactly."
+        )),
+        None if client.redirect_uris.len() == 1 => Ok((client.redirect_uris[0].clone(), false)),
+        None => Err("The link has no redirect_uri, and this app registered several.".to_string()),
+    }
+}
+
+/// Every rule a trusted client's request must meet; the scope to ask consent for.
+fn check(state: &AppState, client: &Client, form: &Form) -> Result<String, (&'static str, String)> {
+    match form.get("response_type") {
+        Some("code") => {}
+        Some(other) => {
+            return Err((
+                "unsupported_response_type",
+                format!("response_type {other:?} is not supported; use code"),
+            ))
+        }
+        None => {
+            return Err((
+                "invalid_request",
+                "response_type is missing; use response_type=code".to_string(),
+            ))
+        }
+    }
+    if !client.grant_types.iter().any(|g| g == "authorization_code") {
+        return Err((
+            "unauthorized_client",
+            "this client did not register the authorization_code grant".to_string(),
+        ));
+    }
+    let aud = form.get("aud").ok_or((
+        "invalid_request",
+        format!(
+            "aud is missing; set it to the FHIR base URL {}",
+            state.fhir_base()
+        ),
+    ))?;
+    if !state.is_own_fhir_base(aud) {
+        return Err((
+            "invalid_request",
+            format!(
+                "aud {aud:?} is not this server's FHIR base; use {}",
+                state.fhir_base()
+            ),
+        ));
+    }
+    let text = form.get("scope").ok_or((
+        "invalid_scope",
+        "scope is missing; ask for e.g. launch/patient patient/*.read".to_string(),
+    ))?;
+    let wanted = Scopes::parse(text).map_err(|e| ("invalid_scope", e.to_string()))?;
+    let registered = Scopes::parse(&client.scope).unwrap_or_default();
+    let extra = registered.uncovered(&wanted);
+    if !extra.is_empty() {
+        return Err((
+            "invalid_scope",
+            format!(
+                "{} not among the app's registered scopes ({})",
+                extra.join(" "),
+                client.scope
+            ),
+        ));
+    }
+    if wanted
+        .resource_scopes()
+        .any(|s| s.context == Context::System)
+    {
+        return Err((
+            "invalid_scope",
+            "system/ scopes cannot be granted by a person".to_string(),
+        ));
+    }
+    match (
+        form.get("code_challenge"),
+        form.get("code_challenge_method"),
+    ) {
+        (Some(challenge), Some("S256")) => {
+            if !is_pkce_value(challenge) {
+                return Err(("invalid_request", "code_challenge must be the 43-character BASE64URL SHA-256 of the code_verifier".to_string()));
+            }
+        }
+        (_, Some("plain")) => {
+            return Err((
+                "invalid_request",
+                "code_challenge_method plain is not allowed; use S256".to_string(),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err((
+                "invalid_request",
+                "code_challenge_method was sent without code_challenge".to_string(),
+            ))
+        }
+        (_, Some(other)) => {
+            return Err((
+                "invalid_request",
+                format!("code_challenge_method {other:?} is not supported; use S256"),
+            ))
+        }
+        (Some(_), None) => {
+            return Err((
+                "invalid_request",
+                "code_challenge_method is missing; send code_challenge_method=S256".to_string(),
+            ))
+        }
+        (None, None) if client.secret_sha256.is_none() => {
+            return Err((
+                "invalid_request",
+                "public clients must use PKCE: send code_challenge and code_challenge_method=S256"
+                    .to_string(),
+            ))
+        }
+        (None, None) => {}
+    }
+    Ok(wanted.to_string())
+}

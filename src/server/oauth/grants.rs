@@ -1,0 +1,80 @@
+//! Issuing approvals, codes and tokens: the one place where credentials are minted.
+
+use crate::server::clock;
+use crate::server::scopes::Scopes;
+use crate::server::state::AppState;
+use crate::server::store::{Approval, Token};
+
+use super::{new_secret, store_failed};
+use crate::server::error::OAuthError;
+
+/// Save a new approval for a client, user and patient.
+pub async fn approve(
+    state: &AppState,
+    client_id: &str,
+    username: &str,
+    patient_id: &str,
+    scope: &str,
+    expires: i64,
+) -> Result<Approval, OAuthError> {
+    let approval = Approval {
+        id: new_secret(),
+        client_id: client_id.to_string(),
+        username: username.to_string(),
+        patient_id: patient_id.to_string(),
+        scope: scope.to_string(),
+        expires,
+        created: clock::now(),
+    };
+    state
+        .store
+        .insert_approval(approval.clone())
+        .await
+        .map_err(store_failed)?;
+    Ok(approval)
+}
+
+/// What a new token pair should look like.
+pub struct TokenRequest<'a> {
+    /// The approval it lives under.
+    pub approval_id: &'a str,
+    /// Its scopes.
+    pub scope: &'a str,
+    /// Seconds until the access token expires.
+    pub lifetime: i64,
+    /// Issue a refresh token even without offline_access/online_access (the seed's debug
+    /// endpoint always did).
+    pub force_refresh: bool,
+    /// The authorization code it is exchanged for, if any.
+    pub from_code: Option<&'a str>,
+}
+
+impl TokenRequest<'_> {
+    /// Build the token pair, with fresh random values.
+    pub fn build(&self) -> Token {
+        let now = clock::now();
+        let scopes = Scopes::parse(self.scope).unwrap_or_default();
+        let refresh =
+            self.force_refresh || scopes.has("offline_access") || scopes.has("online_access");
+        Token {
+            access_token: new_secret(),
+            refresh_token: refresh.then(new_secret),
+            approval_id: self.approval_id.to_string(),
+            scope: self.scope.to_string(),
+            issued_at: now,
+            access_expires: now.saturating_add(self.lifetime),
+            from_code: self.from_code.map(str::to_string),
+        }
+    }
+}
+
+/// Mint and save a token pair.
+pub async fn issue(state: &AppState, request: TokenRequest<'_>) -> Result<Token, OAuthError> {
+    let token = request.build();
+    state
+        .store
+        .insert_token(token.clone())
+        .await
+        .map_err(store_failed)?;
+    Ok(token)
+}

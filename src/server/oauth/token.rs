@@ -1,0 +1,276 @@
+//! POST /oauth/token: the authorization_code and refresh_token grants (RFC 6749, RFC 7636).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::server::clock;
+use crate::server::error::OAuthError;
+use crate::server::scopes::Scopes;
+use crate::server::state::AppState;
+use crate::server::store::{Approval, Client, Redeemed, Token};
+
+use super::client_auth::authenticate;
+use super::form::Form;
+use super::grants::{self, TokenRequest};
+use super::store_failed;
+
+fn invalid_grant(description: impl Into<String>) -> OAuthError {
+    OAuthError::bad_request("invalid_grant", description)
+}
+
+/// Exchange a grant for tokens.
+pub async fn token(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, OAuthError> {
+    let form = Form::parse(body)?;
+    let grant_type = form.require(
+        "grant_type",
+        "use grant_type=authorization_code or grant_type=refresh_token",
+    )?;
+    if !matches!(grant_type, "authorization_code" | "refresh_token") {
+        return Err(OAuthError::bad_request(
+            "unsupported_grant_type",
+            format!("grant_type {grant_type:?} is not supported; use authorization_code or refresh_token"),
+        ));
+    }
+    let (client, _) = authenticate(&state, &headers, &form).await?;
+    if !client.grant_types.iter().any(|g| g == grant_type) {
+        return Err(OAuthError::bad_request(
+            "unauthorized_client",
+            format!("this client did not register the {grant_type} grant"),
+        ));
+    }
+    let (token, approval) = match grant_type {
+        "authorization_code" => exchange_code(&state, &client, &form).await?,
+        _ => refresh(&state, &client, &form).await?,
+    };
+    let scopes = Scopes::parse(&token.scope).unwrap_or_default();
+    let mut body = json!({
+        "access_token": token.access_token,
+        "token_type": "Bearer",
+        "expires_in": (token.access_expires - token.issued_at).max(0),
+        "scope": token.scope,
+        "patient": approval.patient_id,
+        "need_patient_banner": true,
+    });
+    if let Some(refresh) = &token.refresh_token {
+        body["refresh_token"] = json!(refresh);
+    }
+    if !(scopes.has("launch/patient") || scopes.resource_scopes().next().is_some()) {
+        body.as_object_mut().map(|o| o.remove("patient"));
+    }
+    Ok((
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+        Json(body),
+    )
+        .into_response())
+}
+
+async fn live_approval(
+    state: &AppState,
+    client: &Client,
+    approval_id: &str,
+) -> Result<Approval, OAuthError> {
+    let approval = state
+        .store
+        .approval(approval_id)
+        .await
+        .map_err(store_failed)?
+        .ok_or_else(|| {
+            invalid_grant("the participant has revoked this approval; ask them to authorize again")
+        })?;
+    if approval.client_id != client.client_id {
+        return Err(invalid_grant("this grant was issued to another client"));
+    }
+    if approval.expires <= clock::now() {
+        return Err(invalid_grant(
+            "the participant's approval has expired; ask them to authorize again",
+        ));
+    }
+    Ok(approval)
+}
+
+async fn exchange_code(
+    state: &AppState,
+    client: &Client,
+    form: &Form,
+) -> Result<(Token, Approval), OAuthError> {
+    let code = form.require("code", "send the code from the redirect")?;
+    let record = match state.store.redeem_code(code).await.map_err(store_failed)? {
+        Redeemed::Fresh(record) => record,
+        Redeemed::Unknown => return Err(invalid_grant("the authorization code is unknown")),
+        Redeemed::Replayed(record) => {
+            // A code used twice may have been stolen: revoke what the first use issued.
+            state
+                .store
+                .revoke_tokens_from_code(&record.code)
+                .await
+                .map_err(store_failed)?;
+            return Err(invalid_grant(
+                "the authorization code was already used; the tokens issued for it have been revoked",
+            ));
+        }
+    };
+    let approval = live_approval(state, client, &record.approval_id).await?;
+    if record.expires <= clock::now() {
+        return Err(invalid_grant("the authorization code has expired; codes last a short time, so exchange it right away"));
+    }
+    match form.get("redirect_uri") {
+        Some(uri) if uri == record.redirect_uri => {}
+        None if !record.redirect_uri_given => {}
+        Some(uri) => {
+            return Err(invalid_grant(format!(
+                "redirect_uri {uri:?} differs from the one in the authorize request"
+            )))
+        }
+        None => {
+            return Err(invalid_grant(
+                "redirect_uri is missing; repeat the authorize request's redirect_uri",
+            ))
+        }
+    }
+    check_pkce(record.code_challenge.as_deref(), form.get("code_verifier"))?;
+    let token = grants::issue(
+        state,
+        TokenRequest {
+            approval_id: &approval.id,
+            scope: &record.scope,
+            lifetime: state.config.access_lifetime as i64,
+            force_refresh: false,
+            from_code: Some(&record.code),
+        },
+    )
+    .await?;
+    Ok((token, approval))
+}
+
+/// RFC 7636 S256: BASE64URL(SHA256(verifier)) must equal the challenge.
+fn check_pkce(challenge: Option<&str>, verifier: Option<&str>) -> Result<(), OAuthError> {
+    match (challenge, verifier) {
+        (None, None) => Ok(()),
+        (None, Some(_)) => Err(invalid_grant(
+            "code_verifier was sent but the authorize request had no code_challenge",
+        )),
+        (Some(_), None) => Err(invalid_grant(
+            "code_verifier is missing; the authorize request sent a PKCE code_challenge",
+        )),
+        (Some(challenge), Some(verifier)) => {
+            if !is_pkce_value(verifier) {
+                return Err(invalid_grant(
+                    "code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~",
+                ));
+            }
+            let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(Sha256::digest(verifier.as_bytes()));
+            if bool::from(computed.as_bytes().ct_eq(challenge.as_bytes())) {
+                Ok(())
+            } else {
+                Err(invalid_grant(
+                    "code_verifier does not match the code_challenge",
+                ))
+            }
+        }
+    }
+}
+
+/// RFC 7636 §4.1 syntax, shared by verifiers and S256 challenges.
+pub fn is_pkce_value(text: &str) -> bool {
+    (43..=128).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+async fn refresh(
+    state: &AppState,
+    client: &Client,
+    form: &Form,
+) -> Result<(Token, Approval), OAuthError> {
+    let refresh_token = form.require(
+        "refresh_token",
+        "send the refresh_token from an earlier token response",
+    )?;
+    let old = state
+        .store
+        .token_by_refresh(refresh_token)
+        .await
+        .map_err(store_failed)?
+        .ok_or_else(|| invalid_grant("the refresh token is unknown, revoked or already used (refresh tokens are rotated)"))?;
+    let approval = live_approval(state, client, &old.approval_id).await?;
+    let scope = match form.get("scope") {
+        None => old.scope.clone(),
+        // The refresh token's own scope is the approval's (RFC 6749 §6 keeps it identical
+        // across rotations), so a refresh may narrow the access token from there.
+        Some(text) => {
+            let wanted = Scopes::parse(text)
+                .map_err(|e| OAuthError::bad_request("invalid_scope", e.to_string()))?;
+            let granted = Scopes::parse(&approval.scope).unwrap_or_default();
+            let extra = granted.uncovered(&wanted);
+            if !extra.is_empty() {
+                return Err(OAuthError::bad_request(
+                    "invalid_scope",
+                    format!(
+                        "{} was not granted; a refresh may only narrow the scope ({})",
+                        extra.join(" "),
+                        approval.scope
+                    ),
+                ));
+            }
+            wanted.to_string()
+        }
+    };
+    let new = TokenRequest {
+        approval_id: &approval.id,
+        scope: &scope,
+        lifetime: state.config.access_lifetime as i64,
+        force_refresh: true,
+        from_code: old.from_code.as_deref(),
+    }
+    .build();
+    if !state
+        .store
+        .rotate_token(refresh_token, new.clone())
+        .await
+        .map_err(store_failed)?
+    {
+        return Err(invalid_grant(
+            "the refresh token was used concurrently; use the newest one",
+        ));
+    }
+    Ok((new, approval))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s256_matches_rfc7636_appendix_b() {
+        let verifier = "dBjftJeZ4CVP-mJ92K9qgLsv4ZOfG1HmQ6i0ONR2Zt8";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        assert!(check_pkce(Some(challenge), Some(verifier)).is_ok());
+        let wrong = "dBjftJeZ4CVP-mJ92K9qgLsv4ZOfG1HmQ6i0ONR2Zt9";
+        assert_eq!(
+            check_pkce(Some(challenge), Some(wrong)).unwrap_err().code,
+            "invalid_grant"
+        );
+        assert!(check_pkce(Some(challenge), None).is_err());
+        assert!(check_pkce(None, Some(verifier)).is_err());
+        assert!(check_pkce(Some(challenge), Some("short")).is_err());
+    }
+}

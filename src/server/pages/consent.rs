@@ -1,0 +1,379 @@
+//! /oauth/consent: the patient picker and the consent page of a pending authorize request.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::session::BrowserSession;
+use super::templates::{ConsentPage, Duration, PatientChoice, PickerPage};
+use super::words;
+use super::{csrf_failure, error_page, field, form_pairs, html, see_other, Halt};
+use crate::server::clock;
+use crate::server::fhir::data::SERVED_TYPES;
+use crate::server::oauth::authorize::redirect_to_client;
+use crate::server::oauth::grants;
+use crate::server::oauth::pending::PendingAuthorization;
+use crate::server::scopes::Scopes;
+use crate::server::state::AppState;
+use crate::server::store::AuthCode;
+use crate::server::users::{Relation, User};
+
+const YEAR: i64 = 365 * 24 * 3600;
+
+fn expired_request() -> Response {
+    error_page(
+        StatusCode::BAD_REQUEST,
+        "This request has ended",
+        "The app's request was already answered, or it waited too long.",
+        "Go back to the app and start again.",
+    )
+}
+
+fn someone_elses() -> Response {
+    error_page(
+        StatusCode::FORBIDDEN,
+        "This request belongs to another account",
+        "It was started while someone else was signed in.",
+        "Go back to the app and start again.",
+    )
+}
+
+/// A pending request seen by its signed-in participant.
+struct Consent {
+    pending: PendingAuthorization,
+    session: BrowserSession,
+    user: User,
+}
+
+/// The pending request and signed-in user, or the response that stands instead.
+fn context(
+    state: &AppState,
+    session: Option<BrowserSession>,
+    request_id: &str,
+) -> Result<Consent, Halt> {
+    let mut pending = state.pending.get(request_id).ok_or_else(expired_request)?;
+    let next = format!("/oauth/consent?request={request_id}");
+    let Some(session) = session.filter(|s| s.username.is_some()) else {
+        let login = format!(
+            "/login?next={}",
+            form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+        );
+        return Err(see_other(&login, None).into());
+    };
+    let username = session.username.clone().unwrap_or_default();
+    let user = state
+        .users
+        .get(&username)
+        .cloned()
+        .ok_or_else(someone_elses)?;
+    match &pending.username {
+        Some(bound) if *bound != username => return Err(someone_elses().into()),
+        Some(_) => {}
+        None => {
+            pending.username = Some(username);
+            if let [only] = user.patients.as_slice() {
+                pending.patient_id = Some(only.id.clone());
+            }
+            state.pending.update(pending.clone());
+        }
+    }
+    Ok(Consent {
+        pending,
+        session,
+        user,
+    })
+}
+
+/// GET /oauth/consent?request=…: sign in, pick a patient, or consent, whichever is next.
+pub async fn show(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let pairs = form_pairs(query.unwrap_or_default().as_bytes());
+    let id = field(&pairs, "request").unwrap_or_default();
+    match context(&state, state.sessions.current(&headers), id) {
+        Ok(c) => {
+            page(
+                &state,
+                &c.pending,
+                &c.session,
+                &c.user,
+                None,
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(halt) => halt.into_response(),
+    }
+}
+
+async fn page(
+    state: &AppState,
+    pending: &PendingAuthorization,
+    session: &BrowserSession,
+    user: &User,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let app_name = match state.store.client(&pending.client_id).await {
+        Ok(Some(c)) => c.client_name,
+        _ => pending.client_id.clone(),
+    };
+    let Some(patient_id) = &pending.patient_id else {
+        let patients = user
+            .patients
+            .iter()
+            .map(|p| PatientChoice {
+                name: state
+                    .data
+                    .patient_name(&p.id)
+                    .unwrap_or_else(|| p.id.clone()),
+                id: p.id.clone(),
+                relation: match p.relation {
+                    Relation::Own => "You",
+                    Relation::Represented => "Someone you represent",
+                },
+            })
+            .collect();
+        let picker = PickerPage {
+            title: "Choose a patient",
+            user: Some(&user.username),
+            csrf: &session.csrf,
+            request: &pending.id,
+            app_name: &app_name,
+            patients,
+            error,
+        };
+        return html(status, &picker);
+    };
+    let scopes = Scopes::parse(&pending.scope).unwrap_or_default();
+    let now = clock::now();
+    let durations = (1..=3u8)
+        .map(|years| {
+            let until = clock::http_date(now + i64::from(years) * YEAR);
+            let date = until.get(5..16).unwrap_or(&until).to_string();
+            let unit = if years == 1 { "year" } else { "years" };
+            Duration {
+                years,
+                label: format!("{years} {unit} (until {date})"),
+            }
+        })
+        .collect();
+    let patient_name = state
+        .data
+        .patient_name(patient_id)
+        .unwrap_or_else(|| patient_id.clone());
+    let consent = ConsentPage {
+        title: "Share your records?",
+        user: Some(&user.username),
+        csrf: &session.csrf,
+        request: &pending.id,
+        app_initial: app_name
+            .chars()
+            .next()
+            .unwrap_or('?')
+            .to_uppercase()
+            .collect(),
+        app_name: &app_name,
+        client_id: &pending.client_id,
+        patient_name: &patient_name,
+        scope_words: words::describe(&scopes),
+        categories: words::categories(&scopes),
+        durations,
+        redirect_host: url::Url::parse(&pending.redirect_uri)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| "the app".to_string()),
+        error,
+    };
+    html(status, &consent)
+}
+
+/// Read a page form: its session must be live and its CSRF token right.
+fn checked_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(BrowserSession, Vec<(String, String)>), Halt> {
+    let session = state.sessions.current(headers).ok_or_else(csrf_failure)?;
+    let pairs = form_pairs(&body.map_err(|_| csrf_failure())?);
+    if !session.csrf_matches(field(&pairs, "csrf")) {
+        return Err(csrf_failure().into());
+    }
+    Ok((session, pairs))
+}
+
+/// POST /oauth/consent/patient: the picker's answer, checked against the user's patients.
+pub async fn choose_patient(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let (session, pairs) = match checked_form(&state, &headers, body) {
+        Ok(found) => found,
+        Err(halt) => return halt.into_response(),
+    };
+    let id = field(&pairs, "request").unwrap_or_default();
+    let Consent {
+        mut pending,
+        session,
+        user,
+    } = match context(&state, Some(session), id) {
+        Ok(c) => c,
+        Err(halt) => return halt.into_response(),
+    };
+    let chosen = field(&pairs, "patient").unwrap_or_default();
+    if !user.has_patient(chosen) {
+        let error = "Choose one of the patients listed.";
+        return page(
+            &state,
+            &pending,
+            &session,
+            &user,
+            Some(error),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    }
+    pending.patient_id = Some(chosen.to_string());
+    state.pending.update(pending);
+    see_other(&format!("/oauth/consent?request={id}"), None)
+}
+
+/// POST /oauth/consent: Approve (with categories and a duration) or Deny.
+pub async fn decide(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let (session, pairs) = match checked_form(&state, &headers, body) {
+        Ok(found) => found,
+        Err(halt) => return halt.into_response(),
+    };
+    let id = field(&pairs, "request").unwrap_or_default();
+    let Consent {
+        pending,
+        session,
+        user,
+    } = match context(&state, Some(session), id) {
+        Ok(c) => c,
+        Err(halt) => return halt.into_response(),
+    };
+    let Some(patient_id) = pending.patient_id.clone() else {
+        return see_other(&format!("/oauth/consent?request={id}"), None);
+    };
+    let refuse = |message: &'static str| {
+        page(
+            &state,
+            &pending,
+            &session,
+            &user,
+            Some(message),
+            StatusCode::BAD_REQUEST,
+        )
+    };
+    match field(&pairs, "decision") {
+        Some("deny") => {
+            if state.pending.take(id).is_none() {
+                return expired_request();
+            }
+            let params = [
+                ("error", "access_denied"),
+                ("error_description", "the participant denied the request"),
+                ("state", pending.state.as_str()),
+            ];
+            redirect_to_client(&pending.redirect_uri, &params, StatusCode::SEE_OTHER)
+        }
+        Some("approve") => {
+            let years = match field(&pairs, "years").map(str::parse::<i64>) {
+                None => 1,
+                Some(Ok(y)) if (1..=3).contains(&y) => y,
+                Some(_) => return refuse("Share for 1, 2 or 3 years.").await,
+            };
+            let requested = Scopes::parse(&pending.scope).unwrap_or_default();
+            let offered = words::categories(&requested);
+            let ticked: Vec<&str> = pairs
+                .iter()
+                .filter(|(k, _)| k == "category")
+                .map(|(_, v)| v.as_str())
+                .collect();
+            if ticked
+                .iter()
+                .any(|t| !offered.iter().any(|c| c.resource_type == *t))
+            {
+                return refuse("Choose only among the kinds of records listed.").await;
+            }
+            if !offered.is_empty() && ticked.is_empty() {
+                return refuse("Tick at least one kind of record, or press Deny.").await;
+            }
+            let scope = if offered.is_empty() {
+                requested.to_string()
+            } else {
+                requested.restrict_types(&ticked, SERVED_TYPES).to_string()
+            };
+            if state.pending.take(id).is_none() {
+                return expired_request();
+            }
+            approve(&state, &pending, &user, &patient_id, &scope, years).await
+        }
+        _ => refuse("Press Approve or Deny.").await,
+    }
+}
+
+async fn approve(
+    state: &AppState,
+    pending: &PendingAuthorization,
+    user: &User,
+    patient_id: &str,
+    scope: &str,
+    years: i64,
+) -> Response {
+    let expires = clock::now() + years * YEAR;
+    let approval = match grants::approve(
+        state,
+        &pending.client_id,
+        &user.username,
+        patient_id,
+        scope,
+        expires,
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(e) => {
+            return error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Try again shortly",
+                &e.description,
+                "",
+            )
+        }
+    };
+    let code = AuthCode {
+        code: uuid::Uuid::new_v4().simple().to_string(),
+        approval_id: approval.id,
+        redirect_uri: pending.redirect_uri.clone(),
+        redirect_uri_given: pending.redirect_uri_given,
+        scope: scope.to_string(),
+        code_challenge: pending.code_challenge.clone(),
+        expires: clock::now() + state.config.code_lifetime as i64,
+    };
+    if let Err(e) = state.store.insert_code(code.clone()).await {
+        return error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Try again shortly",
+            &e.to_string(),
+            "",
+        );
+    }
+    let params = [
+        ("code", code.code.as_str()),
+        ("state", pending.state.as_str()),
+    ];
+    redirect_to_client(&pending.redirect_uri, &params, StatusCode::SEE_OTHER)
+}

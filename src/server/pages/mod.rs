@@ -1,0 +1,142 @@
+//! The participant's pages: sign-in, patient picker, consent, and the list of approved apps.
+//! Plain HTML forms that work without JavaScript; every form carries a CSRF token.
+
+mod apps;
+mod consent;
+mod login;
+pub mod session;
+pub mod templates;
+pub mod words;
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use super::state::AppState;
+use templates::ErrorPage;
+
+/// Page routes.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/login", get(login::show).post(login::submit))
+        .route(
+            "/logout",
+            get(login::show_logout).post(login::submit_logout),
+        )
+        .route("/oauth/consent", get(consent::show).post(consent::decide))
+        .route("/oauth/consent/patient", post(consent::choose_patient))
+        .route("/apps", get(apps::show))
+        .route("/apps/revoke", post(apps::revoke))
+}
+
+/// A rendered page with the headers every page gets: no caching, no framing (the consent
+/// page must not be clickjacked), no referrer leaking request ids.
+pub fn html(status: StatusCode, page: &impl Template) -> Response {
+    let body = page.render().unwrap_or_else(|e| {
+        format!("<!doctype html><title>Error</title><p>The page could not be drawn: {e}</p>")
+    });
+    let mut response = (status, axum::response::Html(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// A response that ends a handler early (boxed: a Response is large to carry in a Result).
+pub struct Halt(Box<Response>);
+
+impl From<Response> for Halt {
+    fn from(response: Response) -> Self {
+        Halt(Box::new(response))
+    }
+}
+
+impl IntoResponse for Halt {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+/// An HTML error page.
+pub fn error_page(status: StatusCode, title: &str, message: &str, hint: &str) -> Response {
+    html(
+        status,
+        &ErrorPage {
+            title,
+            user: None,
+            message,
+            hint,
+        },
+    )
+}
+
+/// The page to show when a form's CSRF token or session is missing or wrong.
+pub fn csrf_failure() -> Response {
+    error_page(
+        StatusCode::FORBIDDEN,
+        "This form has expired",
+        "The form was not sent from this portal's current page (its security token is missing or out of date).",
+        "Go back, reload the page, and submit it again. Cookies must be enabled for this site.",
+    )
+}
+
+/// 303 to a path on this server, optionally setting a cookie.
+pub fn see_other(location: &str, cookie: Option<HeaderValue>) -> Response {
+    let mut response = (
+        StatusCode::SEE_OTHER,
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    if let Some(cookie) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// Attach a Set-Cookie header when there is one.
+pub fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
+    if let Some(cookie) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// Decoded form pairs of a page's POST body (repeats kept, for checkboxes).
+pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// The first value of a form field.
+pub fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Only same-site paths may be returned to after sign-in (no open redirects).
+pub fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        _ => "/apps",
+    }
+}

@@ -1,0 +1,147 @@
+//! The page templates and the data each one shows (askama escapes every value).
+
+use askama::Template;
+
+use super::words::Category;
+
+/// /login.
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage<'a> {
+    /// Page title.
+    pub title: &'a str,
+    /// Signed-in user, if any.
+    pub user: Option<&'a str>,
+    /// The session's CSRF token.
+    pub csrf: &'a str,
+    /// Where to go after signing in.
+    pub next: &'a str,
+    /// The user name to prefill after a failed attempt.
+    pub username: &'a str,
+    /// Why the last attempt failed.
+    pub error: Option<&'a str>,
+}
+
+/// /logout.
+#[derive(Template)]
+#[template(path = "logout.html")]
+pub struct LogoutPage<'a> {
+    /// Page title.
+    pub title: &'a str,
+    /// Signed-in user, if any.
+    pub user: Option<&'a str>,
+    /// The session's CSRF token.
+    pub csrf: &'a str,
+}
+
+/// A patient on the picker.
+pub struct PatientChoice {
+    /// FHIR id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// "You" or "Someone you represent".
+    pub relation: &'static str,
+}
+
+/// The patient picker.
+#[derive(Template)]
+#[template(path = "picker.html")]
+pub struct PickerPage<'a> {
+    /// Page title.
+    pub title: &'a str,
+    /// Signed-in user.
+    pub user: Option<&'a str>,
+    /// The session's CSRF token.
+    pub csrf: &'a str,
+    /// The pending request's id.
+    pub request: &'a str,
+    /// The asking app's name.
+    pub app_name: &'a str,
+    /// Patients to choose from.
+    pub patients: Vec<PatientChoice>,
+    /// Why the last choice was refused.
+    pub error: Option<&'a str>,
+}
+
+/// One "share until" option.
+pub struct Duration {
+    /// Years, the submitted value.
+    pub years: u8,
+    /// "1 year (until 23 Nov 2027)".
+    pub label: String,
+}
+
+/// The consent page.
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub struct ConsentPage<'a> {
+    /// Page title.
+    pub title: &'a str,
+    /// Signed-in user.
+    pub user: Option<&'a str>,
+    /// The session's CSRF token.
+    pub csrf: &'a str,
+    /// The pending request's id.
+    pub request: &'a str,
+    /// The asking app's name.
+    pub app_name: &'a str,
+    /// First letter of the app's name, for its badge.
+    pub app_initial: String,
+    /// The app's client id.
+    pub client_id: &'a str,
+    /// Whose records.
+    pub patient_name: &'a str,
+    /// The scopes in words.
+    pub scope_words: Vec<String>,
+    /// Data categories to tick.
+    pub categories: Vec<Category>,
+    /// Share-until choices.
+    pub durations: Vec<Duration>,
+    /// Host of the redirect URI, so the participant knows where the answer goes.
+    pub redirect_host: String,
+    /// Why the last submission was refused.
+    pub error: Option<&'a str>,
+}
+
+/// One row of /apps.
+pub struct ApprovalRow {
+    /// Approval id, the revoke form's value.
+    pub id: String,
+    /// The app's name.
+    pub app_name: String,
+    /// Whose records.
+    pub patient_name: String,
+    /// Granted scopes.
+    pub scope: String,
+    /// Expiry date.
+    pub until: String,
+}
+
+/// /apps.
+#[derive(Template)]
+#[template(path = "apps.html")]
+pub struct AppsPage<'a> {
+    /// Page title.
+    pub title: &'a str,
+    /// Signed-in user.
+    pub user: Option<&'a str>,
+    /// The session's CSRF token.
+    pub csrf: &'a str,
+    /// The user's approvals.
+    pub approvals: Vec<ApprovalRow>,
+}
+
+/// An error page.
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage<'a> {
+    /// Headline.
+    pub title: &'a str,
+    /// Signed-in user, if any.
+    pub user: Option<&'a str>,
+    /// What went wrong.
+    pub message: &'a str,
+    /// What to do next.
+    pub hint: &'a str,
+}
