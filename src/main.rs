@@ -6,19 +6,32 @@ use std::net::IpAddr;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use smartnb::server;
+use smartnb::session::{Session, SessionOptions};
 
 /// Learn and test the SMART on FHIR OAuth2 workflow.
 #[derive(Parser)]
 #[command(name = "smartnb", version, about)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// The interactive REPL of helper commands (the default when no command is given).
+    Repl(ReplArgs),
     /// Run the embedded SMART authorization server and FHIR API until Ctrl-C.
     Serve(ServeArgs),
+}
+
+#[derive(Args, Default)]
+struct ReplArgs {
+    /// With piped input: stop at the first failing command and exit 1.
+    #[arg(long)]
+    fail_fast: bool,
+    /// Port for the embedded server (default 9000, or a free one if taken).
+    #[arg(long, default_value_t = 9000)]
+    port: u16,
 }
 
 #[derive(Args)]
@@ -51,7 +64,12 @@ fn main() -> anyhow::Result<()> {
     init_logging();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Repl(args)) => repl(args),
+        None => repl(ReplArgs {
+            port: 9000,
+            ..ReplArgs::default()
+        }),
     }
 }
 
@@ -62,6 +80,23 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+fn repl(args: ReplArgs) -> anyhow::Result<()> {
+    let options = SessionOptions {
+        server: server::Config {
+            port: args.port,
+            ..server::Config::default()
+        },
+    };
+    let session = Session::new(options)?;
+    let code = smartnb::repl::run(
+        session,
+        smartnb::repl::ReplOptions {
+            fail_fast: args.fail_fast,
+        },
+    );
+    std::process::exit(code);
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

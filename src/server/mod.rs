@@ -88,12 +88,18 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
+    state: Arc<AppState>,
 }
 
 impl RunningServer {
     /// The FHIR base, `{base_url}/api/fhir`.
     pub fn fhir_base(&self) -> String {
         format!("{}/api/fhir", self.base_url)
+    }
+
+    /// The server's store, for status displays.
+    pub fn store(&self) -> Arc<dyn store::Store> {
+        self.state.store.clone()
     }
 
     /// Stop accepting, finish in-flight requests, and wait until the server has stopped.
@@ -129,7 +135,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         None => derived_base_url(addr),
     };
     let state = Arc::new(AppState::new(config, base_url.clone(), addr));
-    let app = router(state);
+    let app = router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let server = axum::serve(listener, app).with_graceful_shutdown(async {
@@ -144,6 +150,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         addr,
         shutdown: Some(tx),
         task,
+        state,
     })
 }
 

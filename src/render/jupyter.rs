@@ -1,0 +1,148 @@
+//! Outputs as Jupyter messages' content: streams, display_data MIME bundles, and errors.
+
+use askama::Template;
+use serde_json::{json, Map, Value};
+
+use super::terminal::{render, Style};
+use crate::session::{Output, Table};
+
+/// How one output travels to a Jupyter front end.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JupyterOutput {
+    /// A `stream` message on stdout.
+    Stream(String),
+    /// A `display_data` message with this MIME bundle.
+    Display(Map<String, Value>),
+    /// An `error` message.
+    Error {
+        /// Exception name.
+        ename: String,
+        /// Exception value.
+        evalue: String,
+        /// Lines of the traceback.
+        traceback: Vec<String>,
+    },
+}
+
+#[derive(Template)]
+#[template(
+    source = "<table><thead><tr>{% for c in columns %}<th style=\"text-align:left\">{{ c }}</th>{% endfor %}</tr></thead><tbody>{% for row in rows %}<tr>{% for cell in row %}<td style=\"text-align:left\">{{ cell }}</td>{% endfor %}</tr>{% endfor %}</tbody></table>",
+    ext = "html"
+)]
+struct HtmlTable<'a> {
+    columns: &'a [String],
+    rows: &'a [Vec<String>],
+}
+
+#[derive(Template)]
+#[template(
+    source = "<p>{{ label }}<br><a href=\"{{ url }}\" target=\"_blank\" rel=\"noopener\">{{ url }}</a></p>",
+    ext = "html"
+)]
+struct HtmlLink<'a> {
+    label: &'a str,
+    url: &'a str,
+}
+
+fn bundle(plain: String, json: Option<Value>, html: Option<String>) -> Map<String, Value> {
+    let mut map = Map::new();
+    map.insert("text/plain".into(), Value::String(plain));
+    if let Some(json) = json {
+        map.insert("application/json".into(), json);
+    }
+    if let Some(html) = html {
+        map.insert("text/html".into(), Value::String(html));
+    }
+    map
+}
+
+fn table_html(table: &Table) -> Option<String> {
+    HtmlTable {
+        columns: &table.columns,
+        rows: &table.rows,
+    }
+    .render()
+    .ok()
+}
+
+/// The Jupyter form of an output; the text/plain is the terminal's text, uncoloured.
+pub fn to_jupyter(output: &Output) -> JupyterOutput {
+    let plain = render(output, Style::Plain);
+    match output {
+        Output::Text(_) | Output::Note(_) => JupyterOutput::Stream(format!("{plain}\n")),
+        Output::Status(_) => JupyterOutput::Display(bundle(plain, None, None)),
+        Output::Json(value) => JupyterOutput::Display(bundle(plain, Some(value.clone()), None)),
+        Output::Table(table) => {
+            JupyterOutput::Display(bundle(plain, table.json.clone(), table_html(table)))
+        }
+        Output::Link { label, url } => {
+            JupyterOutput::Display(bundle(plain, None, HtmlLink { label, url }.render().ok()))
+        }
+        Output::Error(error) => {
+            let mut traceback = vec![format!("\x1b[31m{}\x1b[0m: {}", error.kind, error.message)];
+            if let Some(hint) = &error.hint {
+                traceback.push(format!("hint: {hint}"));
+            }
+            JupyterOutput::Error {
+                ename: error.kind.clone(),
+                evalue: error.message.clone(),
+                traceback,
+            }
+        }
+    }
+}
+
+/// An nbformat 4 output object for one output (the notebook runner stores these).
+pub fn to_nbformat(output: &Output) -> Value {
+    match to_jupyter(output) {
+        JupyterOutput::Stream(text) => {
+            json!({"output_type": "stream", "name": "stdout", "text": text})
+        }
+        JupyterOutput::Display(data) => {
+            json!({"output_type": "display_data", "data": data, "metadata": {}})
+        }
+        JupyterOutput::Error {
+            ename,
+            evalue,
+            traceback,
+        } => {
+            json!({"output_type": "error", "ename": ename, "evalue": evalue, "traceback": traceback})
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_carries_the_tree_and_the_same_text() {
+        let out = to_jupyter(&Output::Json(json!({"id": "x"})));
+        let JupyterOutput::Display(b) = out else {
+            panic!()
+        };
+        assert_eq!(b["application/json"], json!({"id": "x"}));
+        assert_eq!(b["text/plain"], "{\n  \"id\": \"x\"\n}");
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        let t = Table {
+            columns: vec!["<b>".into()],
+            rows: vec![vec!["a&b".into()]],
+            json: None,
+        };
+        let JupyterOutput::Display(b) = to_jupyter(&Output::Table(t)) else {
+            panic!()
+        };
+        let html = b["text/html"].as_str().unwrap();
+        assert!(
+            html.contains("&#60;b&#62;") || html.contains("&lt;b&gt;"),
+            "{html}"
+        );
+        assert!(
+            html.contains("a&#38;b") || html.contains("a&amp;b"),
+            "{html}"
+        );
+    }
+}

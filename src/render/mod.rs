@@ -1,0 +1,5 @@
+//! Outputs to what people see: terminal text and Jupyter MIME bundles. Rendering happens
+//! here, once, for every front end.
+
+pub mod jupyter;
+pub mod terminal;

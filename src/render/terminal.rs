@@ -1,0 +1,113 @@
+//! Outputs as terminal text: the status line, pretty JSON (coloured on a terminal),
+//! prettytable tables.
+
+use prettytable::format::consts::FORMAT_BOX_CHARS;
+use prettytable::{Cell, Row};
+
+use crate::session::{Output, Table};
+
+/// ANSI styles, or nothing when output is not a terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// Plain text.
+    Plain,
+    /// Colours for a terminal.
+    Color,
+}
+
+/// The text of one output, ending without a newline.
+pub fn render(output: &Output, style: Style) -> String {
+    let color = style == Style::Color;
+    match output {
+        Output::Status(code) => format!("Response status code: {code}"),
+        Output::Json(value) => {
+            if color {
+                colored_json::to_colored_json(value, colored_json::ColorMode::On)
+                    .unwrap_or_else(|_| pretty(value))
+            } else {
+                pretty(value)
+            }
+        }
+        Output::Table(table) => table_text(table),
+        Output::Link { label, url } => format!("{label}\n{url}"),
+        Output::Text(text) => text.trim_end().to_string(),
+        Output::Note(note) => paint(note, "2", color),
+        Output::Error(error) => {
+            let mut text = paint(&format!("{}: {}", error.kind, error.message), "31", color);
+            if let Some(hint) = &error.hint {
+                text.push_str(&format!("\n  hint: {hint}"));
+            }
+            text
+        }
+    }
+}
+
+/// Pretty JSON with two-space indentation.
+pub fn pretty(value: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+}
+
+fn paint(text: &str, code: &str, color: bool) -> String {
+    if color {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+/// A table drawn with box characters.
+pub fn table_text(table: &Table) -> String {
+    let mut t = prettytable::Table::new();
+    t.set_format(*FORMAT_BOX_CHARS);
+    if !table.columns.is_empty() {
+        t.set_titles(Row::new(
+            table.columns.iter().map(|c| Cell::new(c)).collect(),
+        ));
+    }
+    for row in &table.rows {
+        t.add_row(Row::new(row.iter().map(|c| Cell::new(c)).collect()));
+    }
+    if table.rows.is_empty() {
+        return format!(
+            "{}(no rows)",
+            t.to_string().trim_end_matches('\n').to_string() + "\n"
+        );
+    }
+    t.to_string().trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::CommandError;
+    use serde_json::json;
+
+    #[test]
+    fn status_and_json_read_like_the_walkthrough() {
+        assert_eq!(
+            render(&Output::Status(201), Style::Plain),
+            "Response status code: 201"
+        );
+        assert_eq!(
+            render(&Output::Json(json!({"a": 1})), Style::Plain),
+            "{\n  \"a\": 1\n}"
+        );
+        assert!(render(&Output::Json(json!({"a": 1})), Style::Color).contains("\x1b["));
+    }
+
+    #[test]
+    fn tables_and_errors() {
+        let t = Table {
+            columns: vec!["name".into(), "value".into()],
+            rows: vec![vec!["client_id".into(), "abc".into()]],
+            json: None,
+        };
+        let text = render(&Output::Table(t), Style::Plain);
+        assert!(text.contains("client_id") && text.contains("abc") && text.contains('│'));
+        let e = CommandError::new("UnknownCommand", "no such").hint("try help");
+        assert_eq!(
+            render(&Output::Error(e), Style::Plain),
+            "UnknownCommand: no such\n  hint: try help"
+        );
+    }
+}

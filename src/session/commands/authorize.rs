@@ -1,0 +1,148 @@
+//! `authorize`: build the authorize link (with state and optional PKCE), and optionally
+//! complete it as a participant (`--as`) or by catching the browser's redirect (`--listen`).
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use super::super::args::Args;
+use super::super::context::Ctx;
+use super::super::output::{CommandError, Output};
+use super::super::target::Target;
+use super::register::DEFAULT_SCOPE;
+use super::{listen, participant};
+
+/// A fresh random value for `state` or a PKCE verifier (hex of random UUIDs).
+pub fn random_hex(uuids: usize) -> String {
+    (0..uuids)
+        .map(|_| uuid::Uuid::new_v4().simple().to_string())
+        .collect()
+}
+
+/// The S256 challenge of a verifier.
+pub fn s256(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+pub(super) fn authorize(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> {
+    if args.has("as") && args.has("listen") {
+        return Err(CommandError::new(
+            "BadFlag",
+            "--as and --listen are two ways to finish the same step",
+        )
+        .hint("use one of them"));
+    }
+    if args.has("patient") && !args.has("as") {
+        return Err(CommandError::new("BadFlag", "--patient goes with --as")
+            .hint("authorize --as daniel-adams:demo-password --patient smart-1032702"));
+    }
+    let endpoints = ctx.endpoints()?;
+    let client_id = match args.value("client") {
+        Some(id) => id.to_string(),
+        None => ctx.var("client_id")?,
+    };
+    let redirect_uri = match args.value("redirect-uri") {
+        Some(uri) => uri.to_string(),
+        None => ctx
+            .var("redirect_uri")
+            .map_err(|e| e.hint("`register` binds redirect_uri, or pass --redirect-uri"))?,
+    };
+    let scope = args
+        .value("scope")
+        .map(str::to_string)
+        .or_else(|| ctx.var_opt("scope"))
+        .unwrap_or_else(|| DEFAULT_SCOPE.to_string());
+    let state = args
+        .value("state")
+        .map(str::to_string)
+        .unwrap_or_else(|| random_hex(1));
+    let aud = args
+        .value("aud")
+        .map(str::to_string)
+        .unwrap_or_else(|| endpoints.fhir.clone());
+    let public = ctx.var_opt("client_secret").is_none();
+    let mut params = vec![
+        ("response_type", "code".to_string()),
+        ("client_id", client_id),
+        ("redirect_uri", redirect_uri.clone()),
+        ("scope", scope),
+        ("state", state.clone()),
+        ("aud", aud),
+    ];
+    if args.has("pkce") || public {
+        let verifier = random_hex(2);
+        params.push(("code_challenge", s256(&verifier)));
+        params.push(("code_challenge_method", "S256".to_string()));
+        ctx.bind("code_verifier", &verifier);
+    } else {
+        ctx.state.vars.unset("code_verifier");
+    }
+    ctx.bind("state", &state);
+    ctx.state.vars.unset("code");
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
+    let url = format!("{}?{query}", endpoints.authorize);
+    ctx.emit(Output::Link {
+        label: "Continue to authorization:".into(),
+        url: url.clone(),
+    });
+    let code = if let Some(who) = args.value("as") {
+        if !matches!(ctx.state.target, Target::Embedded) {
+            return Err(CommandError::new("NotEmbedded", "--as drives the embedded server's own sign-in and consent pages")
+                .hint("for a remote server, open the link in a browser and use --listen, or paste the code into `exchange CODE`"));
+        }
+        let (user, password) = match who.split_once(':') {
+            Some((u, p)) => (u.to_string(), p.to_string()),
+            None => {
+                let prompt = format!("Password for {who}: ");
+                let password = ctx.frontend.ask(&prompt, true).ok_or_else(|| {
+                    CommandError::new("MissingArgument", format!("no password for {who}")).hint(
+                        format!("write --as {who}:PASSWORD (the demo password is demo-password)"),
+                    )
+                })?;
+                (who.to_string(), password)
+            }
+        };
+        let request = participant::Participant {
+            user: &user,
+            password: &password,
+            patient: args.value("patient"),
+            base: &endpoints.base,
+        };
+        participant::approve(ctx, &request, &url, &state)?
+    } else if args.has("listen") {
+        let timeout = match args.value("timeout") {
+            Some(t) => t.parse::<u64>().map_err(|_| {
+                CommandError::new(
+                    "BadValue",
+                    format!("--timeout {t:?} is not a number of seconds"),
+                )
+            })?,
+            None => listen::DEFAULT_TIMEOUT,
+        };
+        listen::catch(ctx, &redirect_uri, &state, timeout)?
+    } else {
+        return Ok(());
+    };
+    ctx.bind("code", &code);
+    ctx.emit(Output::Note(
+        "Bound $code; `exchange` trades it for tokens.".into(),
+    ));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s256_and_random_values_have_pkce_shape() {
+        assert_eq!(
+            s256("dBjftJeZ4CVP-mJ92K9qgLsv4ZOfG1HmQ6i0ONR2Zt8"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        let v = random_hex(2);
+        assert_eq!(v.len(), 64);
+        assert_ne!(v, random_hex(2));
+    }
+}

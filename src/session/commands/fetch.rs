@@ -1,0 +1,162 @@
+//! `fetch`: GET a FHIR path with the bearer token; Bundles also as a table.
+
+use serde_json::Value;
+
+use super::super::args::Args;
+use super::super::context::Ctx;
+use super::super::output::{CommandError, Output, Table};
+
+pub(super) fn fetch(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> {
+    let path = args.positional(0).unwrap_or_default();
+    let endpoints = ctx.endpoints()?;
+    let open = args.has("open");
+    let url = if path.starts_with("http://") || path.starts_with("https://") {
+        path.to_string()
+    } else if let Some(rooted) = path.strip_prefix('/').filter(|p| p.starts_with("api/")) {
+        format!("{}/{rooted}", endpoints.base)
+    } else {
+        let base = if open {
+            endpoints.open_fhir.clone().ok_or_else(|| {
+                CommandError::new("NoEndpoint", "the target server has no open FHIR endpoint")
+                    .hint("drop --open and use a token")
+            })?
+        } else {
+            endpoints.fhir.clone()
+        };
+        format!("{base}/{}", path.trim_start_matches('/'))
+    };
+    let bearer = if open || args.has("no-auth") {
+        None
+    } else if let Some(token) = args.value("token") {
+        Some(token.to_string())
+    } else {
+        Some(ctx.var("access_token").map_err(|e| {
+            e.hint("run `token` or `exchange` first, or add --no-auth (or --open) to send no token")
+        })?)
+    };
+    let client = ctx.state.client.clone();
+    let reply = ctx.request(client.get(&url, bearer.as_deref()))?;
+    ctx.show(&reply);
+    if let Some(bundle) = reply.json().filter(|j| j["resourceType"] == "Bundle") {
+        ctx.emit(Output::Table(bundle_table(bundle)));
+    }
+    Ok(())
+}
+
+/// One row per entry: reference, date, and what it is.
+pub fn bundle_table(bundle: &Value) -> Table {
+    let rows = bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|entry| {
+            let r = &entry["resource"];
+            vec![
+                format!(
+                    "{}/{}",
+                    r["resourceType"].as_str().unwrap_or("?"),
+                    r["id"].as_str().unwrap_or("?")
+                ),
+                date_of(r),
+                describe(r),
+            ]
+        })
+        .collect();
+    Table {
+        columns: vec!["resource".into(), "date".into(), "summary".into()],
+        rows,
+        json: None,
+    }
+}
+
+fn date_of(r: &Value) -> String {
+    const PATHS: &[&str] = &[
+        "/effectiveDateTime",
+        "/onsetDateTime",
+        "/performedDateTime",
+        "/performedPeriod/start",
+        "/occurrenceDateTime",
+        "/authoredOn",
+        "/period/start",
+        "/recordedDate",
+        "/birthDate",
+    ];
+    PATHS
+        .iter()
+        .find_map(|p| r.pointer(p).and_then(Value::as_str))
+        .map(|d| d.get(..10).unwrap_or(d).to_string())
+        .unwrap_or_default()
+}
+
+fn concept_text(c: &Value) -> Option<String> {
+    c["text"]
+        .as_str()
+        .or_else(|| c.pointer("/coding/0/display").and_then(Value::as_str))
+        .map(str::to_string)
+}
+
+fn describe(r: &Value) -> String {
+    if r["resourceType"] == "Patient" {
+        let name = &r["name"][0];
+        let given: Vec<&str> = name["given"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        return format!(
+            "{} {}",
+            given.join(" "),
+            name["family"].as_str().unwrap_or_default()
+        )
+        .trim()
+        .to_string();
+    }
+    let what = ["code", "medicationCodeableConcept", "vaccineCode"]
+        .iter()
+        .find_map(|f| concept_text(&r[*f]))
+        .or_else(|| concept_text(&r["type"][0]))
+        .unwrap_or_default();
+    let value = if let Some(q) = r.get("valueQuantity") {
+        format!("{} {}", q["value"], q["unit"].as_str().unwrap_or_default())
+    } else if let Some(c) = r.get("valueCodeableConcept") {
+        concept_text(c).unwrap_or_default()
+    } else if let Some(parts) = r["component"].as_array() {
+        parts
+            .iter()
+            .map(|p| p["valueQuantity"]["value"].to_string())
+            .collect::<Vec<_>>()
+            .join("/")
+    } else {
+        String::new()
+    };
+    if value.is_empty() {
+        what
+    } else {
+        format!("{what}: {}", value.trim())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn bundle_rows_say_what_each_entry_is() {
+        let bundle = json!({"resourceType": "Bundle", "entry": [
+            {"resource": {"resourceType": "Observation", "id": "o1", "effectiveDateTime": "2018-03-14T09:30:00-05:00",
+                "code": {"text": "Heart rate"}, "valueQuantity": {"value": 72, "unit": "/min"}}},
+            {"resource": {"resourceType": "Patient", "id": "p1", "birthDate": "1925-12-23", "name": [{"given": ["Daniel", "X."], "family": "Adams"}]}}
+        ]});
+        let t = bundle_table(&bundle);
+        assert_eq!(
+            t.rows[0],
+            vec!["Observation/o1", "2018-03-14", "Heart rate: 72 /min"]
+        );
+        assert_eq!(
+            t.rows[1],
+            vec!["Patient/p1", "1925-12-23", "Daniel X. Adams"]
+        );
+    }
+}

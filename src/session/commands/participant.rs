@@ -1,0 +1,281 @@
+//! `authorize --as`: do what a participant does in a browser, over HTTP: follow the
+//! redirects, fill in the sign-in form, pick the patient, press Approve, and read the code
+//! from the final redirect. Only the embedded server's own pages are driven this way.
+
+use scraper::{Html, Selector};
+
+use super::super::context::Ctx;
+use super::super::output::{CommandError, Output};
+
+/// Who approves, and where.
+pub(super) struct Participant<'a> {
+    pub user: &'a str,
+    pub password: &'a str,
+    pub patient: Option<&'a str>,
+    pub base: &'a str,
+}
+
+/// A form on a page: where it posts, and the fields a browser would send by default.
+#[derive(Debug, Default)]
+struct Form {
+    action: String,
+    fields: Vec<(String, String)>,
+    radios: Vec<(String, String)>,
+}
+
+fn forms(html: &str) -> Vec<Form> {
+    let doc = Html::parse_document(html);
+    let form_sel = Selector::parse("form").expect("static selector");
+    let input_sel = Selector::parse("input, select").expect("static selector");
+    let option_sel = Selector::parse("option").expect("static selector");
+    doc.select(&form_sel)
+        .map(|form| {
+            let mut out = Form {
+                action: form.value().attr("action").unwrap_or_default().to_string(),
+                ..Default::default()
+            };
+            for input in form.select(&input_sel) {
+                let el = input.value();
+                let Some(name) = el.attr("name") else {
+                    continue;
+                };
+                if el.name() == "select" {
+                    let chosen = input
+                        .select(&option_sel)
+                        .find(|o| o.value().attr("selected").is_some())
+                        .or_else(|| input.select(&option_sel).next())
+                        .and_then(|o| o.value().attr("value"));
+                    if let Some(value) = chosen {
+                        out.fields.push((name.into(), value.into()));
+                    }
+                    continue;
+                }
+                let value = el.attr("value").unwrap_or_default().to_string();
+                match el.attr("type").unwrap_or("text") {
+                    "radio" => out.radios.push((name.into(), value)),
+                    "checkbox" if el.attr("checked").is_some() => {
+                        out.fields.push((name.into(), value))
+                    }
+                    "hidden" => out.fields.push((name.into(), value)),
+                    _ => {}
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+fn step_error(message: impl Into<String>) -> CommandError {
+    CommandError::new("AuthorizeError", message)
+}
+
+/// Drive the pages from the authorize link to the redirect; the code.
+pub(super) fn approve(
+    ctx: &mut Ctx,
+    who: &Participant,
+    link: &str,
+    state: &str,
+) -> Result<String, CommandError> {
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(crate::client::TIMEOUT)
+        .build()
+        .map_err(|e| step_error(e.to_string()))?;
+    let mut next = Request::Get(link.to_string());
+    for _ in 0..12 {
+        let (status, location, body) = ctx
+            .wait(send(&browser, &next))?
+            .map_err(|e| step_error(format!("the portal did not answer: {e}")))?;
+        if let Some(location) = location {
+            let absolute = if location.starts_with('/') {
+                format!("{}{location}", who.base)
+            } else {
+                location
+            };
+            if !absolute.starts_with(who.base) {
+                return finish(ctx, &absolute, state);
+            }
+            next = Request::Get(absolute);
+            continue;
+        }
+        if status >= 400 {
+            return Err(step_error(format!(
+                "the portal answered HTTP {status}: {}",
+                page_message(&body)
+            )));
+        }
+        let page_forms = forms(&body);
+        let url = |action: &str| format!("{}{action}", who.base);
+        if let Some(form) = page_forms.iter().find(|f| f.action == "/login") {
+            if body.contains("role=\"alert\"") {
+                return Err(step_error(format!(
+                    "signing in as {} failed: {}",
+                    who.user,
+                    page_message(&body)
+                ))
+                .hint("the demo users' password is demo-password"));
+            }
+            let mut fields = form.fields.clone();
+            fields.push(("username".into(), who.user.into()));
+            fields.push(("password".into(), who.password.into()));
+            ctx.emit(Output::Text(format!("Signed in as {}", who.user)));
+            next = Request::Post(url(&form.action), fields);
+        } else if let Some(form) = page_forms
+            .iter()
+            .find(|f| f.action == "/oauth/consent/patient")
+        {
+            let choices: Vec<&str> = form
+                .radios
+                .iter()
+                .filter(|(n, _)| n == "patient")
+                .map(|(_, v)| v.as_str())
+                .collect();
+            let chosen = match who.patient {
+                Some(p) if choices.contains(&p) => p,
+                Some(p) => {
+                    return Err(step_error(format!("{} cannot share patient {p}", who.user))
+                        .hint(format!("choose one of: {}", choices.join(", "))))
+                }
+                None => choices
+                    .first()
+                    .copied()
+                    .ok_or_else(|| step_error("the patient picker lists no patient"))?,
+            };
+            let mut fields = form.fields.clone();
+            fields.push(("patient".into(), chosen.into()));
+            ctx.emit(Output::Text(format!("Picked patient {chosen}")));
+            next = Request::Post(url(&form.action), fields);
+        } else if let Some(form) = page_forms.iter().find(|f| f.action == "/oauth/consent") {
+            if body.contains("role=\"alert\"") {
+                return Err(step_error(format!(
+                    "the consent page refused: {}",
+                    page_message(&body)
+                )));
+            }
+            let mut fields = form.fields.clone();
+            fields.push(("decision".into(), "approve".into()));
+            ctx.emit(Output::Text("Approved on the consent page".into()));
+            next = Request::Post(url(&form.action), fields);
+        } else {
+            return Err(step_error(format!(
+                "the portal showed a page this command does not know how to answer: {}",
+                page_message(&body)
+            )));
+        }
+    }
+    Err(step_error(
+        "the portal kept redirecting without reaching the app's redirect URI",
+    ))
+}
+
+enum Request {
+    Get(String),
+    Post(String, Vec<(String, String)>),
+}
+
+async fn send(
+    browser: &reqwest::Client,
+    request: &Request,
+) -> Result<(u16, Option<String>, String), reqwest::Error> {
+    let response = match request {
+        Request::Get(url) => browser.get(url).send().await?,
+        Request::Post(url, fields) => {
+            let body = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(fields)
+                .finish();
+            browser
+                .post(url)
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(body)
+                .send()
+                .await?
+        }
+    };
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    Ok((status, location, response.text().await?))
+}
+
+/// The text of a page's alert, or its heading.
+fn page_message(html: &str) -> String {
+    let doc = Html::parse_document(html);
+    for selector in ["[role=alert]", "h1"] {
+        let sel = Selector::parse(selector).expect("static selector");
+        if let Some(el) = doc.select(&sel).next() {
+            return el
+                .text()
+                .collect::<String>()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+        }
+    }
+    "no message".to_string()
+}
+
+/// Read the code (or error) from the redirect to the app, checking state.
+fn finish(ctx: &mut Ctx, redirect: &str, state: &str) -> Result<String, CommandError> {
+    ctx.emit(Output::Text(format!("The server redirected to {redirect}")));
+    let params: Vec<(String, String)> = url::Url::parse(redirect)
+        .map(|u| u.query_pairs().into_owned().collect())
+        .unwrap_or_default();
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    if get("state").as_deref() != Some(state) {
+        return Err(CommandError::new(
+            "StateMismatch",
+            format!(
+                "the redirect's state {:?} is not the {state:?} that was sent",
+                get("state").unwrap_or_default()
+            ),
+        )
+        .hint("never use a code whose state does not match: it may be a forged redirect"));
+    }
+    if let Some(error) = get("error") {
+        return Err(step_error(format!(
+            "the server answered {error}: {}",
+            get("error_description").unwrap_or_default()
+        )));
+    }
+    get("code").ok_or_else(|| step_error("the redirect carries neither code nor error"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_collect_what_a_browser_would_send() {
+        let html = r#"<form method="post" action="/oauth/consent">
+            <input type="hidden" name="csrf" value="t1"><input type="hidden" name="request" value="r1">
+            <input type="checkbox" name="category" value="Patient" checked>
+            <input type="checkbox" name="category" value="Observation">
+            <select name="years"><option value="1" selected>1</option><option value="2">2</option></select>
+            <input type="radio" name="patient" value="p1"><button name="decision" value="approve">A</button></form>"#;
+        let found = forms(html);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].action, "/oauth/consent");
+        assert_eq!(
+            found[0].fields,
+            vec![
+                ("csrf".into(), "t1".into()),
+                ("request".into(), "r1".into()),
+                ("category".into(), "Patient".into()),
+                ("years".into(), "1".into())
+            ]
+        );
+        assert_eq!(found[0].radios, vec![("patient".into(), "p1".into())]);
+    }
+}

@@ -1,0 +1,208 @@
+//! The one interpreter behind every front end: a cell in, structured outputs out.
+//!
+//! REPL, Jupyter kernel and notebook runner all call [`Session::execute`] and render the
+//! [`Output`]s it emits. A behaviour that exists in one front end and not the others is a bug.
+
+pub mod args;
+mod commands;
+pub mod complete;
+mod context;
+pub mod output;
+pub mod parse;
+pub mod spec;
+pub mod target;
+pub mod vars;
+
+use std::sync::Arc;
+
+use context::Ctx;
+pub use context::Interrupter;
+pub use output::{CommandError, Output, Table};
+use parse::Cell;
+pub use parse::{is_complete, Completeness};
+use target::Target;
+use vars::Vars;
+
+use crate::client::SmartClient;
+use crate::server::{Config, RunningServer};
+
+/// Where a session's outputs go, and how it asks the person for a missing value.
+pub trait Frontend {
+    /// Show one output now.
+    fn emit(&mut self, output: Output);
+    /// Ask for a value (a password when `secret`); `None` when this front end cannot ask.
+    fn ask(&mut self, _prompt: &str, _secret: bool) -> Option<String> {
+        None
+    }
+}
+
+/// Collects outputs in a vector (for tests and the notebook runner).
+#[derive(Debug, Default)]
+pub struct Collect(pub Vec<Output>);
+
+impl Frontend for Collect {
+    fn emit(&mut self, output: Output) {
+        self.0.push(output);
+    }
+}
+
+/// How a cell ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every command succeeded.
+    Ok,
+    /// A command failed (its error was emitted) and the rest of the cell was skipped.
+    Failed,
+}
+
+/// Settings for a session.
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    /// How the embedded server starts (its port 9000 falls back to a free one when taken).
+    pub server: Config,
+}
+
+/// Everything the commands share.
+pub(crate) struct State {
+    runtime: Arc<tokio::runtime::Runtime>,
+    client: SmartClient,
+    vars: Vars,
+    target: Target,
+    embedded: Option<RunningServer>,
+    options: SessionOptions,
+    interrupter: Interrupter,
+}
+
+/// The interpreter: variables, target server, embedded server.
+pub struct Session {
+    state: State,
+}
+
+/// Why a session could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The async runtime or HTTP client could not start.
+    #[error("the session could not start: {0}")]
+    Start(String),
+}
+
+impl Session {
+    /// A session targeting the embedded server (started on first use).
+    pub fn new(options: SessionOptions) -> Result<Session, SessionError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("smartnb-session")
+            .build()
+            .map_err(|e| SessionError::Start(e.to_string()))?;
+        let client = SmartClient::new().map_err(|e| SessionError::Start(e.to_string()))?;
+        Ok(Session {
+            state: State {
+                runtime: Arc::new(runtime),
+                client,
+                vars: Vars::default(),
+                target: Target::Embedded,
+                embedded: None,
+                options,
+                interrupter: Interrupter::default(),
+            },
+        })
+    }
+
+    /// Run a cell, emitting outputs as they come.
+    pub fn execute(&mut self, cell: &str, frontend: &mut dyn Frontend) -> Outcome {
+        let commands = match parse::classify(cell) {
+            Ok(Cell::Empty) => return Outcome::Ok,
+            Ok(Cell::Helper(commands)) => commands,
+            Ok(Cell::Rust(code)) => {
+                frontend.emit(Output::Error(rust_unavailable(&code)));
+                return Outcome::Failed;
+            }
+            Err(e) => {
+                let hint = match e {
+                    parse::ParseError::UnclosedQuote(q) => {
+                        format!("close the {q} quote, or escape it with a backslash")
+                    }
+                    parse::ParseError::TrailingBackslash => {
+                        "remove the final backslash, or continue the command on a next line"
+                            .to_string()
+                    }
+                    parse::ParseError::BadVariable(_) => {
+                        "variable names are letters, digits and _".to_string()
+                    }
+                };
+                frontend.emit(Output::Error(
+                    CommandError::new("ParseError", e.to_string()).hint(hint),
+                ));
+                return Outcome::Failed;
+            }
+        };
+        for command in commands {
+            let mut ctx = Ctx {
+                state: &mut self.state,
+                frontend,
+            };
+            if let Err(error) = commands::run(&mut ctx, &command) {
+                frontend.emit(Output::Error(error));
+                return Outcome::Failed;
+            }
+        }
+        Outcome::Ok
+    }
+
+    /// Run a cell and return its outputs.
+    pub fn collect(&mut self, cell: &str) -> Vec<Output> {
+        let mut sink = Collect::default();
+        self.execute(cell, &mut sink);
+        sink.0
+    }
+
+    /// A handle that cancels the running command from another thread.
+    pub fn interrupter(&self) -> Interrupter {
+        self.state.interrupter.clone()
+    }
+
+    /// The session's variables.
+    pub fn vars(&self) -> &Vars {
+        &self.state.vars
+    }
+
+    /// The embedded server's base URL, when it is running.
+    pub fn embedded_url(&self) -> Option<&str> {
+        self.state.embedded.as_ref().map(|s| s.base_url.as_str())
+    }
+
+    /// Completions for `code` at byte offset `cursor`.
+    pub fn complete(&self, code: &str, cursor: usize) -> complete::Completion {
+        complete::complete(&self.state.vars, code, cursor)
+    }
+
+    /// Help for the command under the cursor, for inspect (Shift-Tab).
+    pub fn inspect(&self, code: &str, cursor: usize) -> Option<String> {
+        complete::inspect(code, cursor)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(server) = self.state.embedded.take() {
+            let runtime = self.state.runtime.clone();
+            runtime.block_on(server.shutdown());
+        }
+    }
+}
+
+fn rust_unavailable(code: &str) -> CommandError {
+    let mut error = CommandError::new(
+        "RustUnavailable",
+        "this cell is Rust, and Rust cells are not available in this build",
+    );
+    let first = code.split_whitespace().next().unwrap_or_default();
+    let hint = match spec::did_you_mean(first, parse::HELPERS.iter().copied()) {
+        Some(near) => format!("did you mean the helper command `{near}`? `help` lists them all"),
+        None => "helper commands are listed by `help`; prefix a line with % to force a helper"
+            .to_string(),
+    };
+    error = error.hint(hint);
+    error
+}

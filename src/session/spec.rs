@@ -1,0 +1,276 @@
+//! The helper commands' usage: one table that drives flag parsing, `help`, inspect and
+//! completion, so they can never disagree.
+
+/// One `--flag`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flag {
+    /// The name without dashes.
+    pub name: &'static str,
+    /// The value's placeholder, or `None` for a switch.
+    pub value: Option<&'static str>,
+    /// Whether it may be given more than once.
+    pub repeats: bool,
+    /// One line of help.
+    pub help: &'static str,
+}
+
+/// One helper command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandSpec {
+    /// Its name.
+    pub name: &'static str,
+    /// `register [--name N] …`.
+    pub usage: &'static str,
+    /// What it does, in one line.
+    pub summary: &'static str,
+    /// Its flags.
+    pub flags: &'static [Flag],
+    /// Positional arguments accepted, at least and at most.
+    pub positionals: (usize, usize),
+    /// What a successful run binds.
+    pub binds: &'static str,
+}
+
+const fn switch(name: &'static str, help: &'static str) -> Flag {
+    Flag {
+        name,
+        value: None,
+        repeats: false,
+        help,
+    }
+}
+
+const fn valued(name: &'static str, value: &'static str, help: &'static str) -> Flag {
+    Flag {
+        name,
+        value: Some(value),
+        repeats: false,
+        help,
+    }
+}
+
+const fn repeated(name: &'static str, value: &'static str, help: &'static str) -> Flag {
+    Flag {
+        name,
+        value: Some(value),
+        repeats: true,
+        help,
+    }
+}
+
+/// Every helper command, in the order `help` lists them.
+pub const COMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "server",
+        usage: "server [start|stop|status] [--port N] [--host H]",
+        summary: "Start, stop or describe the embedded SMART server (it also starts on first use).",
+        flags: &[valued("port", "N", "port to listen on (default 9000, or a free one if taken)"), valued("host", "H", "address to listen on (default 127.0.0.1)")],
+        positionals: (0, 1),
+        binds: "",
+    },
+    CommandSpec {
+        name: "connect",
+        usage: "connect [URL | embedded]",
+        summary: "Target a remote SMART server by its base or FHIR URL (discovers its endpoints), or go back to the embedded one; with no URL, show the target.",
+        flags: &[],
+        positionals: (0, 1),
+        binds: "",
+    },
+    CommandSpec {
+        name: "register",
+        usage: "register [--name N] [--redirect-uri U]... [--scope S] [--public]",
+        summary: "Register a client (POST /oauth/register, RFC 7591). Defaults are the seed walkthrough's.",
+        flags: &[
+            valued("name", "N", "client_name (default \"SMART Test Client\")"),
+            repeated("redirect-uri", "U", "a redirect URI (default http://localhost:9001/authorized)"),
+            valued("scope", "S", "scopes (default \"launch/patient patient/*.read offline_access\")"),
+            switch("public", "register a public client: no secret, PKCE required"),
+        ],
+        positionals: (0, 0),
+        binds: "client_id, client_secret, redirect_uri, scope",
+    },
+    CommandSpec {
+        name: "token",
+        usage: "token [--user U] [--patient P] [--lifetime 3h] [--approval-expires 180d|UNIX] [--scope S] [--client ID]",
+        summary: "Mint tokens without the browser (POST /oauth/debug/token).",
+        flags: &[
+            valued("user", "U", "username (default daniel-adams)"),
+            valued("patient", "P", "patient id (default smart-1288992)"),
+            valued("lifetime", "DURATION", "access token lifetime: 3600, 90m, 3h, 2d"),
+            valued("approval-expires", "WHEN", "approval end: a duration from now (180d) or a Unix time"),
+            valued("scope", "S", "scopes (default: the client's)"),
+            valued("client", "ID", "client id (default $client_id)"),
+        ],
+        positionals: (0, 0),
+        binds: "access_token, refresh_token",
+    },
+    CommandSpec {
+        name: "introspect",
+        usage: "introspect [TOKEN]",
+        summary: "Look a token up (GET /oauth/debug/introspect); default $access_token.",
+        flags: &[],
+        positionals: (0, 1),
+        binds: "",
+    },
+    CommandSpec {
+        name: "fetch",
+        usage: "fetch PATH [--no-auth] [--token T] [--open]",
+        summary: "GET a FHIR path (Patient/smart-1288992, Observation?category=laboratory) or URL with the bearer token; a Bundle also shows as a table.",
+        flags: &[
+            switch("no-auth", "send no Authorization header"),
+            valued("token", "T", "bearer token (default $access_token)"),
+            switch("open", "use the open FHIR endpoint, no token"),
+        ],
+        positionals: (1, 1),
+        binds: "",
+    },
+    CommandSpec {
+        name: "authorize",
+        usage: "authorize [--redirect-uri U] [--scope S] [--state S] [--aud A] [--pkce] [--as USER[:PASSWORD] [--patient P] | --listen [--timeout S]]",
+        summary: "Build the authorize link; --as approves as that participant through the embedded server's pages; --listen catches the browser's redirect.",
+        flags: &[
+            valued("redirect-uri", "U", "redirect URI (default $redirect_uri)"),
+            valued("scope", "S", "scopes (default: the client's registration)"),
+            valued("state", "S", "state (default: a fresh random value)"),
+            valued("aud", "A", "audience (default: the target's FHIR base)"),
+            switch("pkce", "send an S256 code challenge (automatic for public clients)"),
+            valued("client", "ID", "client id (default $client_id)"),
+            valued("as", "USER[:PASSWORD]", "sign in and approve as this participant"),
+            valued("patient", "P", "with --as: the patient to pick"),
+            switch("listen", "wait for the browser's redirect on the redirect URI's port"),
+            valued("timeout", "SECONDS", "with --listen: how long to wait (default 300)"),
+        ],
+        positionals: (0, 0),
+        binds: "state, code_verifier, code",
+    },
+    CommandSpec {
+        name: "exchange",
+        usage: "exchange [CODE]",
+        summary: "Exchange an authorization code for tokens (POST /oauth/token, authorization_code); default $code.",
+        flags: &[],
+        positionals: (0, 1),
+        binds: "access_token, refresh_token, patient",
+    },
+    CommandSpec {
+        name: "refresh",
+        usage: "refresh [TOKEN] [--scope S]",
+        summary: "Get new tokens with a refresh token (POST /oauth/token, refresh_token); default $refresh_token.",
+        flags: &[valued("scope", "S", "narrow the new access token's scopes")],
+        positionals: (0, 1),
+        binds: "access_token, refresh_token",
+    },
+    CommandSpec {
+        name: "http",
+        usage: "http METHOD URL [--json J] [--form k=v]... [--header k:v]... [--basic ID:SECRET] [--bearer T]",
+        summary: "Send any request; a URL starting with / is on the target server.",
+        flags: &[
+            valued("json", "J", "JSON body"),
+            repeated("form", "k=v", "form field (sends application/x-www-form-urlencoded)"),
+            repeated("header", "k:v", "request header"),
+            valued("basic", "ID:SECRET", "HTTP Basic credentials"),
+            valued("bearer", "T", "bearer token"),
+        ],
+        positionals: (2, 2),
+        binds: "",
+    },
+    CommandSpec {
+        name: "vars",
+        usage: "vars",
+        summary: "Show the session's variables.",
+        flags: &[],
+        positionals: (0, 0),
+        binds: "",
+    },
+    CommandSpec {
+        name: "set",
+        usage: "set NAME VALUE",
+        summary: "Set a variable (use it as $NAME).",
+        flags: &[],
+        positionals: (2, 2),
+        binds: "NAME",
+    },
+    CommandSpec {
+        name: "unset",
+        usage: "unset NAME",
+        summary: "Forget a variable.",
+        flags: &[],
+        positionals: (1, 1),
+        binds: "",
+    },
+    CommandSpec {
+        name: "help",
+        usage: "help [COMMAND]",
+        summary: "List the commands, or show one command's usage.",
+        flags: &[],
+        positionals: (0, 1),
+        binds: "",
+    },
+];
+
+/// The spec of a command by name.
+pub fn spec(name: &str) -> Option<&'static CommandSpec> {
+    COMMANDS.iter().find(|c| c.name == name)
+}
+
+/// Full help for one command: usage, summary, flags, and what it binds.
+pub fn help_text(spec: &CommandSpec) -> String {
+    let mut text = format!("{}\n\n{}\n", spec.usage, spec.summary);
+    if !spec.flags.is_empty() {
+        text.push('\n');
+        let width = spec
+            .flags
+            .iter()
+            .map(|f| flag_label(f).len())
+            .max()
+            .unwrap_or(0);
+        for flag in spec.flags {
+            text.push_str(&format!("  {:width$}  {}\n", flag_label(flag), flag.help));
+        }
+    }
+    if !spec.binds.is_empty() {
+        text.push_str(&format!("\nBinds: {}\n", spec.binds));
+    }
+    text
+}
+
+fn flag_label(flag: &Flag) -> String {
+    match flag.value {
+        Some(v) => format!("--{} {v}", flag.name),
+        None => format!("--{}", flag.name),
+    }
+}
+
+/// The closest known name to a misspelling, if any is close enough.
+pub fn did_you_mean<'a>(
+    wrong: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(wrong, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_helper_has_a_spec_and_help() {
+        for name in super::super::parse::HELPERS {
+            let s = spec(name).unwrap_or_else(|| panic!("no spec for {name}"));
+            assert!(help_text(s).starts_with(name));
+        }
+        assert_eq!(COMMANDS.len(), super::super::parse::HELPERS.len());
+    }
+
+    #[test]
+    fn misspellings_find_their_command() {
+        let names = COMMANDS.iter().map(|c| c.name);
+        assert_eq!(did_you_mean("regster", names.clone()), Some("register"));
+        assert_eq!(did_you_mean("fetc", names.clone()), Some("fetch"));
+        assert_eq!(did_you_mean("xyzzy", names), None);
+    }
+}

@@ -1,0 +1,197 @@
+//! Session variables: values bound by commands or `set`, and `$name.path` interpolation.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::output::{CommandError, Table};
+use super::parse::{Piece, Word};
+
+/// The session's variables, sorted by name.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Vars {
+    values: BTreeMap<String, Value>,
+    /// Bumped on every change, so a Rust bridge knows when to refresh its copies.
+    generation: u64,
+}
+
+impl Vars {
+    /// Bind a name to a value.
+    pub fn set(&mut self, name: &str, value: Value) {
+        self.values.insert(name.to_string(), value);
+        self.generation += 1;
+    }
+
+    /// Bind a name to a string.
+    pub fn set_str(&mut self, name: &str, value: &str) {
+        self.set(name, Value::String(value.to_string()));
+    }
+
+    /// Forget a name; whether it was bound.
+    pub fn unset(&mut self, name: &str) -> bool {
+        let had = self.values.remove(name).is_some();
+        self.generation += 1;
+        had
+    }
+
+    /// A variable's value.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.values.get(name)
+    }
+
+    /// A variable as text (strings as they are, anything else as JSON).
+    pub fn text(&self, name: &str) -> Option<String> {
+        self.get(name).map(as_text)
+    }
+
+    /// Every name and value.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.values.iter()
+    }
+
+    /// Changes so far.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Resolve a word's variable references to text.
+    pub fn resolve(&self, word: &Word) -> Result<String, CommandError> {
+        let mut out = String::new();
+        for piece in &word.0 {
+            match piece {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Var { name, path } => out.push_str(&as_text(self.lookup(name, path)?)),
+            }
+        }
+        Ok(out)
+    }
+
+    fn lookup(&self, name: &str, path: &[String]) -> Result<&Value, CommandError> {
+        let mut value = self.get(name).ok_or_else(|| {
+            let hint = match name {
+                "client_id" | "client_secret" => {
+                    "run `register` first (it binds client_id and client_secret)".to_string()
+                }
+                "access_token" | "refresh_token" => "run `token` or `exchange` first".to_string(),
+                "code" => {
+                    "run `authorize --as USER` or `authorize --listen` first, or `set code VALUE`"
+                        .to_string()
+                }
+                "response" | "status" => "run a command that makes a request first".to_string(),
+                _ => format!("set it with `set {name} VALUE`; `vars` lists what is bound"),
+            };
+            CommandError::new("UndefinedVariable", format!("${name} is not set")).hint(hint)
+        })?;
+        for (i, key) in path.iter().enumerate() {
+            let next = match value {
+                Value::Object(map) => map.get(key),
+                Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
+                _ => None,
+            };
+            value = next.ok_or_else(|| {
+                let walked = if i == 0 {
+                    format!("${name}")
+                } else {
+                    format!("${name}.{}", path[..i].join("."))
+                };
+                CommandError::new(
+                    "UndefinedVariable",
+                    format!("{walked} has no field {key:?}"),
+                )
+                .hint(format!("its keys are: {}", keys_of(value)))
+            })?;
+        }
+        Ok(value)
+    }
+
+    /// The variables as a table (long JSON values summarised).
+    pub fn table(&self) -> Table {
+        let rows = self
+            .values
+            .iter()
+            .map(|(name, value)| vec![name.clone(), summary(value)])
+            .collect();
+        Table {
+            columns: vec!["name".into(), "value".into()],
+            rows,
+            json: Some(Value::Object(self.values.clone().into_iter().collect())),
+        }
+    }
+}
+
+/// A value as text: strings raw, everything else as compact JSON.
+pub fn as_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn keys_of(value: &Value) -> String {
+    match value {
+        Value::Object(map) if !map.is_empty() => map.keys().cloned().collect::<Vec<_>>().join(", "),
+        Value::Array(items) => format!("indexes 0 to {}", items.len().saturating_sub(1)),
+        _ => "none (it is not an object or array)".to_string(),
+    }
+}
+
+fn summary(value: &Value) -> String {
+    match value {
+        Value::Object(map) => match map.get("resourceType").and_then(Value::as_str) {
+            Some(kind) => format!("{kind} ({} fields)", map.len()),
+            None => format!("{{…}} ({} fields)", map.len()),
+        },
+        Value::Array(items) => format!("[…] ({} items)", items.len()),
+        other => as_text(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn var(name: &str, path: &[&str]) -> Word {
+        Word(vec![Piece::Var {
+            name: name.into(),
+            path: path.iter().map(|s| s.to_string()).collect(),
+        }])
+    }
+
+    #[test]
+    fn paths_walk_objects_and_arrays() {
+        let mut vars = Vars::default();
+        vars.set(
+            "response",
+            json!({"entry": [{"resource": {"id": "x1", "n": 3}}]}),
+        );
+        assert_eq!(
+            vars.resolve(&var("response", &["entry", "0", "resource", "id"]))
+                .unwrap(),
+            "x1"
+        );
+        assert_eq!(
+            vars.resolve(&var("response", &["entry", "0", "resource", "n"]))
+                .unwrap(),
+            "3"
+        );
+        let err = vars.resolve(&var("response", &["entry", "1"])).unwrap_err();
+        assert!(
+            err.message.contains("$response.entry has no field \"1\""),
+            "{}",
+            err.message
+        );
+        let err = vars.resolve(&var("nope", &[])).unwrap_err();
+        assert_eq!(err.kind, "UndefinedVariable");
+    }
+
+    #[test]
+    fn changes_bump_the_generation() {
+        let mut vars = Vars::default();
+        let g = vars.generation();
+        vars.set_str("a", "1");
+        assert!(vars.generation() > g);
+        assert_eq!(vars.text("a").unwrap(), "1");
+        assert!(vars.unset("a") && !vars.unset("a"));
+    }
+}
