@@ -261,10 +261,10 @@ mod tests {
 
     #[test]
     fn s256_matches_rfc7636_appendix_b() {
-        let verifier = "dBjftJeZ4CVP-mJ92K9qgLsv4ZOfG1HmQ6i0ONR2Zt8";
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
         let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
         assert!(check_pkce(Some(challenge), Some(verifier)).is_ok());
-        let wrong = "dBjftJeZ4CVP-mJ92K9qgLsv4ZOfG1HmQ6i0ONR2Zt9";
+        let wrong = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj";
         assert_eq!(
             check_pkce(Some(challenge), Some(wrong)).unwrap_err().code,
             "invalid_grant"

@@ -138,7 +138,7 @@ mod tests {
     #[test]
     fn s256_and_random_values_have_pkce_shape() {
         assert_eq!(
-            s256("dBjftJeZ4CVP-mJ92K9qgLsv4ZOfG1HmQ6i0ONR2Zt8"),
+            s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
         let v = random_hex(2);
