@@ -36,10 +36,25 @@ struct Printer {
 
 impl Frontend for Printer {
     fn emit(&mut self, output: Output) {
-        let text = render(&output, self.style);
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{text}");
-        let _ = out.flush();
+        // Streams from Rust cells pass through exactly as printed, each to its own stream.
+        match &output {
+            Output::Stdout(text) => {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(text.as_bytes());
+                let _ = out.flush();
+            }
+            Output::Stderr(text) => {
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(text.as_bytes());
+                let _ = err.flush();
+            }
+            _ => {
+                let text = render(&output, self.style);
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{text}");
+                let _ = out.flush();
+            }
+        }
     }
 
     fn ask(&mut self, prompt: &str, secret: bool) -> Option<String> {

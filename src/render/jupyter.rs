@@ -11,6 +11,10 @@ use crate::session::{Output, Table};
 pub enum JupyterOutput {
     /// A `stream` message on stdout.
     Stream(String),
+    /// A `stream` message on stderr.
+    StreamErr(String),
+    /// An `execute_result` with this MIME bundle.
+    Result(Map<String, Value>),
     /// A `display_data` message with this MIME bundle.
     Display(Map<String, Value>),
     /// An `error` message.
@@ -70,6 +74,10 @@ pub fn to_jupyter(output: &Output) -> JupyterOutput {
     let plain = render(output, Style::Plain);
     match output {
         Output::Text(_) | Output::Note(_) => JupyterOutput::Stream(format!("{plain}\n")),
+        Output::Stdout(text) => JupyterOutput::Stream(text.clone()),
+        Output::Stderr(text) => JupyterOutput::StreamErr(text.clone()),
+        Output::Value(bundle) => JupyterOutput::Result(bundle.clone()),
+        Output::Rich(bundle) => JupyterOutput::Display(bundle.clone()),
         Output::Status(_) => JupyterOutput::Display(bundle(plain, None, None)),
         Output::Json(value) => JupyterOutput::Display(bundle(plain, Some(value.clone()), None)),
         Output::Table(table) => {

@@ -32,6 +32,19 @@ pub fn render(output: &Output, style: Style) -> String {
         Output::Link { label, url } => format!("{label}\n{url}"),
         Output::Text(text) => text.trim_end().to_string(),
         Output::Note(note) => paint(note, "2", color),
+        Output::Stdout(text) | Output::Stderr(text) => {
+            text.strip_suffix('\n').unwrap_or(text).to_string()
+        }
+        Output::Value(bundle) | Output::Rich(bundle) => bundle
+            .get("text/plain")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                format!(
+                    "[{}]",
+                    bundle.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            }),
         Output::Error(error) => {
             let mut text = paint(&format!("{}: {}", error.kind, error.message), "31", color);
             if let Some(hint) = &error.hint {

@@ -25,6 +25,15 @@ pub enum Output {
     Note(String),
     /// A failure: what went wrong and what to do.
     Error(CommandError),
+    /// Text a Rust cell printed to stdout, as it was printed.
+    Stdout(String),
+    /// Text a Rust cell printed to stderr, as it was printed.
+    Stderr(String),
+    /// The value of a Rust cell's trailing expression, as a MIME bundle (`text/plain`, …);
+    /// Jupyter shows it as the cell's execute_result.
+    Value(serde_json::Map<String, Value>),
+    /// Rich content a Rust cell displayed, as a MIME bundle (Jupyter's display_data).
+    Rich(serde_json::Map<String, Value>),
 }
 
 /// A table, with the JSON it was made from when there is one.
