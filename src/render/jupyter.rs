@@ -106,6 +106,12 @@ pub fn to_nbformat(output: &Output) -> Value {
         JupyterOutput::Stream(text) => {
             json!({"output_type": "stream", "name": "stdout", "text": text})
         }
+        JupyterOutput::StreamErr(text) => {
+            json!({"output_type": "stream", "name": "stderr", "text": text})
+        }
+        JupyterOutput::Result(data) => {
+            json!({"output_type": "execute_result", "data": data, "metadata": {}, "execution_count": null})
+        }
         JupyterOutput::Display(data) => {
             json!({"output_type": "display_data", "data": data, "metadata": {}})
         }
