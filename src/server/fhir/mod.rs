@@ -23,7 +23,7 @@ use data::{Resource, SERVED_TYPES};
 use search::Search;
 
 use super::clock;
-use super::error::{fhir_json, FhirError};
+use super::error::{fhir_json, method_not_allowed, FhirError};
 use super::state::AppState;
 
 type Shared = State<Arc<AppState>>;
@@ -57,6 +57,9 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/api/open-fhir/{type}/{id}/{operation}",
             get(operation_open),
         )
+        // Set here, under the CORS layer: the router-wide 405 fallback would replace the
+        // layered one and answer browsers' OPTIONS preflights with 405.
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(cors)
 }
 
