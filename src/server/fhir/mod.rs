@@ -5,6 +5,7 @@
 pub mod access;
 pub mod capability;
 pub mod data;
+pub mod query;
 pub mod search;
 
 use std::sync::Arc;
@@ -225,15 +226,9 @@ fn check_format(value: &str) -> Result<(), FhirError> {
     }
 }
 
-fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .into_owned()
-        .collect()
-}
-
 /// Reads and operations take only `_format`.
 fn check_query_format(query: Option<&str>) -> Result<(), FhirError> {
-    for (name, value) in query_pairs(query) {
+    for (name, value) in query::pairs(query)? {
         match name.as_str() {
             "_format" => check_format(&value)?,
             "_pretty" | "_summary" | "_elements" => {}
@@ -314,7 +309,7 @@ fn search_type(
     if !access.reaches_type(resource_type, Operation::Search) {
         return Err(forbidden_type(resource_type, Operation::Search));
     }
-    let search = Search::parse(resource_type, &query_pairs(query))?;
+    let search = Search::parse(resource_type, &query::pairs(query)?)?;
     let hits: Vec<&Resource> = state
         .data
         .of_type(resource_type)
@@ -344,7 +339,7 @@ fn everything(
         )));
     }
     check_id(id)?;
-    let pairs = query_pairs(query);
+    let pairs = query::pairs(query)?;
     if let Some((name, _)) = pairs
         .iter()
         .find(|(k, _)| !matches!(k.as_str(), "_count" | "_offset" | "_format"))
