@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use tower_http::cors::{Any, CorsLayer};
 
+use super::error::method_not_allowed;
 use super::state::AppState;
 
 /// SMART capabilities that work on this server, and only those.
@@ -48,6 +49,9 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/api/fhir/.well-known/smart-configuration",
             get(smart_configuration),
         )
+        // Set here, under the CORS layer: the router-wide 405 fallback would replace the
+        // layered one and answer browsers' OPTIONS preflights with 405.
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(cors)
 }
 

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod capability;
 pub mod data;
+pub mod query;
 pub mod search;
 
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use data::{Resource, SERVED_TYPES};
 use search::Search;
 
 use super::clock;
-use super::error::{fhir_json, FhirError};
+use super::error::{fhir_json, method_not_allowed, FhirError};
 use super::state::AppState;
 
 type Shared = State<Arc<AppState>>;
@@ -57,6 +58,9 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/api/open-fhir/{type}/{id}/{operation}",
             get(operation_open),
         )
+        // Set here, under the CORS layer: the router-wide 405 fallback would replace the
+        // layered one and answer browsers' OPTIONS preflights with 405.
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(cors)
 }
 
@@ -222,15 +226,9 @@ fn check_format(value: &str) -> Result<(), FhirError> {
     }
 }
 
-fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .into_owned()
-        .collect()
-}
-
 /// Reads and operations take only `_format`.
 fn check_query_format(query: Option<&str>) -> Result<(), FhirError> {
-    for (name, value) in query_pairs(query) {
+    for (name, value) in query::pairs(query)? {
         match name.as_str() {
             "_format" => check_format(&value)?,
             "_pretty" | "_summary" | "_elements" => {}
@@ -311,7 +309,7 @@ fn search_type(
     if !access.reaches_type(resource_type, Operation::Search) {
         return Err(forbidden_type(resource_type, Operation::Search));
     }
-    let search = Search::parse(resource_type, &query_pairs(query))?;
+    let search = Search::parse(resource_type, &query::pairs(query)?)?;
     let hits: Vec<&Resource> = state
         .data
         .of_type(resource_type)
@@ -341,7 +339,7 @@ fn everything(
         )));
     }
     check_id(id)?;
-    let pairs = query_pairs(query);
+    let pairs = query::pairs(query)?;
     if let Some((name, _)) = pairs
         .iter()
         .find(|(k, _)| !matches!(k.as_str(), "_count" | "_offset" | "_format"))

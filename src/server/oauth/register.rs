@@ -204,6 +204,13 @@ fn parse_redirect_uris(value: Option<&Value>) -> Result<Vec<String>, OAuthError>
         ));
     }
     for uri in &uris {
+        // The URL parser forgives spaces, tabs, newlines and backslashes by cleaning them up,
+        // but the URI is stored and compared as sent and must fit in a Location header.
+        if !uri.bytes().all(is_uri_byte) {
+            return Err(bad_redirect(format!(
+                "redirect URI {uri:?} has spaces, control characters, non-ASCII or characters such as \\ < > {{ }} that a URI cannot contain (RFC 3986); percent-encode them"
+            )));
+        }
         let parsed = url::Url::parse(uri).map_err(|_| {
             bad_redirect(format!("redirect URI {uri:?} is not an absolute URI with a scheme such as http:// or https://"))
         })?;
@@ -225,4 +232,9 @@ fn parse_redirect_uris(value: Option<&Value>) -> Result<Vec<String>, OAuthError>
         }
     }
     Ok(uris)
+}
+
+/// A byte RFC 3986 allows somewhere in a URI (printable ASCII, less what it excludes).
+fn is_uri_byte(b: u8) -> bool {
+    b.is_ascii_graphic() && !b"\"<>\\^`{|}".contains(&b)
 }
