@@ -276,6 +276,11 @@ async fn the_consent_page_names_the_app_the_patient_and_the_choices() {
         .await;
     assert_eq!(consent.status.as_u16(), 200);
     assert!(consent.content_type().starts_with("text/html"));
+    assert_eq!(
+        consent.headers["x-frame-options"], "DENY",
+        "no clickjacking"
+    );
+    assert_eq!(consent.headers["cache-control"], "no-store");
     let text = consent.text();
     for words in [
         "Fake Research Application",
@@ -339,4 +344,23 @@ async fn the_apps_page_lists_the_approval_and_revoke_ends_its_tokens() {
     app.refresh(&server, tokens.refresh(), None)
         .await
         .assert_error(400, "invalid_grant");
+}
+
+#[tokio::test]
+async fn an_apps_name_is_shown_as_text_never_as_markup() {
+    let server = TestServer::start().await;
+    let name = "<img src=x onerror=alert(1)> Evil & Co";
+    let app = server
+        .register(serde_json::json!({
+            "client_name": name,
+            "redirect_uris": [SEED_REDIRECT],
+            "scope": SEED_SCOPE,
+        }))
+        .await;
+    let browser = Browser::new(&server);
+    let consent = browser
+        .consent_page(&server, &Authorize::new(&server, &app), DANIEL)
+        .await;
+    assert!(!consent.body.contains("<img"), "{}", consent.body);
+    assert!(consent.text().contains(name), "{}", consent.text());
 }

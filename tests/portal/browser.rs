@@ -112,6 +112,12 @@ impl Browser {
             .map(|(_, v)| v.to_string())
     }
 
+    /// Plant a cookie for the server, as an attacker who fixed it in advance would.
+    pub fn plant_cookie(&self, name: &str, value: &str) {
+        self.jar
+            .add_cookie_str(&format!("{name}={value}; Path=/"), &self.base);
+    }
+
     /// Type an address (absolute, or a path on the server) and follow where it leads.
     pub async fn open(&self, address: &str) -> Landing {
         let url = self.base.join(address).expect("a valid address");
