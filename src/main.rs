@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use smartnb::server;
-use smartnb::session::{Session, SessionOptions};
+use smartnb::session::{RustStart, Session, SessionOptions};
 
 /// Learn and test the SMART on FHIR OAuth2 workflow.
 #[derive(Parser)]
@@ -22,6 +22,8 @@ enum Command {
     Repl(ReplArgs),
     /// Run the embedded SMART authorization server and FHIR API until Ctrl-C.
     Serve(ServeArgs),
+    /// Execute notebooks through a session; --check compares with stored outputs, --write stores them.
+    Run(RunArgs),
 }
 
 #[derive(Args, Default)]
@@ -32,6 +34,22 @@ struct ReplArgs {
     /// Port for the embedded server (default 9000, or a free one if taken).
     #[arg(long, default_value_t = 9000)]
     port: u16,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The .ipynb files to run.
+    #[arg(required = true)]
+    notebooks: Vec<std::path::PathBuf>,
+    /// Compare fresh outputs with the stored ones (after normalising ids, tokens, dates, ports).
+    #[arg(long, conflicts_with = "write")]
+    check: bool,
+    /// Store the fresh outputs back into the files.
+    #[arg(long)]
+    write: bool,
+    /// Interrupt a cell that runs longer than this many seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
 }
 
 #[derive(Args)]
@@ -61,11 +79,16 @@ struct ServeArgs {
 }
 
 fn main() -> anyhow::Result<()> {
+    // evcxr re-runs this binary as its evaluation child and as a rustc wrapper: that must
+    // happen before anything else.
+    #[cfg(feature = "rust")]
+    evcxr::runtime_hook();
     init_logging();
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Repl(args)) => repl(args),
+        Some(Command::Run(args)) => run_notebooks(args),
         None => repl(ReplArgs {
             port: 9000,
             ..ReplArgs::default()
@@ -88,6 +111,7 @@ fn repl(args: ReplArgs) -> anyhow::Result<()> {
             port: args.port,
             ..server::Config::default()
         },
+        rust: RustStart::Background,
     };
     let session = Session::new(options)?;
     let code = smartnb::repl::run(
@@ -95,6 +119,23 @@ fn repl(args: ReplArgs) -> anyhow::Result<()> {
         smartnb::repl::ReplOptions {
             fail_fast: args.fail_fast,
         },
+    );
+    std::process::exit(code);
+}
+
+fn run_notebooks(args: RunArgs) -> anyhow::Result<()> {
+    use smartnb::notebook::runner::{run_files, Mode};
+    let mode = match (args.check, args.write) {
+        (true, _) => Mode::Check,
+        (_, true) => Mode::Write,
+        _ => Mode::Run,
+    };
+    let options = SessionOptions::default();
+    let code = run_files(
+        &args.notebooks,
+        mode,
+        std::time::Duration::from_secs(args.timeout),
+        &options,
     );
     std::process::exit(code);
 }

@@ -88,6 +88,9 @@ pub fn to_jupyter(output: &Output) -> JupyterOutput {
         }
         Output::Error(error) => {
             let mut traceback = vec![format!("\x1b[31m{}\x1b[0m: {}", error.kind, error.message)];
+            if let Some(detail) = &error.detail {
+                traceback.extend(detail.lines().map(str::to_string));
+            }
             if let Some(hint) = &error.hint {
                 traceback.push(format!("hint: {hint}"));
             }

@@ -47,6 +47,9 @@ pub fn render(output: &Output, style: Style) -> String {
             }),
         Output::Error(error) => {
             let mut text = paint(&format!("{}: {}", error.kind, error.message), "31", color);
+            if let Some(detail) = &error.detail {
+                text.push_str(&format!("\n{detail}"));
+            }
             if let Some(hint) = &error.hint {
                 text.push_str(&format!("\n  hint: {hint}"));
             }

@@ -55,11 +55,23 @@ pub enum Outcome {
     Failed,
 }
 
+/// When to create the Rust evaluator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RustStart {
+    /// Right away, on a background thread (REPL and kernel), so the first Rust cell waits less.
+    Background,
+    /// When the first Rust cell arrives.
+    #[default]
+    OnFirstUse,
+}
+
 /// Settings for a session.
 #[derive(Debug, Clone, Default)]
 pub struct SessionOptions {
     /// How the embedded server starts (its port 9000 falls back to a free one when taken).
     pub server: Config,
+    /// When the Rust evaluator starts (ignored in builds without the `rust` feature).
+    pub rust: RustStart,
 }
 
 /// Everything the commands share.
@@ -73,9 +85,11 @@ pub(crate) struct State {
     interrupter: Interrupter,
 }
 
-/// The interpreter: variables, target server, embedded server.
+/// The interpreter: variables, target server, embedded server, Rust evaluator.
 pub struct Session {
     state: State,
+    #[cfg(feature = "rust")]
+    rust: crate::rust_cells::RustCells,
 }
 
 /// Why a session could not be created.
@@ -97,6 +111,8 @@ impl Session {
             .map_err(|e| SessionError::Start(e.to_string()))?;
         let client = SmartClient::new().map_err(|e| SessionError::Start(e.to_string()))?;
         Ok(Session {
+            #[cfg(feature = "rust")]
+            rust: crate::rust_cells::RustCells::new(options.rust),
             state: State {
                 runtime: Arc::new(runtime),
                 client,
@@ -114,10 +130,7 @@ impl Session {
         let commands = match parse::classify(cell) {
             Ok(Cell::Empty) => return Outcome::Ok,
             Ok(Cell::Helper(commands)) => commands,
-            Ok(Cell::Rust(code)) => {
-                frontend.emit(Output::Error(rust_unavailable(&code)));
-                return Outcome::Failed;
-            }
+            Ok(Cell::Rust(code)) => return self.execute_rust(&code, frontend),
             Err(e) => {
                 let hint = match e {
                     parse::ParseError::UnclosedQuote(q) => {
@@ -150,6 +163,38 @@ impl Session {
         Outcome::Ok
     }
 
+    #[cfg(feature = "rust")]
+    fn execute_rust(&mut self, code: &str, frontend: &mut dyn Frontend) -> Outcome {
+        let interrupter = self.state.interrupter.clone();
+        match self
+            .rust
+            .execute(code, &self.state.vars, frontend, &interrupter)
+        {
+            Ok(()) => Outcome::Ok,
+            Err(mut error) => {
+                if error.kind == "CompilationError" && error.hint.is_none() {
+                    error.hint = helper_hint(code);
+                }
+                frontend.emit(Output::Error(error));
+                Outcome::Failed
+            }
+        }
+    }
+
+    #[cfg(not(feature = "rust"))]
+    fn execute_rust(&mut self, code: &str, frontend: &mut dyn Frontend) -> Outcome {
+        let mut error = CommandError::new(
+            "RustUnavailable",
+            "this cell is Rust, and this build of smartnb has no Rust evaluator (it was built without the `rust` cargo feature)",
+        );
+        error.hint = helper_hint(code).or(Some(
+            "rebuild with the default features to run Rust cells; `help` lists the helper commands"
+                .into(),
+        ));
+        frontend.emit(Output::Error(error));
+        Outcome::Failed
+    }
+
     /// Run a cell and return its outputs.
     pub fn collect(&mut self, cell: &str) -> Vec<Output> {
         let mut sink = Collect::default();
@@ -172,8 +217,15 @@ impl Session {
         self.state.embedded.as_ref().map(|s| s.base_url.as_str())
     }
 
-    /// Completions for `code` at byte offset `cursor`.
-    pub fn complete(&self, code: &str, cursor: usize) -> complete::Completion {
+    /// Completions for `code` at byte offset `cursor`: helper words on helper lines, evcxr's
+    /// completions in Rust cells (once the evaluator is ready).
+    pub fn complete(&mut self, code: &str, cursor: usize) -> complete::Completion {
+        #[cfg(feature = "rust")]
+        if matches!(parse::classify(code), Ok(Cell::Rust(_))) {
+            if let Some(found) = self.rust.complete(code, cursor) {
+                return found;
+            }
+        }
         complete::complete(&self.state.vars, code, cursor)
     }
 
@@ -192,17 +244,15 @@ impl Drop for Session {
     }
 }
 
-fn rust_unavailable(code: &str) -> CommandError {
-    let mut error = CommandError::new(
-        "RustUnavailable",
-        "this cell is Rust, and Rust cells are not available in this build",
-    );
-    let first = code.split_whitespace().next().unwrap_or_default();
-    let hint = match spec::did_you_mean(first, parse::HELPERS.iter().copied()) {
-        Some(near) => format!("did you mean the helper command `{near}`? `help` lists them all"),
-        None => "helper commands are listed by `help`; prefix a line with % to force a helper"
-            .to_string(),
-    };
-    error = error.hint(hint);
-    error
+/// "Did you mean `register`?" when a cell that went to Rust starts with a near-miss of a
+/// helper command's name.
+fn helper_hint(code: &str) -> Option<String> {
+    let line = code.lines().map(str::trim).find(|l| !l.is_empty())?;
+    // Only a line that reads like a command (no Rust punctuation) earns the hint.
+    if line.contains([';', '(', ')', '{', '}', '=', '!', '<', '>', ':']) {
+        return None;
+    }
+    let first = line.split_whitespace().next().unwrap_or_default();
+    spec::did_you_mean(first, parse::HELPERS.iter().copied())
+        .map(|near| format!("did you mean the helper command `{near}`? `help` lists them all"))
 }

@@ -54,6 +54,8 @@ pub struct CommandError {
     pub kind: String,
     /// What went wrong.
     pub message: String,
+    /// Longer text shown as it is below the message (a compiler's report).
+    pub detail: Option<String>,
     /// What to do about it, when there is something to say.
     pub hint: Option<String>,
 }
@@ -64,6 +66,7 @@ impl CommandError {
         CommandError {
             kind: kind.to_string(),
             message: message.into(),
+            detail: None,
             hint: None,
         }
     }
@@ -78,6 +81,9 @@ impl CommandError {
 impl std::fmt::Display for CommandError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.kind, self.message)?;
+        if let Some(detail) = &self.detail {
+            write!(f, "\n{detail}")?;
+        }
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;
         }

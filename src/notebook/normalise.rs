@@ -1,0 +1,114 @@
+//! Values that change from run to run (ids, tokens, codes, dates, ports) replaced by
+//! placeholders, so stored and fresh outputs can be compared.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde_json::Value;
+
+static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
+    [
+        (r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<uuid>"),
+        (r"\b[0-9a-f]{32}(?:[0-9a-f]{32})?\b", "<hex>"),
+        (r"code_challenge=[A-Za-z0-9_-]{43}", "code_challenge=<challenge>"),
+        (r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT", "<http-date>"),
+        (r"\d{2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4}", "<date>"),
+        (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "<instant>"),
+        (r"\b1[5-9]\d{8}\b|\b[23]\d{9}\b", "<unix-time>"),
+        (r"(localhost|127\.0\.0\.1)(:|%3A)\d{2,5}", "$1$2<port>"),
+        (r"[ ─]{2,}", " "),
+    ]
+    .into_iter()
+    .map(|(pattern, replacement)| (Regex::new(pattern).expect("static pattern"), replacement))
+    .collect()
+});
+
+/// A string with run-to-run values replaced.
+pub fn normalise_text(text: &str) -> String {
+    PATTERNS
+        .iter()
+        .fold(text.to_string(), |acc, (re, replacement)| {
+            re.replace_all(&acc, *replacement).into_owned()
+        })
+}
+
+fn normalise_value(value: &Value) -> Value {
+    match value {
+        Value::String(s) => Value::String(normalise_text(s)),
+        Value::Number(n)
+            if n.as_i64()
+                .is_some_and(|i| (1_500_000_000..4_000_000_000).contains(&i)) =>
+        {
+            Value::String("<unix-time>".into())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(normalise_value).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), normalise_value(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Outputs with run-to-run values replaced and execution counts dropped.
+pub fn normalise_outputs(outputs: &[Value]) -> Vec<Value> {
+    outputs
+        .iter()
+        .map(|o| {
+            let mut o = normalise_value(o);
+            if let Some(map) = o.as_object_mut() {
+                map.remove("execution_count");
+                map.remove("metadata");
+            }
+            o
+        })
+        .collect()
+}
+
+/// A readable diff of two cells' normalised outputs, or `None` when they agree.
+pub fn diff(stored: &[Value], fresh: &[Value]) -> Option<String> {
+    let (a, b) = (normalise_outputs(stored), normalise_outputs(fresh));
+    if a == b {
+        return None;
+    }
+    let show = |v: &[Value]| serde_json::to_string_pretty(v).unwrap_or_default();
+    let (a, b) = (show(&a), show(&b));
+    let text = similar::TextDiff::from_lines(&a, &b)
+        .unified_diff()
+        .context_radius(2)
+        .header("stored", "fresh")
+        .to_string();
+    Some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn changing_values_become_placeholders() {
+        let text = "client 59b2f830-965e-4a9d-be34-79283df73d24 code 04cb9fff7e5b4770bb1a56ef48879f80 at Thu, 05 Jul 2018 17:41:24 GMT on http://localhost:41234/api and localhost%3A9000";
+        assert_eq!(normalise_text(text), "client <uuid> code <hex> at <http-date> on http://localhost:<port>/api and localhost%3A<port>");
+        assert_eq!(
+            normalise_value(&json!({"iat": 1795444724, "n": 3})),
+            json!({"iat": "<unix-time>", "n": 3})
+        );
+    }
+
+    #[test]
+    fn fixture_data_is_left_alone() {
+        let text = "\"effectiveDateTime\": \"2018-03-14T09:30:00-05:00\", \"value\": 1288992";
+        assert_eq!(normalise_text(text), text);
+    }
+
+    #[test]
+    fn table_padding_does_not_matter() {
+        let a = vec![json!({"output_type": "stream", "text": "│ a    │ localhost:9000  │"})];
+        let b = vec![json!({"output_type": "stream", "text": "│ a    │ localhost:41234 │"})];
+        assert_eq!(diff(&a, &b), None);
+        let c = vec![json!({"output_type": "stream", "text": "│ b    │ localhost:41234 │"})];
+        assert!(diff(&a, &c).unwrap().contains("-"));
+    }
+}
