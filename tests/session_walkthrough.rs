@@ -6,11 +6,9 @@ mod session_support;
 
 use std::time::{Duration, SystemTime};
 
-use base64::Engine;
 use serde_json::{json, Value};
 use session_support::*;
-use sha2::{Digest, Sha256};
-use smartnb::session::{Outcome, Output, Session};
+use smartnb::session::{Outcome, Output};
 
 /// Seconds from now until an HTTP date such as `Thu, 05 Jul 2018 17:41:24 GMT`.
 fn seconds_until(http_date: &str) -> i64 {
@@ -40,42 +38,6 @@ fn assert_is_the_seed_patient(patient: &Value) {
     assert_eq!(patient["address"][0]["city"], "Tulsa");
     assert_eq!(patient["address"][0]["postalCode"], "74117");
     assert_eq!(patient["identifier"][0]["value"], "1288992");
-}
-
-/// Register a client for the OAuth part of the walkthrough (cell [9]).
-fn register_fake_app(s: &mut Session) -> Value {
-    let out = ok(
-        s,
-        r#"register --name "Fake Research Application" --redirect-uri http://not-a-real-site"#,
-    );
-    assert_eq!(statuses(&out), [201]);
-    the_json(&out).clone()
-}
-
-/// The query parameters of the authorize link a cell showed.
-fn link_params(outputs: &[Output]) -> Vec<(String, String)> {
-    let url = outputs
-        .iter()
-        .find_map(|o| match o {
-            Output::Link { label, url } => {
-                assert_eq!(label, "Continue to authorization:");
-                Some(url.clone())
-            }
-            _ => None,
-        })
-        .expect("authorize shows the link");
-    url::Url::parse(&url)
-        .expect("the link is a URL")
-        .query_pairs()
-        .into_owned()
-        .collect()
-}
-
-fn param<'p>(params: &'p [(String, String)], name: &str) -> Option<&'p str> {
-    params
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
 }
 
 #[test]
@@ -275,80 +237,6 @@ fn oauth_workflow_part_of_the_walkthrough() {
     let error = fails(&mut s, "exchange");
     assert_eq!(error.kind, "HttpError");
     assert_eq!(var(&s, "access_token"), access);
-}
-
-/// Authorize as `who` (with extra flags), exchange, and fetch the bound patient.
-fn patient_after_approving(who: &str) -> (String, Value) {
-    let mut s = session();
-    register_fake_app(&mut s);
-    ok(&mut s, &format!("authorize --as {who}"));
-    ok(&mut s, "exchange");
-    let out = ok(&mut s, "fetch Patient/$patient");
-    assert_eq!(statuses(&out), [200]);
-    (var(&s, "patient"), the_json(&out).clone())
-}
-
-#[test]
-fn as_with_patient_picks_that_patient() {
-    let (patient, resource) =
-        patient_after_approving("daniel-adams:demo-password --patient smart-1032702");
-    assert_eq!(patient, "smart-1032702");
-    assert_eq!(resource["name"][0]["given"][0], "Amy");
-    assert_eq!(resource["name"][0]["family"], "Shaw");
-}
-
-#[test]
-fn as_joseph_ross_gets_his_own_record() {
-    let (patient, resource) = patient_after_approving("joseph-ross:demo-password");
-    assert_eq!(patient, "smart-1081332");
-    assert_eq!(resource["name"][0]["family"], "Ross");
-}
-
-#[test]
-fn a_wrong_password_fails_the_sign_in_and_keeps_the_variables() {
-    let mut s = session();
-    register_fake_app(&mut s);
-    ok(&mut s, "token");
-    let before: Vec<(String, String)> = ["client_id", "client_secret", "access_token"]
-        .iter()
-        .map(|n| (n.to_string(), var(&s, n)))
-        .collect();
-    let error = fails(&mut s, "authorize --as daniel-adams:not-the-password");
-    assert_eq!(error.kind, "AuthorizeError");
-    assert!(
-        error.message.contains("signing in as daniel-adams failed"),
-        "{error}"
-    );
-    assert!(error.hint.unwrap().contains("demo-password"));
-    for (name, value) in before {
-        assert_eq!(var(&s, &name), value, "${name} changed");
-    }
-    assert!(!bound(&s, "code"));
-}
-
-#[test]
-fn a_public_client_gets_pkce_and_exchanges_without_a_secret() {
-    let mut s = session();
-    let out = ok(
-        &mut s,
-        "register --public --redirect-uri http://not-a-real-site",
-    );
-    assert_eq!(statuses(&out), [201]);
-    assert!(the_json(&out).get("client_secret").is_none());
-    assert!(!bound(&s, "client_secret"));
-
-    let out = ok(&mut s, "authorize --as daniel-adams:demo-password");
-    let params = link_params(&out);
-    let verifier = var(&s, "code_verifier");
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(Sha256::digest(verifier.as_bytes()));
-    assert_eq!(param(&params, "code_challenge"), Some(challenge.as_str()));
-    assert_eq!(param(&params, "code_challenge_method"), Some("S256"));
-
-    let out = ok(&mut s, "exchange");
-    assert_eq!(statuses(&out), [200]);
-    assert_eq!(var(&s, "patient"), SEED_PATIENT);
-    assert_eq!(statuses(&ok(&mut s, "fetch Patient/$patient")), [200]);
 }
 
 #[test]

@@ -169,3 +169,40 @@ pub fn register(session: &mut Session) -> Vec<Output> {
     assert_eq!(statuses(&outputs), [201]);
     outputs
 }
+
+/// Register a client for the OAuth part of the walkthrough (cell [9]).
+pub fn register_fake_app(s: &mut Session) -> Value {
+    let out = ok(
+        s,
+        r#"register --name "Fake Research Application" --redirect-uri http://not-a-real-site"#,
+    );
+    assert_eq!(statuses(&out), [201]);
+    the_json(&out).clone()
+}
+
+/// The query parameters of the authorize link a cell showed.
+pub fn link_params(outputs: &[Output]) -> Vec<(String, String)> {
+    let url = outputs
+        .iter()
+        .find_map(|o| match o {
+            Output::Link { label, url } => {
+                assert_eq!(label, "Continue to authorization:");
+                Some(url.clone())
+            }
+            _ => None,
+        })
+        .expect("authorize shows the link");
+    url::Url::parse(&url)
+        .expect("the link is a URL")
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+/// One query parameter of a link.
+pub fn param<'p>(params: &'p [(String, String)], name: &str) -> Option<&'p str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
