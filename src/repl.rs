@@ -147,8 +147,21 @@ pub fn run(mut session: Session, options: ReplOptions) -> i32 {
     }
 }
 
+/// Ctrl-C as a stream of events, caught from the moment this returns.
+#[cfg(unix)]
+fn ctrl_c_events() -> std::io::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+}
+
+/// Ctrl-C as a stream of events, caught from the moment this returns.
+#[cfg(windows)]
+fn ctrl_c_events() -> std::io::Result<tokio::signal::windows::CtrlC> {
+    tokio::signal::windows::ctrl_c()
+}
+
 fn install_interrupt_handler(session: &Session, running: Arc<AtomicBool>, interactive: bool) {
     let interrupter = session.interrupter();
+    let (ready, installed) = std::sync::mpsc::channel::<()>();
     let spawned = std::thread::Builder::new()
         .name("smartnb-sigint".into())
         .spawn(move || {
@@ -159,7 +172,11 @@ fn install_interrupt_handler(session: &Session, running: Arc<AtomicBool>, intera
                 return;
             };
             runtime.block_on(async move {
-                while tokio::signal::ctrl_c().await.is_ok() {
+                let Ok(mut events) = ctrl_c_events() else {
+                    return;
+                };
+                let _ = ready.send(());
+                while events.recv().await.is_some() {
                     if running.load(Ordering::SeqCst) {
                         interrupter.interrupt();
                     } else if !interactive {
@@ -168,8 +185,12 @@ fn install_interrupt_handler(session: &Session, running: Arc<AtomicBool>, intera
                 }
             });
         });
-    if spawned.is_err() {
-        eprintln!("smartnb: Ctrl-C will not interrupt requests (no signal thread)");
+    // Wait until the handler is in place: rustyline saves the SIGINT action it finds when
+    // it reads a line and puts it back afterwards, so a handler installed while the first
+    // line is being read would be replaced by the default action, and the next Ctrl-C
+    // during a request would kill the REPL instead of interrupting the request.
+    if spawned.is_err() || installed.recv().is_err() {
+        eprintln!("smartnb: Ctrl-C will not interrupt requests (no signal handler)");
     }
 }
 

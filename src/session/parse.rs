@@ -209,9 +209,10 @@ impl<'a> Lexer<'a> {
                     }
                 }
                 '\\' => match self.chars.next() {
-                    Some('\n') => {}
+                    Some('\n') => self.continuation()?,
                     Some('\r') if self.chars.peek() == Some(&'\n') => {
                         self.chars.next();
+                        self.continuation()?;
                     }
                     Some(next) => self.push_char(next),
                     None => return Err(ParseError::TrailingBackslash),
@@ -252,6 +253,15 @@ impl<'a> Lexer<'a> {
         }
         self.end_line();
         Ok(self.lines)
+    }
+
+    /// After a `\` and its line break: the command goes on, so there must be a next line
+    /// (a line piped in arrives with its newline, and still waits for the next one).
+    fn continuation(&mut self) -> Result<(), ParseError> {
+        match self.chars.peek() {
+            Some(_) => Ok(()),
+            None => Err(ParseError::TrailingBackslash),
+        }
     }
 
     /// After a `$`: `${name.path}`, `$name.path`, or a literal `$`.
@@ -568,6 +578,12 @@ mod tests {
     fn completeness_follows_quotes_backslashes_and_brackets() {
         assert_eq!(is_complete("register --name 'My"), Completeness::Incomplete);
         assert_eq!(is_complete("register \\"), Completeness::Incomplete);
+        assert_eq!(is_complete("register \\\n"), Completeness::Incomplete);
+        assert_eq!(is_complete("register \\\r\n"), Completeness::Incomplete);
+        assert_eq!(
+            is_complete("register \\\n--public\n"),
+            Completeness::Complete
+        );
         assert_eq!(
             is_complete("register --name 'My App'"),
             Completeness::Complete

@@ -36,6 +36,9 @@ pub(super) fn catch(
         return Err(CommandError::new("CannotListen", format!("--listen can only catch redirects to http://localhost…, not {redirect_uri}"))
             .hint("register a redirect URI such as http://localhost:9001/authorized (`register --redirect-uri …`), or paste the code into `exchange CODE`"));
     }
+    // Watch for interrupts before the port opens: once it accepts connections, the
+    // person (or a test) may interrupt, and a watch taken later would miss it.
+    let interrupts = ctx.state.interrupter.watch();
     let port = where_to.port_or_known_default().unwrap_or(80);
     let host = if where_to.host_str() == Some("[::1]") {
         "::1"
@@ -52,7 +55,6 @@ pub(super) fn catch(
     ctx.emit(Output::Text(format!(
         "Open the link above in a browser. Waiting up to {timeout} s for it to come back to {redirect_uri} (interrupt to stop)…"
     )));
-    let interrupts = ctx.state.interrupter.watch();
     let deadline = Instant::now() + Duration::from_secs(timeout);
     let expected_path = where_to.path().to_string();
     loop {
