@@ -16,6 +16,7 @@ pub fn session() -> Session {
             port: 0,
             ..Default::default()
         },
+        ..Default::default()
     })
     .expect("the session starts")
 }
