@@ -249,6 +249,28 @@ async fn deny_goes_back_with_access_denied_and_the_exact_state() {
 }
 
 #[tokio::test]
+async fn the_patient_picker_can_deny_too() {
+    let server = TestServer::start().await;
+    let app = registered(&server).await;
+    let browser = Browser::new(&server);
+    let request = Authorize::new(&server, &app);
+    let login = browser.open(&request.url(&server)).await.page();
+    let picker = browser.sign_in(login, DANIEL.username).await.page();
+    assert!(
+        picker.has_form("/oauth/consent/patient"),
+        "{}",
+        picker.text()
+    );
+    let callback = browser
+        .submit(&picker.form("/oauth/consent"), "Deny")
+        .await
+        .callback();
+    assert_eq!(callback.param("error").as_deref(), Some("access_denied"));
+    assert_eq!(callback.param("state").as_deref(), Some(SEED_STATE));
+    assert_eq!(callback.param("code"), None);
+}
+
+#[tokio::test]
 async fn a_state_with_special_characters_comes_back_byte_exact() {
     let server = TestServer::start().await;
     let app = registered(&server).await;

@@ -126,6 +126,29 @@ fn a_patient_the_user_cannot_share_is_refused_with_the_choices() {
 }
 
 #[test]
+fn a_patient_is_checked_even_when_no_picker_is_shown() {
+    let mut s = session();
+    register_fake_app(&mut s);
+    // joseph-ross has one patient, so the portal skips the picker; --patient still counts.
+    let error = fails(
+        &mut s,
+        "authorize --as joseph-ross:demo-password --patient smart-1288992",
+    );
+    assert_eq!(error.kind, "AuthorizeError");
+    assert!(
+        error.message.contains("cannot share patient smart-1288992"),
+        "{}",
+        error.message
+    );
+    assert!(!bound(&s, "code"));
+    ok(
+        &mut s,
+        "authorize --as joseph-ross:demo-password --patient smart-1081332",
+    );
+    assert!(bound(&s, "code"));
+}
+
+#[test]
 fn flags_that_do_not_go_together() {
     let mut s = session();
     register_fake_app(&mut s);

@@ -298,6 +298,10 @@ async fn a_grant_the_client_did_not_register_is_unauthorized_client() {
         }))
         .await;
     let tokens = tokens_for(&server, &app, JOSEPH).await;
+    assert_eq!(
+        tokens.refresh, None,
+        "a client without the refresh_token grant gets no refresh token"
+    );
     let refresh = tokens.refresh.as_deref().unwrap_or("none was issued");
     app.refresh(&server, refresh, None)
         .await

@@ -163,6 +163,7 @@ pub async fn token(
             scope: &scope,
             lifetime,
             force_refresh: true,
+            refresh_allowed: true,
             from_code: None,
         },
     )

@@ -45,6 +45,8 @@ pub struct TokenRequest<'a> {
     /// Issue a refresh token even without offline_access/online_access (the seed's debug
     /// endpoint always did).
     pub force_refresh: bool,
+    /// Whether the client may use refresh tokens at all (it registered the grant).
+    pub refresh_allowed: bool,
     /// The authorization code it is exchanged for, if any.
     pub from_code: Option<&'a str>,
 }
@@ -54,8 +56,8 @@ impl TokenRequest<'_> {
     pub fn build(&self) -> Token {
         let now = clock::now();
         let scopes = Scopes::parse(self.scope).unwrap_or_default();
-        let refresh =
-            self.force_refresh || scopes.has("offline_access") || scopes.has("online_access");
+        let refresh = self.refresh_allowed
+            && (self.force_refresh || scopes.has("offline_access") || scopes.has("online_access"));
         Token {
             access_token: new_secret(),
             refresh_token: refresh.then(new_secret),

@@ -152,6 +152,7 @@ async fn exchange_code(
             scope: &record.scope,
             lifetime: state.config.access_lifetime as i64,
             force_refresh: false,
+            refresh_allowed: client.grant_types.iter().any(|g| g == "refresh_token"),
             from_code: Some(&record.code),
         },
     )
@@ -239,6 +240,7 @@ async fn refresh(
         scope: &scope,
         lifetime: state.config.access_lifetime as i64,
         force_refresh: true,
+        refresh_allowed: true,
         from_code: old.from_code.as_deref(),
     }
     .build();

@@ -182,6 +182,7 @@ async fn page(
         app_name: &app_name,
         client_id: &pending.client_id,
         patient_name: &patient_name,
+        patient_id,
         scope_words: words::describe(&scopes),
         categories: words::categories(&scopes),
         durations,
@@ -264,6 +265,18 @@ pub async fn decide(
         Ok(c) => c,
         Err(halt) => return halt.into_response(),
     };
+    if field(&pairs, "decision") == Some("deny") {
+        // Deny works from the picker too: no patient needs choosing to say no.
+        if state.pending.take(id).is_none() {
+            return expired_request();
+        }
+        let params = [
+            ("error", "access_denied"),
+            ("error_description", "the participant denied the request"),
+            ("state", pending.state.as_str()),
+        ];
+        return redirect_to_client(&pending.redirect_uri, &params, StatusCode::SEE_OTHER);
+    }
     let Some(patient_id) = pending.patient_id.clone() else {
         return see_other(&format!("/oauth/consent?request={id}"), None);
     };
@@ -278,17 +291,6 @@ pub async fn decide(
         )
     };
     match field(&pairs, "decision") {
-        Some("deny") => {
-            if state.pending.take(id).is_none() {
-                return expired_request();
-            }
-            let params = [
-                ("error", "access_denied"),
-                ("error_description", "the participant denied the request"),
-                ("state", pending.state.as_str()),
-            ];
-            redirect_to_client(&pending.redirect_uri, &params, StatusCode::SEE_OTHER)
-        }
         Some("approve") => {
             let years = match field(&pairs, "years").map(str::parse::<i64>) {
                 None => 1,

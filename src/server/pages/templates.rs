@@ -92,6 +92,8 @@ pub struct ConsentPage<'a> {
     pub client_id: &'a str,
     /// Whose records.
     pub patient_name: &'a str,
+    /// Their FHIR id.
+    pub patient_id: &'a str,
     /// The scopes in words.
     pub scope_words: Vec<String>,
     /// Data categories to tick.

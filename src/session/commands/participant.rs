@@ -153,6 +153,16 @@ pub(super) fn approve(
                     page_message(&body)
                 )));
             }
+            if let Some(wanted) = who
+                .patient
+                .filter(|p| !body.contains(&format!("<code>{p}</code>")))
+            {
+                // No picker was shown (the user has one patient), and it is not this one.
+                return Err(
+                    step_error(format!("{} cannot share patient {wanted}", who.user))
+                        .hint("leave out --patient to share the user's own patient"),
+                );
+            }
             let mut fields = form.fields.clone();
             fields.push(("decision".into(), "approve".into()));
             ctx.emit(Output::Text("Approved on the consent page".into()));
