@@ -156,6 +156,7 @@ fn refusals(good: &Value) -> Vec<(&'static str, Value, &'static str)> {
             "invalid_scope",
         ),
         ("scope number", set("scope", json!(3)), "invalid_scope"),
+        ("scope empty", set("scope", json!("")), "invalid_scope"),
         (
             "unknown field",
             set("patient", json!(DANIEL_PATIENT)),

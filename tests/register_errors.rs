@@ -57,6 +57,12 @@ async fn bad_redirect_uris_are_invalid_redirect_uri() {
         ("empty fragment", bad("http://localhost:9001/authorized#")),
         ("javascript", bad("javascript:alert(1)")),
         ("data", bad("data:text/html,<script>alert(1)</script>")),
+        ("mailto", bad("mailto:someone@example.org")),
+        ("out of band", bad("urn:ietf:wg:oauth:2.0:oob")),
+        (
+            "credentials",
+            bad("http://user:pass@localhost:9001/authorized"),
+        ),
         ("no host", bad("http://")),
         ("leading space", bad(" http://localhost:9001/authorized")),
         ("trailing space", bad("http://localhost:9001/authorized ")),

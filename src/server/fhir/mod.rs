@@ -3,6 +3,7 @@
 //! `/api/fhir` needs a bearer token; `/api/open-fhir` serves the same data without one.
 
 pub mod access;
+mod bundle;
 pub mod capability;
 pub mod data;
 pub mod query;
@@ -16,14 +17,14 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tower_http::cors::{Any, CorsLayer};
 
 use access::{Access, Operation};
+use bundle::bundle;
 use data::{Resource, SERVED_TYPES};
 use search::Search;
 
-use super::clock;
 use super::error::{fhir_json, method_not_allowed, FhirError};
 use super::state::AppState;
 
@@ -31,7 +32,7 @@ type Shared = State<Arc<AppState>>;
 
 /// Which of the two FHIR bases a request came in on.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Base {
+pub(super) enum Base {
     Protected,
     Open,
 }
@@ -365,56 +366,4 @@ fn everything(
         &search,
         &hits,
     ))
-}
-
-/// A searchset Bundle for one page of `hits`, with self/next/previous links.
-fn bundle(state: &AppState, base: Base, path: &str, search: &Search, hits: &[&Resource]) -> Value {
-    let root = match base {
-        Base::Protected => state.fhir_base(),
-        Base::Open => state.open_fhir_base(),
-    };
-    let page: Vec<&&Resource> = hits.iter().skip(search.offset).take(search.count).collect();
-    let link = |offset: usize| {
-        let mut query = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in &search.link_params {
-            query.append_pair(k, v);
-        }
-        if offset > 0 {
-            query.append_pair("_offset", &offset.to_string());
-        }
-        let query = query.finish();
-        if query.is_empty() {
-            format!("{root}{path}")
-        } else {
-            format!("{root}{path}?{query}")
-        }
-    };
-    let mut links = vec![json!({"relation": "self", "url": link(search.offset)})];
-    if search.count > 0 && search.offset + search.count < hits.len() {
-        links.push(json!({"relation": "next", "url": link(search.offset + search.count)}));
-    }
-    if search.offset > 0 && search.count > 0 {
-        links.push(json!({"relation": "previous", "url": link(search.offset.saturating_sub(search.count))}));
-    }
-    let mut bundle = json!({
-        "resourceType": "Bundle",
-        "id": uuid::Uuid::new_v4().to_string(),
-        "meta": {"lastUpdated": clock::fhir_instant(clock::now())},
-        "type": "searchset",
-        "total": hits.len(),
-        "link": links,
-    });
-    if !page.is_empty() {
-        bundle["entry"] = page
-            .iter()
-            .map(|r| {
-                json!({
-                    "fullUrl": format!("{root}/{}/{}", r.resource_type, r.id),
-                    "resource": r.json,
-                    "search": {"mode": "match"},
-                })
-            })
-            .collect();
-    }
-    bundle
 }

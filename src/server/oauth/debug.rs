@@ -126,6 +126,12 @@ pub async fn token(
         Some(Value::String(s)) => {
             let wanted = Scopes::parse(s)
                 .map_err(|e| OAuthError::bad_request("invalid_scope", e.to_string()))?;
+            if wanted.is_empty() {
+                return Err(OAuthError::bad_request(
+                    "invalid_scope",
+                    "scope is empty; leave it out to get the client's scopes, or name some",
+                ));
+            }
             let registered = Scopes::parse(&client.scope).unwrap_or_default();
             let extra = registered.uncovered(&wanted);
             if !extra.is_empty() {

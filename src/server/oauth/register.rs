@@ -219,7 +219,20 @@ fn parse_redirect_uris(value: Option<&Value>) -> Result<Vec<String>, OAuthError>
                 "redirect URI {uri:?} has a fragment (#…), which RFC 6749 §3.1.2 forbids"
             )));
         }
-        if matches!(parsed.scheme(), "javascript" | "data" | "file" | "vbscript") {
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(bad_redirect(format!(
+                "redirect URI {uri:?} carries credentials (user:password@); leave them out"
+            )));
+        }
+        if uri == "urn:ietf:wg:oauth:2.0:oob" {
+            return Err(bad_redirect(
+                "the out-of-band redirect urn:ietf:wg:oauth:2.0:oob is not supported; use a loopback URI such as http://localhost:9001/authorized",
+            ));
+        }
+        if matches!(
+            parsed.scheme(),
+            "javascript" | "data" | "file" | "vbscript" | "mailto"
+        ) {
             return Err(bad_redirect(format!(
                 "redirect URI {uri:?} uses the {} scheme, which cannot receive a code safely",
                 parsed.scheme()
