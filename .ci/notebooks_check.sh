@@ -63,6 +63,9 @@ for path in sys.argv[1:]:
             resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}},
         )
         client.execute()
+        code = [cell for cell in nb.cells if cell.cell_type == "code"]
+        if code and not any(cell.outputs for cell in code):
+            raise RuntimeError("the kernel produced no output for any cell")
     except Exception as error:  # report every notebook, then fail
         failed += 1
         print(f"FAILED {path}: {type(error).__name__}: {error}", flush=True)
