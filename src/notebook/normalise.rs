@@ -16,6 +16,8 @@ static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "<instant>"),
         (r"\b1[5-9]\d{8}\b|\b[23]\d{9}\b", "<unix-time>"),
         (r"(localhost|127\.0\.0\.1)(:|%3A)\d{2,5}", "$1$2<port>"),
+        // The embedded server falls back to a free port when 9000 is taken, and says so.
+        (r"port \d+ was taken; ", ""),
         (r"[ ─]{2,}", " "),
     ]
     .into_iter()
@@ -95,6 +97,13 @@ mod tests {
             normalise_value(&json!({"iat": 1795444724, "n": 3})),
             json!({"iat": "<unix-time>", "n": 3})
         );
+    }
+
+    #[test]
+    fn a_taken_port_does_not_matter() {
+        let first = "Started the embedded SMART server on http://localhost:9000 (FHIR base http://localhost:9000/api/fhir)";
+        let fallback = "Started the embedded SMART server on http://localhost:41234 (port 9000 was taken; FHIR base http://localhost:41234/api/fhir)";
+        assert_eq!(normalise_text(first), normalise_text(fallback));
     }
 
     #[test]

@@ -141,7 +141,7 @@ pub const COMMANDS: &[CommandSpec] = &[
             valued("timeout", "SECONDS", "with --listen: how long to wait (default 300)"),
         ],
         positionals: (0, 0),
-        binds: "state, code_verifier, code",
+        binds: "state, aud, code_verifier, code",
     },
     CommandSpec {
         name: "exchange",

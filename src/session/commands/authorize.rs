@@ -66,7 +66,7 @@ pub(super) fn authorize(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> 
         ("redirect_uri", redirect_uri.clone()),
         ("scope", scope),
         ("state", state.clone()),
-        ("aud", aud),
+        ("aud", aud.clone()),
     ];
     if args.has("pkce") || public {
         let verifier = random_hex(2);
@@ -77,6 +77,7 @@ pub(super) fn authorize(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> 
         ctx.state.vars.unset("code_verifier");
     }
     ctx.bind("state", &state);
+    ctx.bind("aud", &aud);
     ctx.state.vars.unset("code");
     let query = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params)
