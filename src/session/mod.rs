@@ -172,8 +172,10 @@ impl Session {
         {
             Ok(()) => Outcome::Ok,
             Err(mut error) => {
-                if error.kind == "CompilationError" && error.hint.is_none() {
-                    error.hint = helper_hint(code);
+                // A command-like line that is a near-miss of a helper name was most likely
+                // meant as that helper: say so above anything Rust has to add.
+                if let Some(hint) = helper_hint(code) {
+                    error.hint = Some(hint);
                 }
                 frontend.emit(Output::Error(error));
                 Outcome::Failed
