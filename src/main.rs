@@ -2,9 +2,11 @@
 
 use std::io::Write;
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use smartnb::kernel::install::{self, Destination, InstallOptions};
 use smartnb::server;
 use smartnb::session::{Session, SessionOptions};
 
@@ -22,6 +24,50 @@ enum Command {
     Repl(ReplArgs),
     /// Run the embedded SMART authorization server and FHIR API until Ctrl-C.
     Serve(ServeArgs),
+    /// The Jupyter kernel (Jupyter starts it with --connection-file), or `kernel install`.
+    Kernel(KernelArgs),
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct KernelArgs {
+    /// The connection file Jupyter wrote for this kernel.
+    #[arg(long, short = 'f')]
+    connection_file: Option<PathBuf>,
+    #[command(subcommand)]
+    action: Option<KernelAction>,
+}
+
+#[derive(Subcommand)]
+enum KernelAction {
+    /// Install the kernelspec so Jupyter lists the kernel (default: for this user).
+    Install(InstallArgs),
+}
+
+#[derive(Args)]
+struct InstallArgs {
+    #[command(flatten)]
+    destination: DestinationArgs,
+    /// The kernel's name (its directory under share/jupyter/kernels).
+    #[arg(long, default_value = install::DEFAULT_NAME)]
+    name: String,
+    /// The name Jupyter shows (default "SMART on FHIR (Rust)").
+    #[arg(long)]
+    display_name: Option<String>,
+}
+
+#[derive(Args)]
+#[group(multiple = false)]
+struct DestinationArgs {
+    /// Install for this user (the Jupyter user data directory; the default).
+    #[arg(long)]
+    user: bool,
+    /// Install into the Python environment ($VIRTUAL_ENV, or python3's sys.prefix).
+    #[arg(long)]
+    sys_prefix: bool,
+    /// Install under PREFIX/share/jupyter/kernels.
+    #[arg(long, value_name = "PREFIX")]
+    prefix: Option<PathBuf>,
 }
 
 #[derive(Args, Default)]
@@ -66,6 +112,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Repl(args)) => repl(args),
+        Some(Command::Kernel(args)) => kernel(args),
         None => repl(ReplArgs {
             port: 9000,
             ..ReplArgs::default()
@@ -97,6 +144,34 @@ fn repl(args: ReplArgs) -> anyhow::Result<()> {
         },
     );
     std::process::exit(code);
+}
+
+fn kernel(args: KernelArgs) -> anyhow::Result<()> {
+    match (args.action, args.connection_file) {
+        (Some(KernelAction::Install(install)), _) => {
+            let destination = match install.destination {
+                DestinationArgs {
+                    prefix: Some(prefix),
+                    ..
+                } => Destination::Prefix(prefix),
+                DestinationArgs {
+                    sys_prefix: true, ..
+                } => Destination::SysPrefix,
+                _ => Destination::User,
+            };
+            let dir = install::install(&InstallOptions {
+                destination,
+                name: install.name,
+                display_name: install.display_name,
+            })?;
+            println!("{}", dir.display());
+            Ok(())
+        }
+        (None, Some(file)) => Ok(smartnb::kernel::run(&file)?),
+        (None, None) => anyhow::bail!(
+            "give --connection-file FILE (Jupyter does this), or run `smartnb kernel install`"
+        ),
+    }
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
