@@ -1,6 +1,6 @@
 //! The `smartnb` command line.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -126,6 +126,8 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Jupyter keeps a kernel's stderr in its log: no colour codes there.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 

@@ -185,20 +185,40 @@ fn last(mut entries: Vec<&Entry>, n: Option<usize>) -> Vec<&Entry> {
 }
 
 /// Whole-string glob match as SQLite's GLOB does it: `*`, `?`, `[abc]`, `[a-z]`, `[^x]`.
+/// Backtracks only to the last `*`, so it takes O(pattern x text) steps at worst.
 fn glob(pattern: &[char], text: &[char]) -> bool {
-    match pattern.first() {
-        None => text.is_empty(),
-        Some('*') => (0..=text.len()).any(|skip| glob(&pattern[1..], &text[skip..])),
-        Some('?') => !text.is_empty() && glob(&pattern[1..], &text[1..]),
-        Some('[') => match (class(&pattern[1..]), text.first()) {
-            (Some((matches, used)), Some(&c)) => {
-                matches(c) && glob(&pattern[1 + used..], &text[1..])
-            }
+    let (mut p, mut t) = (0, 0);
+    // Where to resume after the last `*`: its pattern end and the text it has swallowed.
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if pattern.get(p) == Some(&'*') {
+            p += 1;
+            star = Some((p, t));
+        } else if let Some(used) = single(&pattern[p..], text[t]) {
+            p += used;
+            t += 1;
+        } else if let Some((after, swallowed)) = star {
+            p = after;
+            t = swallowed + 1;
+            star = Some((after, t));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|c| *c == '*')
+}
+
+/// How many pattern chars the element at the start of `pattern` spans, if it matches `c`.
+fn single(pattern: &[char], c: char) -> Option<usize> {
+    match pattern.first()? {
+        '*' => None,
+        '?' => Some(1),
+        '[' => match class(&pattern[1..]) {
+            Some((matches, used)) => matches(c).then_some(1 + used),
             // An unclosed bracket is a literal.
-            (None, Some('[')) => glob(&pattern[1..], &text[1..]),
-            _ => false,
+            None => (c == '[').then_some(1),
         },
-        Some(&c) => text.first() == Some(&c) && glob(&pattern[1..], &text[1..]),
+        literal => (*literal == c).then_some(1),
     }
 }
 
@@ -304,6 +324,11 @@ mod tests {
         assert!(m("[]]", "]"));
         assert!(m("[x", "[x"));
         assert!(m("é*", "été"));
+        assert!(m("*a*b", "xaxxab"));
+        assert!(!m("*a*b", "xaxxa"));
+        assert!(m("**", ""));
+        let long = "a".repeat(5000);
+        assert!(!m("*a*a*a*a*a*a*a*b", &long));
     }
 
     #[test]

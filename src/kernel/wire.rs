@@ -27,7 +27,7 @@ pub enum WireError {
     #[error("not a Jupyter message: {0}")]
     Framing(String),
     /// Missing, malformed or wrong HMAC signature.
-    #[error("bad or missing signature ({0})")]
+    #[error("bad or missing signature: {0}")]
     Signature(String),
     /// A signature already seen: the message is a replay.
     #[error("a replayed message (its signature was seen before)")]
@@ -91,8 +91,10 @@ pub fn decode(
         .and_then(|at| multipart.get(at + 1))
         .cloned();
     let raw = RawMessage::from_multipart(multipart, mac).map_err(|e| match e {
-        RuntimeError::MissingHmac | RuntimeError::DecodeError(_) | RuntimeError::VerifyError(_) => {
-            WireError::Signature(e.to_string())
+        RuntimeError::MissingHmac => WireError::Signature("no signature frame".into()),
+        RuntimeError::DecodeError(_) => WireError::Signature("the signature is not hex".into()),
+        RuntimeError::VerifyError(_) => {
+            WireError::Signature("it does not match the connection file's key".into())
         }
         other => WireError::Framing(other.to_string()),
     })?;
