@@ -73,6 +73,11 @@ impl Kernel {
     /// Start the binary on free ports and wait until it answers kernel_info and its iopub
     /// messages reach us.
     async fn start() -> Kernel {
+        Kernel::start_with_key(&uuid::Uuid::new_v4().to_string()).await
+    }
+
+    /// Start with this key (empty: messages are not signed, as Jupyter specifies).
+    async fn start_with_key(key: &str) -> Kernel {
         let listeners: Vec<TcpListener> = (0..5)
             .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
             .collect();
@@ -85,11 +90,12 @@ impl Kernel {
             stdin_port: port(2),
             control_port: port(3),
             hb_port: port(4),
-            key: uuid::Uuid::new_v4().to_string(),
+            key: key.to_string(),
             signature_scheme: "hmac-sha256".into(),
             kernel_name: Some("smartnb".into()),
         };
-        let file = std::env::temp_dir().join(format!("smartnb-kernel-{}.json", info.key));
+        let file =
+            std::env::temp_dir().join(format!("smartnb-kernel-{}.json", uuid::Uuid::new_v4()));
         std::fs::write(&file, serde_json::to_string(&info).unwrap()).unwrap();
         drop(listeners);
         let child = Command::new(env!("CARGO_BIN_EXE_smartnb"))
@@ -325,6 +331,22 @@ async fn kernel_info_is_answered_between_busy_and_idle() {
         .map(|m| m.content["execution_state"].clone())
         .collect();
     assert_eq!(states, vec![json!("busy"), json!("idle")]);
+    let comms = kernel
+        .ask(jupyter_protocol::CommInfoRequest { target_name: None }.into())
+        .await;
+    assert_eq!(
+        (comms["status"].clone(), comms["comms"].clone()),
+        (json!("ok"), json!({}))
+    );
+    kernel.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_empty_key_means_unsigned_messages() {
+    let mut kernel = Kernel::start_with_key("").await;
+    let (reply, _) = kernel.execute("set a 1").await;
+    assert_eq!(reply.content["status"], "ok");
+    assert_eq!(kernel.vars().await["a"], "1");
     kernel.shutdown().await;
 }
 

@@ -231,3 +231,99 @@ fn plain(bundle: &Map<String, Value>) -> &str {
         .and_then(Value::as_str)
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::CommandError;
+    use jupyter_protocol::ExecuteRequest;
+    use tokio::sync::mpsc::unbounded_channel;
+
+    use super::super::wire::Outgoing;
+
+    /// Emit outputs into a cell front end; what it published, as (msg_type, content).
+    fn published(silent: bool, outputs: Vec<Output>) -> (Vec<(String, Value)>, Recorded) {
+        let (sender, mut receiver) = unbounded_channel();
+        let outbox = Outbox::new(sender);
+        let parent: JupyterMessage = ExecuteRequest::new("cell".into()).into();
+        let mut frontend = CellFrontend {
+            outbox: &outbox,
+            parent: &parent,
+            stdin: None,
+            silent,
+            count: 7,
+            error: None,
+            text: String::new(),
+            ask_interrupted: false,
+        };
+        for output in outputs {
+            frontend.emit(output);
+        }
+        assert_eq!(frontend.ask("code? ", false), None, "no stdin, no question");
+        let end = Recorded {
+            error: frontend.error.map(|e| e.ename),
+            text: frontend.text,
+        };
+        let mut sent = Vec::new();
+        while let Ok(Outgoing::Iopub(message)) = receiver.try_recv() {
+            assert_eq!(message.parent_header.unwrap().msg_id, parent.header.msg_id);
+            let content = serde_json::to_value(&message.content).unwrap();
+            sent.push((message.header.msg_type, content));
+        }
+        (sent, end)
+    }
+
+    struct Recorded {
+        error: Option<String>,
+        text: String,
+    }
+
+    fn bundle() -> Map<String, Value> {
+        let mut bundle = Map::new();
+        bundle.insert("text/plain".into(), json!("42"));
+        bundle
+    }
+
+    #[test]
+    fn outputs_become_iopub_messages() {
+        let (sent, end) = published(
+            false,
+            vec![
+                Output::Stdout("out\n".into()),
+                Output::Stderr("err\n".into()),
+                Output::Value(bundle()),
+                Output::Rich(bundle()),
+            ],
+        );
+        let types: Vec<&str> = sent.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(
+            types,
+            ["stream", "stream", "execute_result", "display_data"]
+        );
+        assert_eq!(sent[1].1["name"], "stderr");
+        assert_eq!(sent[2].1["execution_count"], 7);
+        assert_eq!(sent[2].1["data"]["text/plain"], "42");
+        assert_eq!(sent[2].1["transient"], json!({}));
+        assert_eq!(sent[3].1["metadata"], json!({}));
+        assert_eq!(end.text, "out\nerr\n42\n42\n");
+        assert_eq!(end.error, None);
+    }
+
+    #[test]
+    fn one_error_per_cell_and_silence_publishes_nothing() {
+        let errors = || {
+            vec![
+                Output::Error(CommandError::new("First", "one")),
+                Output::Error(CommandError::new("Second", "two")),
+            ]
+        };
+        let (sent, end) = published(false, errors());
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, "error");
+        assert_eq!(sent[0].1["ename"], "First");
+        assert_eq!(end.error.as_deref(), Some("First"));
+        let (sent, end) = published(true, errors());
+        assert!(sent.is_empty());
+        assert_eq!(end.error.as_deref(), Some("First"));
+    }
+}
