@@ -3,7 +3,7 @@
 //! as raw JSON (after checking the kernel's signature) so the tests see the wire format.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -78,6 +78,20 @@ impl Kernel {
 
     /// Start with this key (empty: messages are not signed, as Jupyter specifies).
     async fn start_with_key(key: &str) -> Kernel {
+        Kernel::start_with(key, |file| {
+            Command::new(env!("CARGO_BIN_EXE_smartnb"))
+                .args(["kernel", "--connection-file"])
+                .arg(file)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("the smartnb binary starts")
+        })
+        .await
+    }
+
+    /// Start with this key, `launch` running the binary on the connection file.
+    async fn start_with(key: &str, launch: impl FnOnce(&Path) -> Child) -> Kernel {
         let listeners: Vec<TcpListener> = (0..5)
             .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
             .collect();
@@ -98,13 +112,7 @@ impl Kernel {
             std::env::temp_dir().join(format!("smartnb-kernel-{}.json", uuid::Uuid::new_v4()));
         std::fs::write(&file, serde_json::to_string(&info).unwrap()).unwrap();
         drop(listeners);
-        let child = Command::new(env!("CARGO_BIN_EXE_smartnb"))
-            .args(["kernel", "--connection-file"])
-            .arg(&file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the smartnb binary starts");
+        let child = launch(&file);
 
         let session = uuid::Uuid::new_v4().to_string();
         let identity = peer_identity_for_session(&session).unwrap();
@@ -235,16 +243,13 @@ impl Kernel {
         };
         assert_eq!(reply.content["status"], "ok");
         let mut child = self.child.take().expect("a running kernel");
-        let status = tokio::task::spawn_blocking(move || {
+        let (status, stdout) = off_thread(move || {
             let status = child.wait().unwrap();
             let mut out = String::new();
             std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
             (status, out)
-        });
-        let (status, stdout) = tokio::time::timeout(TIMEOUT, status)
-            .await
-            .expect("the kernel exits after shutdown")
-            .unwrap();
+        })
+        .expect("the kernel exits after shutdown");
         assert!(status.success(), "{status}");
         assert_eq!(stdout, "", "nothing but the protocol on stdout");
     }
@@ -286,6 +291,14 @@ fn sign(key: &str, parts: Vec<Bytes>) -> ZmqMessage {
     let mut frames = vec![Bytes::from_static(b"<IDS|MSG>"), Bytes::from(signature)];
     frames.extend(parts);
     ZmqMessage::try_from(frames).unwrap()
+}
+
+/// Run a blocking wait on a thread of its own; `None` after TIMEOUT. A detached thread,
+/// unlike spawn_blocking, cannot keep a failed test from ending.
+fn off_thread<T: Send + 'static>(wait: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(wait()));
+    result.recv_timeout(TIMEOUT).ok()
 }
 
 fn request(code: &str) -> ExecuteRequest {
@@ -673,4 +686,38 @@ async fn commands_ask_on_stdin_only_when_allowed() {
     let reply = kernel.reply(&id).await;
     assert_eq!(reply.content["ename"], "Interrupted");
     kernel.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_orphaned_kernel_exits() {
+    // A shell starts the kernel as Jupyter would (naming itself in JPY_PARENT_PID) and
+    // dies; the kernel's stdout is the pipe, which closes when the kernel exits.
+    let mut kernel = Kernel::start_with("orphan", |file| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(r#"JPY_PARENT_PID=$$ "$0" kernel --connection-file "$1" & echo $!; wait"#)
+            .arg(env!("CARGO_BIN_EXE_smartnb"))
+            .arg(file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("sh starts")
+    })
+    .await;
+    let mut shell = kernel.child.take().unwrap();
+    let mut stdout = std::io::BufReader::new(shell.stdout.take().unwrap());
+    let mut pid = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut pid).unwrap();
+    shell.kill().unwrap();
+    shell.wait().unwrap();
+    let rest = off_thread(move || {
+        let mut rest = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut rest).map(|_| rest)
+    });
+    let Some(rest) = rest else {
+        let _ = Command::new("kill").arg(pid.trim()).status();
+        panic!("the orphaned kernel {} did not exit", pid.trim());
+    };
+    let rest = rest.unwrap();
+    assert!(rest.is_empty());
 }

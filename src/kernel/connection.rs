@@ -8,20 +8,20 @@ use jupyter_protocol::{ConnectionInfo, Transport};
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
     /// The file could not be read.
-    #[error("cannot read the connection file {path}: {source}")]
+    #[error("cannot read the connection file {path}: {cause}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The file is not a connection file.
-    #[error("the connection file {path} is not valid: {source}")]
+    #[error("the connection file {path} is not valid: {cause}")]
     Parse {
         /// The file.
         path: PathBuf,
         /// What serde found wrong.
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     /// A signature scheme other than HMAC-SHA256.
     #[error("signature scheme {0:?} is not supported; use \"hmac-sha256\"")]
@@ -33,14 +33,14 @@ pub enum ConnectionError {
 
 /// Read and check a connection file.
 pub fn read(path: &Path) -> Result<ConnectionInfo, ConnectionError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConnectionError::Read {
+    let text = std::fs::read_to_string(path).map_err(|cause| ConnectionError::Read {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     parse(&text).map_err(|e| match e {
-        ConnectionError::Parse { source, .. } => ConnectionError::Parse {
+        ConnectionError::Parse { cause, .. } => ConnectionError::Parse {
             path: path.to_path_buf(),
-            source,
+            cause,
         },
         other => other,
     })
@@ -49,9 +49,9 @@ pub fn read(path: &Path) -> Result<ConnectionInfo, ConnectionError> {
 /// Parse and check the text of a connection file.
 pub fn parse(text: &str) -> Result<ConnectionInfo, ConnectionError> {
     let info: ConnectionInfo =
-        serde_json::from_str(text).map_err(|source| ConnectionError::Parse {
+        serde_json::from_str(text).map_err(|cause| ConnectionError::Parse {
             path: PathBuf::new(),
-            source,
+            cause,
         })?;
     // With an empty key Jupyter signs nothing, so the scheme does not matter then.
     if !info.key.is_empty() && info.signature_scheme != "hmac-sha256" {

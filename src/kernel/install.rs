@@ -62,12 +62,12 @@ pub enum InstallError {
     #[error("cannot find the path of the smartnb binary: {0}")]
     Exe(std::io::Error),
     /// A file could not be written.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {cause}")]
     Write {
         /// The file or directory.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -79,11 +79,11 @@ pub fn install(options: &InstallOptions) -> Result<PathBuf, InstallError> {
         .map_err(InstallError::Exe)?;
     let dir = kernels_dir(&options.destination)?.join(name);
     let write = |path: PathBuf, bytes: &[u8]| {
-        std::fs::write(&path, bytes).map_err(|source| InstallError::Write { path, source })
+        std::fs::write(&path, bytes).map_err(|cause| InstallError::Write { path, cause })
     };
-    std::fs::create_dir_all(&dir).map_err(|source| InstallError::Write {
+    std::fs::create_dir_all(&dir).map_err(|cause| InstallError::Write {
         path: dir.clone(),
-        source,
+        cause,
     })?;
     let spec = kernel_json(&exe, options.display_name.as_deref());
     let mut text = serde_json::to_string_pretty(&spec).unwrap_or_default();

@@ -11,6 +11,7 @@ mod execute;
 pub mod handlers;
 pub mod history;
 pub mod install;
+mod orphan;
 mod shell;
 mod sockets;
 mod stdin;

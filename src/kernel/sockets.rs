@@ -16,6 +16,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use zeromq::{SocketRecv, SocketSend};
 
 use super::control::Control;
+use super::orphan;
 use super::shell::Flow;
 use super::stdin::{self, StdinEvents};
 use super::wire::{decode, Outgoing, Request, Signatures};
@@ -29,12 +30,12 @@ const BACKOFF: Duration = Duration::from_millis(10);
 
 /// A socket that could not be bound.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot bind the {channel} socket: {source}")]
+#[error("cannot bind the {channel} socket: {cause}")]
 pub struct BindError {
     /// Which channel.
     pub channel: &'static str,
     /// Why.
-    pub source: jupyter_zmq_client::RuntimeError,
+    pub cause: jupyter_zmq_client::RuntimeError,
 }
 
 /// Where the socket side hands what it reads.
@@ -54,7 +55,7 @@ pub async fn serve(
     mut outgoing: UnboundedReceiver<Outgoing>,
 ) -> Result<(), BindError> {
     let session_id = uuid::Uuid::new_v4().to_string();
-    let bind = |channel| move |source| BindError { channel, source };
+    let bind = |channel| move |cause| BindError { channel, cause };
     let heartbeat = create_kernel_heartbeat_connection(info)
         .await
         .map_err(bind("heartbeat"))?;
@@ -110,6 +111,7 @@ pub async fn serve(
             let _ = stdin_events.send(event);
         }
     }));
+    tokio::spawn(orphan::watch(control.outbox().clone()));
     tokio::spawn(async move {
         loop {
             if tokio::signal::ctrl_c().await.is_err() {
