@@ -283,7 +283,7 @@ async fn forged_replayed_and_garbled_messages_are_ignored() {
 
     let (_, forged) = signed("not-the-key", "execute_request", code("set x 1"));
     kernel.shell.socket.send(forged).await.unwrap();
-    let mut unsigned = signed(&kernel.key, "execute_request", code("set x 2"))
+    let mut unsigned = signed(&kernel.info.key, "execute_request", code("set x 2"))
         .1
         .into_vec();
     unsigned[1] = Bytes::new();
@@ -302,12 +302,12 @@ async fn forged_replayed_and_garbled_messages_are_ignored() {
     kernel
         .shell
         .socket
-        .send(sign(&kernel.key, not_json))
+        .send(sign(&kernel.info.key, not_json))
         .await
         .unwrap();
 
     // A properly signed message runs once; the same bytes again are a replay.
-    let (id, genuine) = signed(&kernel.key, "execute_request", code("set z 3"));
+    let (id, genuine) = signed(&kernel.info.key, "execute_request", code("set z 3"));
     kernel.shell.socket.send(genuine.clone()).await.unwrap();
     let first = recv(&mut kernel.shell, TIMEOUT).await.expect("a reply");
     assert_eq!(first.parent_id(), id, "nothing before it was executed");

@@ -61,7 +61,7 @@ pub async fn recv<S: SocketRecv>(conn: &mut Connection<S>, wait: Duration) -> Op
 pub struct Kernel {
     pub child: Option<Child>,
     pub file: PathBuf,
-    pub key: String,
+    pub info: ConnectionInfo,
     pub shell: ClientShellConnection,
     pub iopub: ClientIoPubConnection,
     pub control: ClientControlConnection,
@@ -137,7 +137,7 @@ impl Kernel {
         let mut kernel = Kernel {
             child: Some(child),
             file,
-            key: info.key,
+            info,
             shell,
             iopub,
             control,
