@@ -1,10 +1,12 @@
 //! The `smartnb` command line.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use smartnb::kernel::install::{self, Destination, InstallOptions};
 use smartnb::server;
 use smartnb::session::{RustStart, Session, SessionOptions};
 
@@ -24,6 +26,50 @@ enum Command {
     Serve(ServeArgs),
     /// Execute notebooks through a session; --check compares with stored outputs, --write stores them.
     Run(RunArgs),
+    /// The Jupyter kernel (Jupyter starts it with --connection-file), or `kernel install`.
+    Kernel(KernelArgs),
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct KernelArgs {
+    /// The connection file Jupyter wrote for this kernel.
+    #[arg(long, short = 'f')]
+    connection_file: Option<PathBuf>,
+    #[command(subcommand)]
+    action: Option<KernelAction>,
+}
+
+#[derive(Subcommand)]
+enum KernelAction {
+    /// Install the kernelspec so Jupyter lists the kernel (default: for this user).
+    Install(InstallArgs),
+}
+
+#[derive(Args)]
+struct InstallArgs {
+    #[command(flatten)]
+    destination: DestinationArgs,
+    /// The kernel's name (its directory under share/jupyter/kernels).
+    #[arg(long, default_value = install::DEFAULT_NAME)]
+    name: String,
+    /// The name Jupyter shows (default "SMART on FHIR (Rust)").
+    #[arg(long)]
+    display_name: Option<String>,
+}
+
+#[derive(Args)]
+#[group(multiple = false)]
+struct DestinationArgs {
+    /// Install for this user (the Jupyter user data directory; the default).
+    #[arg(long)]
+    user: bool,
+    /// Install into the Python environment ($VIRTUAL_ENV, or python3's sys.prefix).
+    #[arg(long)]
+    sys_prefix: bool,
+    /// Install under PREFIX/share/jupyter/kernels.
+    #[arg(long, value_name = "PREFIX")]
+    prefix: Option<PathBuf>,
 }
 
 #[derive(Args, Default)]
@@ -89,6 +135,7 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Repl(args)) => repl(args),
         Some(Command::Run(args)) => run_notebooks(args),
+        Some(Command::Kernel(args)) => kernel(args),
         None => repl(ReplArgs {
             port: 9000,
             ..ReplArgs::default()
@@ -102,6 +149,8 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Jupyter keeps a kernel's stderr in its log: no colour codes there.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
@@ -138,6 +187,34 @@ fn run_notebooks(args: RunArgs) -> anyhow::Result<()> {
         &options,
     );
     std::process::exit(code);
+}
+
+fn kernel(args: KernelArgs) -> anyhow::Result<()> {
+    match (args.action, args.connection_file) {
+        (Some(KernelAction::Install(install)), _) => {
+            let destination = match install.destination {
+                DestinationArgs {
+                    prefix: Some(prefix),
+                    ..
+                } => Destination::Prefix(prefix),
+                DestinationArgs {
+                    sys_prefix: true, ..
+                } => Destination::SysPrefix,
+                _ => Destination::User,
+            };
+            let dir = install::install(&InstallOptions {
+                destination,
+                name: install.name,
+                display_name: install.display_name,
+            })?;
+            println!("{}", dir.display());
+            Ok(())
+        }
+        (None, Some(file)) => Ok(smartnb::kernel::run(&file)?),
+        (None, None) => anyhow::bail!(
+            "give --connection-file FILE (Jupyter does this), or run `smartnb kernel install`"
+        ),
+    }
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

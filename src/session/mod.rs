@@ -16,7 +16,7 @@ pub mod vars;
 use std::sync::Arc;
 
 use context::Ctx;
-pub use context::Interrupter;
+pub use context::{interrupted, Interrupter};
 pub use output::{CommandError, Output, Table};
 use parse::Cell;
 pub use parse::{is_complete, Completeness};
