@@ -222,13 +222,26 @@ impl Session {
     /// Completions for `code` at byte offset `cursor`: helper words on helper lines, evcxr's
     /// completions in Rust cells (once the evaluator is ready).
     pub fn complete(&mut self, code: &str, cursor: usize) -> complete::Completion {
+        let helper = complete::complete(&self.state.vars, code, cursor);
         #[cfg(feature = "rust")]
         if matches!(parse::classify(code), Ok(Cell::Rust(_))) {
-            if let Some(found) = self.rust.complete(code, cursor) {
-                return found;
+            // A cell still being typed may become a helper (`regi` → `register`): helper
+            // matches for the same word come first, Rust's follow.
+            if let Some(mut rust) = self.rust.complete(code, cursor) {
+                if helper.matches.is_empty() || helper.start != rust.start {
+                    return if helper.matches.is_empty() {
+                        rust
+                    } else {
+                        helper
+                    };
+                }
+                rust.matches.retain(|m| !helper.matches.contains(m));
+                let mut merged = helper;
+                merged.matches.extend(rust.matches);
+                return merged;
             }
         }
-        complete::complete(&self.state.vars, code, cursor)
+        helper
     }
 
     /// Help for the command under the cursor, for inspect (Shift-Tab).

@@ -43,7 +43,7 @@ class SmartnbKernelTests(jkt.KernelTests):
 
     code_inspect_sample = "fetch"
 
-    code_history_pattern = "re*"
+    code_history_pattern = "6*"
     supported_history_operations = ("tail", "range", "search")
 
     @classmethod
