@@ -4,6 +4,7 @@
 use super::parse::HELPERS;
 use super::spec::{self, help_text};
 use super::vars::Vars;
+use crate::server::fhir::data::SERVED_TYPES;
 
 /// Candidates to replace `code[start..end]`.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -18,17 +19,6 @@ pub struct Completion {
 
 const USERS: &[&str] = &["daniel-adams", "joseph-ross"];
 const PATIENTS: &[&str] = &["smart-1288992", "smart-1032702", "smart-1081332"];
-const TYPES: &[&str] = &[
-    "Patient",
-    "Observation",
-    "Condition",
-    "MedicationRequest",
-    "AllergyIntolerance",
-    "Immunization",
-    "Procedure",
-    "Encounter",
-    "metadata",
-];
 
 /// Complete the word before `cursor` (a byte offset, clamped to a char boundary).
 pub fn complete(vars: &Vars, code: &str, cursor: usize) -> Completion {
@@ -87,8 +77,9 @@ pub fn complete(vars: &Vars, code: &str, cursor: usize) -> Completion {
                 (_, "--user") => USERS.iter().map(|s| s.to_string()).collect(),
                 (_, "--as") => USERS.iter().map(|u| format!("{u}:demo-password")).collect(),
                 (_, "--patient") => PATIENTS.iter().map(|s| s.to_string()).collect(),
-                ("fetch", _) => TYPES
+                ("fetch", _) => SERVED_TYPES
                     .iter()
+                    .chain(&["metadata"])
                     .map(|t| t.to_string())
                     .chain(PATIENTS.iter().map(|p| format!("Patient/{p}")))
                     .collect(),

@@ -105,13 +105,7 @@ pub async fn from_bearer(state: &AppState, headers: &HeaderMap) -> Result<Access
         .store
         .token_by_access(token)
         .await
-        .map_err(|e| {
-            FhirError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "transient",
-                e.to_string(),
-            )
-        })?
+        .map_err(store_trouble)?
         .ok_or_else(unknown)?;
     let now = clock::now();
     if stored.access_expires <= now {
@@ -124,13 +118,7 @@ pub async fn from_bearer(state: &AppState, headers: &HeaderMap) -> Result<Access
         .store
         .approval(&stored.approval_id)
         .await
-        .map_err(|e| {
-            FhirError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "transient",
-                e.to_string(),
-            )
-        })?
+        .map_err(store_trouble)?
         .ok_or_else(unknown)?;
     if approval.expires <= now {
         return Err(FhirError::unauthorized(
@@ -156,6 +144,15 @@ pub async fn from_bearer(state: &AppState, headers: &HeaderMap) -> Result<Access
         })
         .collect();
     Ok(Access::Token(grants))
+}
+
+/// A store failure, as a 503 the client can retry.
+fn store_trouble(e: crate::server::store::StoreError) -> FhirError {
+    FhirError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "transient",
+        e.to_string(),
+    )
 }
 
 fn bearer_token(headers: &HeaderMap) -> Result<&str, FhirError> {

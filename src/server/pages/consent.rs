@@ -209,25 +209,35 @@ fn checked_form(
     Ok((session, pairs))
 }
 
+/// A posted page form, its CSRF token checked, with the pending request it answers.
+fn posted(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Consent, Vec<(String, String)>), Halt> {
+    let (session, pairs) = checked_form(state, headers, body)?;
+    let id = field(&pairs, "request").unwrap_or_default().to_string();
+    Ok((context(state, Some(session), &id)?, pairs))
+}
+
 /// POST /oauth/consent/patient: the picker's answer, checked against the user's patients.
 pub async fn choose_patient(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let (session, pairs) = match checked_form(&state, &headers, body) {
+    let (
+        Consent {
+            mut pending,
+            session,
+            user,
+        },
+        pairs,
+    ) = match posted(&state, &headers, body) {
         Ok(found) => found,
         Err(halt) => return halt.into_response(),
     };
-    let id = field(&pairs, "request").unwrap_or_default();
-    let Consent {
-        mut pending,
-        session,
-        user,
-    } = match context(&state, Some(session), id) {
-        Ok(c) => c,
-        Err(halt) => return halt.into_response(),
-    };
+    let id = pending.id.clone();
     let chosen = field(&pairs, "patient").unwrap_or_default();
     if !user.has_patient(chosen) {
         let error = "Choose one of the patients listed.";
@@ -252,19 +262,18 @@ pub async fn decide(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let (session, pairs) = match checked_form(&state, &headers, body) {
+    let (
+        Consent {
+            pending,
+            session,
+            user,
+        },
+        pairs,
+    ) = match posted(&state, &headers, body) {
         Ok(found) => found,
         Err(halt) => return halt.into_response(),
     };
-    let id = field(&pairs, "request").unwrap_or_default();
-    let Consent {
-        pending,
-        session,
-        user,
-    } = match context(&state, Some(session), id) {
-        Ok(c) => c,
-        Err(halt) => return halt.into_response(),
-    };
+    let id = pending.id.as_str();
     if field(&pairs, "decision") == Some("deny") {
         // Deny works from the picker too: no patient needs choosing to say no.
         if state.pending.take(id).is_none() {

@@ -23,6 +23,52 @@ pub fn s256(verifier: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
+/// What a redirect back to the app carried.
+pub(super) enum Answer {
+    /// A code, with the state that was sent.
+    Code(String),
+    /// An error from the server (`error`, `error_description`), with the right state.
+    Refused(String, String),
+    /// A state other than the one sent: possibly a forged redirect.
+    WrongState(String),
+    /// Neither code nor error.
+    Empty,
+}
+
+impl Answer {
+    /// Read a redirect's query, checking its state first.
+    pub fn read(url: &url::Url, state: &str) -> Answer {
+        let params: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        let get = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        match (get("state"), get("error"), get("code")) {
+            (got, _, _) if got.as_deref() != Some(state) => {
+                Answer::WrongState(got.unwrap_or_default())
+            }
+            (_, Some(error), _) => {
+                Answer::Refused(error, get("error_description").unwrap_or_default())
+            }
+            (_, None, Some(code)) => Answer::Code(code),
+            _ => Answer::Empty,
+        }
+    }
+
+    /// The code, or the error to stop with.
+    pub fn into_code(self, state: &str) -> Result<String, CommandError> {
+        match self {
+            Answer::Code(code) => Ok(code),
+            Answer::WrongState(got) => Err(CommandError::new("StateMismatch", format!("the redirect's state {got:?} is not the {state:?} that was sent"))
+                .hint("never use a code whose state does not match: it may be a forged redirect; run `authorize` again")),
+            Answer::Refused(error, description) => Err(CommandError::new("AuthorizeError", format!("the server answered {error}: {description}"))),
+            Answer::Empty => Err(CommandError::new("AuthorizeError", "the redirect carried neither code nor error")),
+        }
+    }
+}
+
 pub(super) fn authorize(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> {
     if args.has("as") && args.has("listen") {
         return Err(CommandError::new(

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::super::context::{interrupted, Ctx};
 use super::super::output::{CommandError, Output};
+use super::authorize::Answer;
 
 /// How long to wait for the browser by default, in seconds.
 pub const DEFAULT_TIMEOUT: u64 = 300;
@@ -79,39 +80,14 @@ pub(super) fn catch(
             let _ = request.respond(page(404, "<h1>Not here</h1><p>smartnb is waiting for the authorization redirect elsewhere on this port.</p>"));
             continue;
         }
-        let params: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-        let get = |name: &str| {
-            params
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
+        let answer = Answer::read(&url, state);
+        let (status, body) = match &answer {
+            Answer::WrongState(_) => (400, "<h1>State mismatch</h1><p>This answer does not belong to the request smartnb sent. It was ignored.</p>"),
+            Answer::Empty => (400, "<h1>No code</h1><p>The redirect carried neither a code nor an error.</p>"),
+            Answer::Code(_) | Answer::Refused(..) => (200, DONE_PAGE),
         };
-        if get("state").as_deref() != Some(state) {
-            let _ = request.respond(page(400, "<h1>State mismatch</h1><p>This answer does not belong to the request smartnb sent. It was ignored.</p>"));
-            return Err(CommandError::new("StateMismatch", format!("the redirect's state {:?} is not the {state:?} that was sent", get("state").unwrap_or_default()))
-                .hint("never use a code whose state does not match: it may be a forged redirect; run `authorize --listen` again"));
-        }
-        if let Some(error) = get("error") {
-            let _ = request.respond(page(200, DONE_PAGE));
-            return Err(CommandError::new(
-                "AuthorizeError",
-                format!(
-                    "the server answered {error}: {}",
-                    get("error_description").unwrap_or_default()
-                ),
-            ));
-        }
-        let Some(code) = get("code") else {
-            let _ = request.respond(page(
-                400,
-                "<h1>No code</h1><p>The redirect carried neither a code nor an error.</p>",
-            ));
-            return Err(CommandError::new(
-                "AuthorizeError",
-                "the redirect carried neither code nor error",
-            ));
-        };
-        let _ = request.respond(page(200, DONE_PAGE));
+        let _ = request.respond(page(status, body));
+        let code = answer.into_code(state)?;
         ctx.emit(Output::Text(format!(
             "Received the code; state {state:?} matches"
         )));

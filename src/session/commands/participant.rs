@@ -6,6 +6,7 @@ use scraper::{Html, Selector};
 
 use super::super::context::Ctx;
 use super::super::output::{CommandError, Output};
+use super::authorize::Answer;
 
 /// Who approves, and where.
 pub(super) struct Participant<'a> {
@@ -234,32 +235,12 @@ fn page_message(html: &str) -> String {
 /// Read the code (or error) from the redirect to the app, checking state.
 fn finish(ctx: &mut Ctx, redirect: &str, state: &str) -> Result<String, CommandError> {
     ctx.emit(Output::Text(format!("The server redirected to {redirect}")));
-    let params: Vec<(String, String)> = url::Url::parse(redirect)
-        .map(|u| u.query_pairs().into_owned().collect())
-        .unwrap_or_default();
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    if get("state").as_deref() != Some(state) {
-        return Err(CommandError::new(
-            "StateMismatch",
-            format!(
-                "the redirect's state {:?} is not the {state:?} that was sent",
-                get("state").unwrap_or_default()
-            ),
-        )
-        .hint("never use a code whose state does not match: it may be a forged redirect"));
+    match url::Url::parse(redirect) {
+        Ok(url) => Answer::read(&url, state).into_code(state),
+        Err(_) => Err(step_error(format!(
+            "the server redirected to {redirect:?}, which is not a URL"
+        ))),
     }
-    if let Some(error) = get("error") {
-        return Err(step_error(format!(
-            "the server answered {error}: {}",
-            get("error_description").unwrap_or_default()
-        )));
-    }
-    get("code").ok_or_else(|| step_error("the redirect carries neither code nor error"))
 }
 
 #[cfg(test)]
