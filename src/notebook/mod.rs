@@ -176,11 +176,6 @@ pub trait CellObserver {
     fn output(&mut self, _index: usize, _output: &Output) {}
 }
 
-/// Observes nothing.
-pub struct Quiet;
-
-impl CellObserver for Quiet {}
-
 struct CellSink<'a> {
     index: usize,
     count: usize,

@@ -109,16 +109,6 @@ impl RunningServer {
         }
         let _ = (&mut self.task).await;
     }
-
-    /// Wait until the server stops on its own (it only does after `shutdown`).
-    pub async fn wait(self) {
-        let _ = self.task.await;
-    }
-
-    /// A handle that stops the server when sent to, for use from a signal handler.
-    pub fn take_shutdown(&mut self) -> Option<oneshot::Sender<()>> {
-        self.shutdown.take()
-    }
 }
 
 /// Bind, build the router and start serving in the background on the current tokio runtime.
