@@ -340,9 +340,8 @@ async fn a_careless_upstream_that_ignores_the_compartment_leaks_nothing() {
             {"relation": "self", "url": format!("{base}{}", &uri[5..])},
             {"relation": "next", "url": "http://elsewhere.example/fhir/Observation?page=2"},
         ]);
-        if uri.starts_with("/fhir/Observation/") {
+        if let Some(id) = uri.strip_prefix("/fhir/Observation/") {
             // A read answers with whatever Observation it likes best.
-            let id = &uri["/fhir/Observation/".len()..];
             let hit = bundle["entry"]
                 .as_array()
                 .unwrap()
