@@ -28,7 +28,7 @@ use crate::server::clock::Clock;
 /// How many failures within how long pause sign-in, and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit {
-    /// Failures that start a pause.
+    /// Failures that start a pause; 0 turns this limit off.
     pub failures: u32,
     /// Seconds within which those failures must fall.
     pub window: i64,
@@ -146,7 +146,11 @@ impl Entry {
 
     fn count(&mut self, limit: &Limit, now: i64) {
         self.failures.push_back(now);
-        if self.failures.len() >= limit.failures as usize {
+        // Only the latest `failures` times can ever matter.
+        while self.failures.len() > limit.failures.max(1) as usize {
+            self.failures.pop_front();
+        }
+        if limit.failures > 0 && self.failures.len() >= limit.failures as usize {
             self.paused_until = now + limit.pause;
         }
     }
@@ -450,6 +454,17 @@ mod tests {
             1,
             "every pause was over, so all were dropped"
         );
+    }
+
+    #[test]
+    fn a_limit_of_zero_is_off_and_remembers_little() {
+        let (t, _) = throttle(5, 0, 100);
+        for i in 0..50 {
+            let attempt = t.begin(&format!("user-{i}"), Some("10.0.0.1".parse().unwrap()));
+            assert!(attempt.is_ok(), "attempt {i}");
+        }
+        let tables = t.tables();
+        assert_eq!(tables.1.entries["10.0.0.1"].failures.len(), 1);
     }
 
     #[test]
