@@ -122,6 +122,13 @@ struct ServeArgs {
     /// the address, with loopback called localhost).
     #[arg(long)]
     public_url: Option<String>,
+    /// Forward FHIR reads and searches to this FHIR server (its base URL) instead of the
+    /// bundled charts, with the same token, scope and patient enforcement.
+    #[arg(long, value_name = "URL")]
+    fhir_upstream: Option<String>,
+    /// Seconds to wait for the upstream FHIR server before answering 504.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    fhir_upstream_timeout: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -226,6 +233,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         access_lifetime: args.access_lifetime,
         code_lifetime: args.code_lifetime,
         public_url: args.public_url,
+        fhir_upstream: args.fhir_upstream,
+        fhir_upstream_timeout: std::time::Duration::from_secs(args.fhir_upstream_timeout.max(1)),
+        ..server::Config::default()
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {

@@ -16,12 +16,14 @@ pub mod users;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use pages::throttle::LoginLimits;
 pub use state::AppState;
 
 /// Everything that shapes one server instance.
@@ -41,6 +43,12 @@ pub struct Config {
     pub code_lifetime: u64,
     /// Public base URL; derived from the bound address when `None`.
     pub public_url: Option<String>,
+    /// A FHIR server to forward reads and searches to instead of the bundled charts.
+    pub fhir_upstream: Option<String>,
+    /// How long to wait for the upstream FHIR server before answering 504.
+    pub fhir_upstream_timeout: Duration,
+    /// When failed sign-ins pause sign-in.
+    pub login_limits: LoginLimits,
 }
 
 impl Default for Config {
@@ -53,6 +61,9 @@ impl Default for Config {
             access_lifetime: 3600,
             code_lifetime: 100,
             public_url: None,
+            fhir_upstream: None,
+            fhir_upstream_timeout: Duration::from_secs(30),
+            login_limits: LoginLimits::default(),
         }
     }
 }
@@ -78,6 +89,9 @@ pub enum StartError {
     /// `--public-url` is not an absolute http(s) URL.
     #[error("public URL {0:?} is not an absolute http:// or https:// URL")]
     PublicUrl(String),
+    /// `--fhir-upstream` cannot be used.
+    #[error(transparent)]
+    FhirUpstream(#[from] fhir::upstream::SetupError),
 }
 
 /// A server accepting connections; dropping it does not stop it, `shutdown` does.
@@ -124,8 +138,18 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         Some(url) => normalise_public_url(url)?,
         None => derived_base_url(addr),
     };
-    let state = Arc::new(AppState::new(config, base_url.clone(), addr));
-    let app = router(state.clone());
+    let upstream = match &config.fhir_upstream {
+        Some(url) => Some(fhir::upstream::Upstream::new(
+            url,
+            config.fhir_upstream_timeout,
+        )?),
+        None => None,
+    };
+    let mut state = AppState::new(config, base_url.clone(), addr);
+    state.upstream = upstream;
+    let state = Arc::new(state);
+    // The peer address feeds the per-address sign-in limit.
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let server = axum::serve(listener, app).with_graceful_shutdown(async {

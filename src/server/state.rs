@@ -4,8 +4,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::fhir::data::DataStore;
+use super::fhir::upstream::Upstream;
 use super::oauth::pending::Pending;
 use super::pages::session::Sessions;
+use super::pages::throttle::Throttle;
 use super::store::{MemoryStore, Store};
 use super::users::Users;
 use super::Config;
@@ -28,12 +30,17 @@ pub struct AppState {
     pub sessions: Sessions,
     /// Authorize requests waiting for the participant.
     pub pending: Pending,
+    /// Failed sign-ins, for pausing brute force.
+    pub throttle: Throttle,
+    /// The FHIR server reads and searches are forwarded to, if not the bundled charts.
+    pub upstream: Option<Upstream>,
 }
 
 impl AppState {
     /// State with the in-memory store and the shipped fixtures.
     pub fn new(config: Config, base_url: String, addr: SocketAddr) -> Self {
         AppState {
+            throttle: Throttle::new(config.login_limits.clone()),
             config,
             base_url,
             addr,
@@ -42,6 +49,7 @@ impl AppState {
             data: DataStore::shipped(),
             sessions: Sessions::default(),
             pending: Pending::default(),
+            upstream: None,
         }
     }
 

@@ -27,6 +27,16 @@ pub enum Access {
     Token(Vec<Grant>),
 }
 
+/// What a search must be narrowed to before it leaves for an upstream server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Confinement {
+    /// The patients whose compartments the token reaches for this type, sorted.
+    pub patients: Vec<String>,
+    /// The v2 filter every grant for this type shares; empty when any grant has none or
+    /// they differ (the answer is then filtered resource by resource instead).
+    pub filter: Vec<(String, String)>,
+}
+
 /// The kind of operation a check is for.
 #[derive(Debug, Clone, Copy)]
 pub enum Operation {
@@ -79,6 +89,32 @@ impl Access {
                         .all(|(name, value)| matches_filter(&resource.json, name, value))
             }),
         }
+    }
+
+    /// What a search on this type must be confined to; `None` for open access.
+    pub fn confinement(&self, resource_type: &str, op: Operation) -> Option<Confinement> {
+        let Access::Token(grants) = self else {
+            return None;
+        };
+        let relevant: Vec<&Grant> = grants
+            .iter()
+            .filter(|g| {
+                g.scope.names_type(resource_type) && g.scope.permissions.contains(&op.permissions())
+            })
+            .collect();
+        let mut patients: Vec<String> = relevant
+            .iter()
+            .flat_map(|g| g.patients.iter().cloned())
+            .collect();
+        patients.sort();
+        patients.dedup();
+        let filter = match relevant.split_first() {
+            Some((first, rest)) if rest.iter().all(|g| g.scope.filter == first.scope.filter) => {
+                first.scope.filter.clone()
+            }
+            _ => Vec::new(),
+        };
+        Some(Confinement { patients, filter })
     }
 
     /// Whether this patient's compartment is reachable at all.

@@ -19,7 +19,11 @@ pub fn statement(state: &AppState, protected: bool) -> Value {
     let resources: Vec<Value> = SERVED_TYPES.iter().map(|t| resource_entry(t)).collect();
     let mut rest = json!({
         "mode": "server",
-        "documentation": "Bundled demonstration charts for three patients; reads, searches and Patient/$everything.",
+        "documentation": if state.upstream.is_some() {
+            "Reads, searches and Patient/$everything forwarded to an upstream FHIR server, confined to the token's scopes and patient."
+        } else {
+            "Bundled demonstration charts for three patients; reads, searches and Patient/$everything."
+        },
         "resource": resources,
     });
     rest["security"] = if protected {

@@ -1,6 +1,7 @@
 //! The FHIR API: reads, searches and $everything, with scopes and compartments enforced.
 //!
 //! `/api/fhir` needs a bearer token; `/api/open-fhir` serves the same data without one.
+//! With `--fhir-upstream`, `/api/fhir` forwards to a real FHIR server instead (see `upstream`).
 
 pub mod access;
 mod bundle;
@@ -8,12 +9,13 @@ pub mod capability;
 pub mod data;
 pub mod query;
 pub mod search;
+pub mod upstream;
 
 use std::sync::Arc;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -45,6 +47,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .allow_headers([header::AUTHORIZATION, header::ACCEPT, header::CONTENT_TYPE])
         .expose_headers([header::WWW_AUTHENTICATE, header::LOCATION]);
     Router::new()
+        .route("/api/fhir", get(page_protected))
         .route("/api/fhir/metadata", get(metadata))
         .route("/api/open-fhir/metadata", get(open_metadata))
         .route("/api/fhir/{type}", get(search_protected))
@@ -69,9 +72,26 @@ async fn metadata(State(state): Shared, RawQuery(query): RawQuery) -> Response {
     respond(check_query_format(query.as_deref()).map(|_| capability::statement(&state, true)))
 }
 
+/// The bare base answers only in front of an upstream, for its paging links.
+async fn page_protected(
+    State(state): Shared,
+    headers: HeaderMap,
+    uri: Uri,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let Some(upstream) = &state.upstream else {
+        return super::error::not_found(uri).await;
+    };
+    let result = async {
+        let access = access::from_bearer(&state, &headers).await?;
+        upstream::page(&state, upstream, &access, query.as_deref()).await
+    };
+    respond(result.await)
+}
+
 async fn open_metadata(State(state): Shared, RawQuery(query): RawQuery) -> Response {
-    if !state.config.open_fhir {
-        return open_fhir_off();
+    if let Some(off) = open_fhir_off(&state) {
+        return off;
     }
     respond(check_query_format(query.as_deref()).map(|_| capability::statement(&state, false)))
 }
@@ -85,6 +105,10 @@ async fn search_protected(
     let result = async {
         let Path(resource_type) = path.map_err(bad_path)?;
         let access = access::from_bearer(&state, &headers).await?;
+        if let Some(upstream) = &state.upstream {
+            return upstream::search(&state, upstream, &access, &resource_type, query.as_deref())
+                .await;
+        }
         search_type(
             &state,
             Base::Protected,
@@ -101,8 +125,8 @@ async fn search_open(
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if !state.config.open_fhir {
-        return open_fhir_off();
+    if let Some(off) = open_fhir_off(&state) {
+        return off;
     }
     let result = path
         .map_err(bad_path)
@@ -119,12 +143,14 @@ async fn read_protected(
     let result = async {
         let Path((resource_type, id)) = path.map_err(bad_path)?;
         let access = access::from_bearer(&state, &headers).await?;
-        read(&state, &access, &resource_type, &id, query.as_deref())
+        if let Some(upstream) = &state.upstream {
+            let resource =
+                upstream::read(upstream, &access, &resource_type, &id, query.as_deref()).await?;
+            return Ok(resource_response(&resource));
+        }
+        read(&state, &access, &resource_type, &id, query.as_deref()).map(resource_response)
     };
-    match result.await {
-        Ok(resource) => resource_response(resource),
-        Err(e) => e.into_response(),
-    }
+    result.await.unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn read_open(
@@ -132,8 +158,8 @@ async fn read_open(
     path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if !state.config.open_fhir {
-        return open_fhir_off();
+    if let Some(off) = open_fhir_off(&state) {
+        return off;
     }
     let result = path
         .map_err(bad_path)
@@ -153,6 +179,10 @@ async fn operation_protected(
     let result = async {
         let Path((resource_type, id, op)) = path.map_err(bad_path)?;
         let access = access::from_bearer(&state, &headers).await?;
+        if let Some(upstream) = &state.upstream {
+            let asked = (resource_type.as_str(), id.as_str(), op.as_str());
+            return upstream::everything(&state, upstream, &access, asked, query.as_deref()).await;
+        }
         everything(
             &state,
             Base::Protected,
@@ -171,8 +201,8 @@ async fn operation_open(
     path: Result<Path<(String, String, String)>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if !state.config.open_fhir {
-        return open_fhir_off();
+    if let Some(off) = open_fhir_off(&state) {
+        return off;
     }
     let result = path.map_err(bad_path).and_then(|Path((t, id, op))| {
         everything(
@@ -206,9 +236,17 @@ fn resource_response(resource: &Resource) -> Response {
         .into_response()
 }
 
-fn open_fhir_off() -> Response {
-    FhirError::not_found("open FHIR access is turned off on this server (--no-open-fhir); use /api/fhir with a bearer token")
-        .into_response()
+/// The 404 for `/api/open-fhir` when it is not served: turned off, or in front of an
+/// upstream server, whose records must not be handed out without a token.
+fn open_fhir_off(state: &AppState) -> Option<Response> {
+    let why = if state.upstream.is_some() {
+        "open FHIR access is not offered in front of an upstream FHIR server (--fhir-upstream); use /api/fhir with a bearer token"
+    } else if !state.config.open_fhir {
+        "open FHIR access is turned off on this server (--no-open-fhir); use /api/fhir with a bearer token"
+    } else {
+        return None;
+    };
+    Some(FhirError::not_found(why).into_response())
 }
 
 fn bad_path(rejection: PathRejection) -> FhirError {
@@ -266,6 +304,12 @@ fn check_id(id: &str) -> Result<(), FhirError> {
             "{id:?} is not a FHIR id: ids are 1 to 64 letters, digits, '-' or '.'"
         )))
     }
+}
+
+fn unknown_operation(resource_type: &str, operation: &str) -> FhirError {
+    FhirError::not_found(format!(
+        "no operation {resource_type}/{{id}}/{operation}; the one operation served is Patient/{{id}}/$everything"
+    ))
 }
 
 fn forbidden_type(resource_type: &str, op: Operation) -> FhirError {
@@ -335,9 +379,7 @@ fn everything(
     query: Option<&str>,
 ) -> Result<Value, FhirError> {
     if resource_type != "Patient" || operation != "$everything" {
-        return Err(FhirError::not_found(format!(
-            "no operation {resource_type}/{{id}}/{operation}; the one operation served is Patient/{{id}}/$everything"
-        )));
+        return Err(unknown_operation(resource_type, operation));
     }
     check_id(id)?;
     let pairs = query::pairs(query)?;

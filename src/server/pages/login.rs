@@ -1,15 +1,18 @@
 //! /login and /logout.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
+use axum::Extension;
 
 use super::session::{clear_cookie, set_cookie};
 use super::templates::{LoginPage, LogoutPage};
+use super::throttle::{Paused, Standing};
 use super::{csrf_failure, error_page, field, form_pairs, html, safe_next, see_other, with_cookie};
 use crate::server::state::AppState;
 
@@ -39,8 +42,10 @@ pub async fn show(
 }
 
 /// POST /login: check the password, start a fresh signed-in session, go to `next`.
+/// Too many failures pause sign-in for the name or address (see `throttle`).
 pub async fn submit(
     State(state): State<Arc<AppState>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -65,6 +70,28 @@ pub async fn submit(
         .trim()
         .to_string();
     let password = field(&pairs, "password").unwrap_or_default().to_string();
+    let form_again = |status: StatusCode, message: &str| {
+        let page = LoginPage {
+            title: "Sign in",
+            user: None,
+            csrf: &session.csrf,
+            next: &next,
+            username: &username,
+            error: Some(message),
+        };
+        html(status, &page)
+    };
+    let address = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let attempt = match state.throttle.begin(&username, address) {
+        Ok(attempt) => attempt,
+        // Paused: the password is not even looked at, so the right one fails too.
+        Err(paused) => {
+            return paused_page(
+                form_again(StatusCode::TOO_MANY_REQUESTS, &paused.message()),
+                paused,
+            )
+        }
+    };
     let user = state.users.get(&username).cloned();
     // Hashing is deliberately slow: keep it off the async workers.
     let verified =
@@ -72,20 +99,30 @@ pub async fn submit(
             .await
             .unwrap_or(false);
     if !verified {
-        let page = LoginPage {
-            title: "Sign in",
-            user: None,
-            csrf: &session.csrf,
-            next: &next,
-            username: &username,
-            error: Some(BAD_LOGIN),
+        let message = match state.throttle.failed(&attempt) {
+            Standing::Paused(paused) => format!("{BAD_LOGIN} {}", paused.message()),
+            Standing::Left(left @ 1..=2) => {
+                let tries = if left == 1 { "try" } else { "tries" };
+                let minutes = (state.throttle.user_pause() + 59) / 60;
+                format!("{BAD_LOGIN} {left} more failed {tries} and sign-in for this user pauses for {minutes} minutes.")
+            }
+            Standing::Left(_) => BAD_LOGIN.to_string(),
         };
-        return html(StatusCode::OK, &page);
+        return form_again(StatusCode::OK, &message);
     }
+    state.throttle.succeeded(attempt);
     // A new session id at sign-in, so an id planted before cannot be ridden after.
     state.sessions.end(&session.id);
     let signed_in = state.sessions.start(Some(username));
     see_other(&next, Some(set_cookie(&signed_in, state.secure_cookies())))
+}
+
+/// A 429 that says when to come back.
+fn paused_page(mut response: Response, paused: Paused) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&paused.retry_after().to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 /// GET /logout: a confirmation form (signing out changes state, so it is a POST).

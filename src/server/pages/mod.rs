@@ -6,6 +6,7 @@ mod consent;
 mod login;
 pub mod session;
 pub mod templates;
+pub mod throttle;
 pub mod words;
 
 use std::sync::Arc;
