@@ -273,21 +273,28 @@ def main():
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--rust-runs", type=int, default=5)
     parser.add_argument("--evcxr", help="the evcxr_jupyter binary to compare Rust cells with")
+    parser.add_argument("--only", default="1,2,3,4,5", help="which benchmarks, e.g. 1,4")
     args = parser.parse_args()
+    only = {int(n) for n in args.only.split(",")}
     runs = 1 if args.quick else args.runs
     rust_runs = 1 if args.quick else args.rust_runs
     print(f"kernel benchmarks: {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}, "
           f"{runs} runs each ({rust_runs} for Rust cells)")
-    startup(runs)
-    server, base = serve()
-    try:
-        fhir_read(max(runs, 3) * 3, base)
-    finally:
-        server.terminate()
-        server.wait()
-    idle_memory(runs)
-    rust_first_cell(rust_runs, args.evcxr)
-    run_notebook(runs)
+    if 1 in only:
+        startup(runs)
+    if 2 in only:
+        server, base = serve()
+        try:
+            fhir_read(max(runs, 3) * 3, base)
+        finally:
+            server.terminate()
+            server.wait()
+    if 3 in only:
+        idle_memory(runs)
+    if 4 in only:
+        rust_first_cell(rust_runs, args.evcxr)
+    if 5 in only:
+        run_notebook(runs)
 
 
 if __name__ == "__main__":

@@ -68,18 +68,22 @@ impl RustCells {
     }
 
     fn begin(&mut self) -> Result<(), CommandError> {
-        let mut child = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        command
             .arg(WORKER_SUBCOMMAND)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| {
-                unavailable(format!(
-                    "cannot start `{} {WORKER_SUBCOMMAND}`: {e}",
-                    self.program.display()
-                ))
-            })?;
+            .stderr(Stdio::inherit());
+        // A process group of its own: Ctrl-C in a terminal reaches the REPL, which asks
+        // the worker to stop the cell, instead of killing the worker and its variables.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut child = command.spawn().map_err(|e| {
+            unavailable(format!(
+                "cannot start `{} {WORKER_SUBCOMMAND}`: {e}",
+                self.program.display()
+            ))
+        })?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             let _ = child.kill();
             return Err(unavailable("the Rust worker has no pipes".into()));
