@@ -1,6 +1,7 @@
 //! A Jupyter client for the kernel tests: starts the built binary on a connection file
 //! and speaks to it with jupyter-zmq-client's client sockets, reading replies as raw JSON
 //! after checking the kernel's signature.
+#![allow(dead_code)] // each test file uses its own share of these
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
