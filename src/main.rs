@@ -28,6 +28,10 @@ enum Command {
     Run(RunArgs),
     /// The Jupyter kernel (Jupyter starts it with --connection-file), or `kernel install`.
     Kernel(KernelArgs),
+    /// Internal: the process that evaluates Rust cells for a session.
+    #[cfg(feature = "rust")]
+    #[command(name = "rust-worker", hide = true)]
+    RustWorker,
 }
 
 #[derive(Args)]
@@ -143,6 +147,8 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Repl(args)) => repl(args),
         Some(Command::Run(args)) => run_notebooks(args),
         Some(Command::Kernel(args)) => kernel(args),
+        #[cfg(feature = "rust")]
+        Some(Command::RustWorker) => std::process::exit(smartnb::rust_cells::worker::serve()),
         None => repl(ReplArgs {
             port: 9000,
             ..ReplArgs::default()
@@ -168,6 +174,7 @@ fn repl(args: ReplArgs) -> anyhow::Result<()> {
             ..server::Config::default()
         },
         rust: RustStart::Background,
+        ..SessionOptions::default()
     };
     let session = Session::new(options)?;
     let code = smartnb::repl::run(

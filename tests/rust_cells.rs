@@ -1,7 +1,7 @@
-//! Rust cells through evcxr, driven through the `smartnb repl` binary (evcxr re-runs the
-//! binary that calls its runtime hook, so it cannot run inside a test harness): output
-//! streams, values, compile errors, variables, helper variables, and an interrupt.
-//! Slow (seconds per cell), so one session does it all.
+//! Rust cells in the terminal REPL, piped as a script would: output streams, values,
+//! compile errors, variables, helper variables, and Ctrl-C (SIGINT) stopping a loop while
+//! the REPL and its helper variables live on. Slow (seconds per cell), so one REPL does it
+//! all; tests/session_rust.rs covers the session itself in more detail.
 #![cfg(feature = "rust")]
 
 use std::io::{BufRead, BufReader, Write};

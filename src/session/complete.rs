@@ -7,7 +7,7 @@ use super::vars::Vars;
 use crate::server::fhir::data::SERVED_TYPES;
 
 /// Candidates to replace `code[start..end]`.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Completion {
     /// Byte offset where the replaced text starts.
     pub start: usize,

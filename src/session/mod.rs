@@ -72,6 +72,9 @@ pub struct SessionOptions {
     pub server: Config,
     /// When the Rust evaluator starts (ignored in builds without the `rust` feature).
     pub rust: RustStart,
+    /// The smartnb binary whose `rust-worker` evaluates Rust cells (default: this program;
+    /// tests, whose program is the test harness, name the real binary).
+    pub rust_program: Option<std::path::PathBuf>,
 }
 
 /// Everything the commands share.
@@ -112,7 +115,14 @@ impl Session {
         let client = SmartClient::new().map_err(|e| SessionError::Start(e.to_string()))?;
         Ok(Session {
             #[cfg(feature = "rust")]
-            rust: crate::rust_cells::RustCells::new(options.rust),
+            rust: crate::rust_cells::RustCells::new(
+                options.rust,
+                options
+                    .rust_program
+                    .clone()
+                    .or_else(|| std::env::current_exe().ok())
+                    .unwrap_or_else(|| "smartnb".into()),
+            ),
             state: State {
                 runtime: Arc::new(runtime),
                 client,

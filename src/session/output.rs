@@ -48,7 +48,7 @@ pub struct Table {
 }
 
 /// A command's failure, shaped like a Jupyter error (ename, evalue) plus a hint.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CommandError {
     /// Short kind, e.g. `UnknownCommand`, `HttpError`.
     pub kind: String,

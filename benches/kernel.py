@@ -1,0 +1,301 @@
+"""Kernel benchmarks, side by side in one run (benches/README.md has the figures):
+
+1. start-up to kernel_info_reply: smartnb against ipykernel;
+2. the walkthrough's FHIR read: a `fetch` cell against the seed's Python `requests` cell on
+   ipykernel, both against the same `smartnb serve`;
+3. idle resident memory of the kernel process before any Rust cell;
+4. a Rust cell sent right after start-up: smartnb against evcxr_jupyter;
+5. `smartnb run notebooks/smart-examples.ipynb`, the whole process.
+
+    python benches/kernel.py [--quick] [--runs N] [--evcxr PATH]
+
+Every kernel is started the way Jupyter starts one: the client connects first, then the
+kernel process is spawned with a fresh connection file. Runs of the two kernels being
+compared alternate, and medians are reported with their ratio.
+"""
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+from jupyter_client import BlockingKernelClient
+
+SMARTNB = os.path.abspath("target/release/smartnb")
+PATIENT = "smart-1288992"
+
+
+def connection_file():
+    """A connection file with five free loopback ports and a fresh key."""
+    sockets = [socket.socket() for _ in range(5)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    names = ["shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"]
+    info = dict(zip(names, ports), ip="127.0.0.1", key=str(uuid.uuid4()), transport="tcp",
+                signature_scheme="hmac-sha256", kernel_name="bench")
+    fd, path = tempfile.mkstemp(suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(info, f)
+    return path
+
+
+class Kernel:
+    """A kernel process and a connected client, started as Jupyter starts them."""
+
+    def __init__(self, argv_for):
+        self.path = connection_file()
+        self.client = BlockingKernelClient()
+        self.client.load_connection_file(self.path)
+        self.client.start_channels()
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(argv_for(self.path), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+
+    def kernel_info(self):
+        self.client.kernel_info()
+        reply = self.client.get_shell_msg(timeout=60)
+        assert reply["msg_type"] == "kernel_info_reply", reply
+        return reply
+
+    def ready(self):
+        """Wait until iopub delivers too (a SUB socket misses what is sent before it joins)."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            self.kernel_info()
+            try:
+                self.client.get_iopub_msg(timeout=0.5)
+            except Exception:  # queue.Empty: not joined yet, ask again
+                continue
+            while True:  # drop the rest of that request's messages
+                try:
+                    self.client.get_iopub_msg(timeout=0.2)
+                except Exception:
+                    return self
+        raise RuntimeError("the kernel's iopub never answered")
+
+    def run(self, code, timeout=300):
+        """Execute a cell; its reply and its stream text, after the kernel is idle again."""
+        text = []
+
+        def hook(msg):
+            if msg["msg_type"] == "stream":
+                text.append(msg["content"]["text"])
+            elif msg["msg_type"] in ("display_data", "execute_result"):
+                text.append(msg["content"]["data"].get("text/plain", ""))
+
+        reply = self.client.execute_interactive(code, timeout=timeout, output_hook=hook)
+        if reply["content"]["status"] != "ok":
+            raise RuntimeError(f"cell failed: {code!r}: {reply['content']}")
+        return reply, "".join(text)
+
+    def rss_kib(self, pid=None):
+        with open(f"/proc/{pid or self.process.pid}/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+
+    def children(self):
+        out = subprocess.run(["ps", "--ppid", str(self.process.pid), "-o", "pid="],
+                             capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+
+    def close(self):
+        try:
+            self.client.shutdown()
+            self.process.wait(timeout=20)
+        except Exception:
+            self.process.kill()
+            self.process.wait()
+        self.client.stop_channels()
+        os.remove(self.path)
+
+
+def smartnb_argv(path):
+    return [SMARTNB, "kernel", "--connection-file", path]
+
+
+def ipykernel_argv(path):
+    return [sys.executable, "-m", "ipykernel_launcher", "-f", path]
+
+
+def evcxr_argv(binary):
+    return lambda path: [binary, "--control_file", path]
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def show(name, values, unit):
+    return f"{name}: median {median(values):.1f} {unit} of {[round(v, 1) for v in values]}"
+
+
+def startup(runs):
+    """Spawn to kernel_info_reply, alternating the two kernels."""
+    times = {"smartnb": [], "ipykernel": []}
+    for _ in range(runs):
+        for name, argv in (("smartnb", smartnb_argv), ("ipykernel", ipykernel_argv)):
+            kernel = Kernel(argv)
+            kernel.kernel_info()
+            times[name].append((time.perf_counter() - kernel.started) * 1000)
+            kernel.close()
+    ratio = median(times["smartnb"]) / median(times["ipykernel"])
+    print("1. start-up to kernel_info_reply")
+    print("   " + show("smartnb", times["smartnb"], "ms"))
+    print("   " + show("ipykernel", times["ipykernel"], "ms"))
+    print(f"   ratio smartnb/ipykernel {ratio:.3f} (target at most 0.1)")
+    return ratio
+
+
+def fhir_read(runs, base):
+    """The walkthrough's FHIR read, as a helper cell and as the seed's Python cell."""
+    smartnb = Kernel(smartnb_argv).ready()
+    smartnb.run(f"connect {base}")
+    smartnb.run("register")
+    smartnb.run(f"token --patient {PATIENT}")
+    python = Kernel(ipykernel_argv).ready()
+    python.run(
+        "import requests\nfrom pprint import pprint\n"
+        f"BASE = {base!r}\n"
+        "client = requests.post(f'{BASE}/oauth/register', json={'client_name': 'bench', "
+        "'redirect_uris': ['http://localhost:9001/authorized'], "
+        "'scope': 'launch/patient patient/*.read offline_access'}).json()\n"
+        "access_token = requests.post(f'{BASE}/oauth/debug/token', json={"
+        "'client_id': client['client_id'], 'username': 'daniel-adams', "
+        f"'patient_id': {PATIENT!r}}}).json()['access_token']\n")
+    # The seed's cell, with the server's address as a variable.
+    seed_cell = (
+        "headers = {\n    'Authorization': f'Bearer {access_token}'\n}\n"
+        f"response = requests.get(f'{{BASE}}/api/fhir/Patient/{PATIENT}', headers=headers)\n"
+        "print(f'Response status code: {response.status_code}')\n"
+        "pprint(response.json())\n")
+    helper_cell = f"fetch Patient/{PATIENT}"
+    times = {"smartnb": [], "ipykernel": []}
+    for i in range(runs + 1):
+        for name, kernel, cell in (("smartnb", smartnb, helper_cell),
+                                   ("ipykernel", python, seed_cell)):
+            start = time.perf_counter()
+            _, text = kernel.run(cell)
+            elapsed = (time.perf_counter() - start) * 1000
+            assert "200" in text and PATIENT in text, f"{name} did not read the patient: {text[:300]}"
+            if i > 0:  # the first run of each warms up (imports, connections)
+                times[name].append(elapsed)
+    smartnb.close()
+    python.close()
+    ratio = median(times["smartnb"]) / median(times["ipykernel"])
+    print("2. the walkthrough's FHIR read, execute_request to idle")
+    print("   " + show("smartnb `fetch`", times["smartnb"], "ms"))
+    print("   " + show("ipykernel `requests` (seed cell)", times["ipykernel"], "ms"))
+    print(f"   ratio smartnb/ipykernel {ratio:.3f} (target at most 0.5)")
+    return ratio
+
+
+def idle_memory(runs):
+    """Resident memory of the kernel process two seconds after kernel_info_reply."""
+    kernel_kib, worker_kib, python_kib = [], [], []
+    for _ in range(runs):
+        kernel = Kernel(smartnb_argv)
+        kernel.kernel_info()
+        time.sleep(2)
+        kernel_kib.append(kernel.rss_kib())
+        worker_kib.append(sum(kernel.rss_kib(pid) for pid in kernel.children()))
+        kernel.close()
+        python = Kernel(ipykernel_argv)
+        python.kernel_info()
+        time.sleep(2)
+        python_kib.append(python.rss_kib())
+        python.close()
+    print("3. idle resident memory (VmRSS) before any Rust cell")
+    print("   " + show("smartnb kernel process", [k / 1024 for k in kernel_kib], "MiB")
+          + " (target at most 20)")
+    print("   " + show("its Rust worker, starting in the background", [k / 1024 for k in worker_kib], "MiB"))
+    print("   " + show("ipykernel", [k / 1024 for k in python_kib], "MiB"))
+    return median(kernel_kib) / 1024
+
+
+def rust_first_cell(runs, evcxr):
+    """Spawn to the execute_reply of a first Rust cell sent right away."""
+    code = 'println!("hi");'
+    kernels = [("smartnb", smartnb_argv)]
+    if evcxr:
+        kernels.append(("evcxr_jupyter", evcxr_argv(evcxr)))
+    times = {name: [] for name, _ in kernels}
+    for _ in range(runs):
+        for name, argv in kernels:
+            kernel = Kernel(argv)
+            _, text = kernel.run(code)
+            times[name].append(time.perf_counter() - kernel.started)
+            assert "hi" in text, f"{name} printed {text!r}"
+            kernel.close()
+    print("4. a Rust cell sent right after the kernel starts, spawn to idle")
+    for name, _ in kernels:
+        print("   " + show(name, times[name], "s"))
+    if evcxr:
+        ratio = median(times["smartnb"]) / median(times["evcxr_jupyter"])
+        print(f"   ratio smartnb/evcxr_jupyter {ratio:.3f} (target at most 1)")
+        return ratio
+    print("   (evcxr_jupyter not given: no comparison)")
+    return None
+
+
+def run_notebook(runs):
+    """The whole `smartnb run notebooks/smart-examples.ipynb` process."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([SMARTNB, "run", "notebooks/smart-examples.ipynb"], check=True,
+                       stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+    print("5. smartnb run notebooks/smart-examples.ipynb, whole process")
+    print("   " + show("wall clock", [t * 1000 for t in times], "ms") + " (target at most 1000)")
+    return median(times)
+
+
+def serve():
+    """`smartnb serve` on a free port with the debug endpoints; its process and base URL."""
+    process = subprocess.Popen([SMARTNB, "serve", "--port", "0", "--debug-endpoints"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = process.stdout.readline()
+    base = next(word for word in line.split() if word.startswith("http"))
+    return process, base.rstrip("/")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one run of each, to prove they work")
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--rust-runs", type=int, default=5)
+    parser.add_argument("--evcxr", help="the evcxr_jupyter binary to compare Rust cells with")
+    parser.add_argument("--only", default="1,2,3,4,5", help="which benchmarks, e.g. 1,4")
+    args = parser.parse_args()
+    only = {int(n) for n in args.only.split(",")}
+    runs = 1 if args.quick else args.runs
+    rust_runs = 1 if args.quick else args.rust_runs
+    print(f"kernel benchmarks: {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}, "
+          f"{runs} runs each ({rust_runs} for Rust cells)")
+    if 1 in only:
+        startup(runs)
+    if 2 in only:
+        server, base = serve()
+        try:
+            fhir_read(max(runs, 3) * 3, base)
+        finally:
+            server.terminate()
+            server.wait()
+    if 3 in only:
+        idle_memory(runs)
+    if 4 in only:
+        rust_first_cell(rust_runs, args.evcxr)
+    if 5 in only:
+        run_notebook(runs)
+
+
+if __name__ == "__main__":
+    main()

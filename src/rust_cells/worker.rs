@@ -1,0 +1,201 @@
+//! The Rust worker: a child process (`smartnb rust-worker`) that owns evcxr.
+//!
+//! evcxr keeps rust-analyzer's database of the standard library in the process that
+//! evaluates, tens of megabytes. Keeping it here leaves the kernel and the REPL small and
+//! instant, and a crash in the evaluator cannot take the session's helper variables with it.
+//! The worker reads [`Request`]s on stdin and writes [`Event`]s on stdout; it ends when
+//! stdin closes.
+
+use std::io::{BufRead, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_channel::{select, Receiver};
+use evcxr::{CommandContext, EvalContextOutputs};
+use serde_json::{Map, Value};
+
+use super::diagnostics::compile_error;
+use super::protocol::{encode, Event, Request};
+use crate::session::complete::Completion;
+use crate::session::CommandError;
+
+/// Run the worker until its stdin closes; the process exit code.
+pub fn serve() -> i32 {
+    let (context, outputs) = match CommandContext::new() {
+        Ok(started) => started,
+        Err(e) => {
+            send(&Event::StartFailed {
+                message: e.to_string().trim().to_string(),
+            });
+            return 1;
+        }
+    };
+    send(&Event::Ready);
+    let requests = read_requests();
+    let mut worker = Worker {
+        context: Arc::new(Mutex::new(context)),
+        outputs,
+        requests,
+    };
+    while let Ok(request) = worker.requests.recv() {
+        match request {
+            Request::Execute {
+                code,
+                prelude_lines,
+            } => {
+                let Some(result) = worker.execute(&code, prelude_lines) else {
+                    break;
+                };
+                send(&Event::Done { result });
+            }
+            Request::Complete { code, cursor } => send(&Event::Completions {
+                found: worker.complete(&code, cursor),
+            }),
+            Request::Interrupt => {}
+        }
+    }
+    0
+}
+
+struct Worker {
+    context: Arc<Mutex<CommandContext>>,
+    outputs: EvalContextOutputs,
+    requests: Receiver<Request>,
+}
+
+impl Worker {
+    /// Run one cell, streaming its output; `None` when the session went away meanwhile.
+    fn execute(
+        &mut self,
+        code: &str,
+        prelude_lines: usize,
+    ) -> Option<Result<Map<String, Value>, CommandError>> {
+        let child = match self.context.lock() {
+            Ok(context) => context.process_handle(),
+            Err(_) => return Some(Err(lost())),
+        };
+        let context = self.context.clone();
+        let source = code.to_string();
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        let spawned = std::thread::Builder::new()
+            .name("smartnb-evcxr-cell".into())
+            .spawn(move || {
+                let result = match context.lock() {
+                    Ok(mut context) => context.execute(&source),
+                    Err(_) => Err(evcxr::Error::Message(
+                        "the evaluator was lost after a crash".into(),
+                    )),
+                };
+                let _ = done_tx.send(result);
+            });
+        if let Err(e) = spawned {
+            return Some(Err(CommandError::new("RustError", e.to_string())));
+        }
+        let mut interrupted = false;
+        let result = loop {
+            select! {
+                recv(self.outputs.stdout) -> line => if let Ok(line) = line { send(&Event::Stdout { line }) },
+                recv(self.outputs.stderr) -> line => if let Ok(line) = line { send(&Event::Stderr { line }) },
+                recv(done_rx) -> result => match result {
+                    Ok(result) => break result,
+                    Err(_) => return Some(Err(lost())),
+                },
+                recv(self.requests) -> request => match request {
+                    Ok(Request::Interrupt) => {
+                        interrupted = true;
+                        if let Ok(mut process) = child.lock() {
+                            let _ = process.kill();
+                        }
+                    }
+                    Ok(Request::Complete { .. }) => send(&Event::Completions { found: None }),
+                    Ok(Request::Execute { .. }) => send(&Event::Stderr {
+                        line: "smartnb: a Rust cell is still running; the new one was dropped".into(),
+                    }),
+                    Err(_) => {
+                        if let Ok(mut process) = child.lock() {
+                            let _ = process.kill();
+                        }
+                        return None;
+                    }
+                },
+            }
+        };
+        self.drain_late_output();
+        Some(match result {
+            Ok(outputs) => Ok(outputs
+                .content_by_mime_type
+                .into_iter()
+                .map(|(mime, data)| (mime, Value::String(data)))
+                .collect()),
+            Err(_) if interrupted => Err(CommandError::new(
+                "Interrupted",
+                "the Rust cell was interrupted: evcxr's process was stopped, so the Rust variables of earlier cells are gone (helper variables are all kept)",
+            )
+            .hint("re-run the cells that define the Rust variables you need")),
+            Err(evcxr::Error::CompilationErrors(errors)) => {
+                Err(compile_error(code, prelude_lines, &errors))
+            }
+            Err(evcxr::Error::SubprocessTerminated(message)) => Err(CommandError::new(
+                "EvaluatorRestarted",
+                format!("the Rust cell's process ended ({}); evcxr restarts it, and the Rust variables of earlier cells are gone", message.trim()),
+            )),
+            Err(e) => Err(CommandError::new("RustError", e.to_string().trim().to_string())),
+        })
+    }
+
+    /// evcxr reads the child's stderr on its own thread: give late lines a moment.
+    fn drain_late_output(&self) {
+        while let Ok(line) = self.outputs.stdout.try_recv() {
+            send(&Event::Stdout { line });
+        }
+        while let Ok(line) = self.outputs.stderr.recv_timeout(Duration::from_millis(20)) {
+            send(&Event::Stderr { line });
+        }
+    }
+
+    fn complete(&self, code: &str, cursor: usize) -> Option<Completion> {
+        let mut context = self.context.try_lock().ok()?;
+        let found = context.completions(code, cursor).ok()?;
+        let mut matches: Vec<String> = found.completions.into_iter().map(|c| c.code).collect();
+        matches.dedup();
+        Some(Completion {
+            start: found.start_offset,
+            end: found.end_offset,
+            matches,
+        })
+    }
+}
+
+/// Requests from stdin on a channel that closes when stdin does.
+fn read_requests() -> Receiver<Request> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let reader = std::thread::Builder::new()
+        .name("smartnb-worker-stdin".into())
+        .spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                match serde_json::from_str::<Request>(&line) {
+                    Ok(request) => {
+                        if tx.send(request).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => tracing::warn!("rust worker: unreadable request: {e}"),
+                }
+            }
+        });
+    if let Err(e) = reader {
+        tracing::error!("rust worker: cannot read requests: {e}");
+    }
+    rx
+}
+
+fn send(event: &Event) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(encode(event).as_bytes());
+    let _ = stdout.flush();
+}
+
+fn lost() -> CommandError {
+    CommandError::new("RustError", "the Rust evaluator stopped answering")
+}
