@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use smartnb::kernel::install::{self, Destination, InstallOptions};
-use smartnb::server;
+use smartnb::server::{self, StateLocation};
 use smartnb::session::{RustStart, Session, SessionOptions};
 
 /// Learn and test the SMART on FHIR OAuth2 workflow.
@@ -36,6 +36,9 @@ struct KernelArgs {
     /// The connection file Jupyter wrote for this kernel.
     #[arg(long, short = 'f')]
     connection_file: Option<PathBuf>,
+    /// Where the embedded server keeps its state (see `smartnb serve --help`).
+    #[arg(long, value_name = "FILE|URL")]
+    state: Option<StateLocation>,
     #[command(subcommand)]
     action: Option<KernelAction>,
 }
@@ -56,6 +59,10 @@ struct InstallArgs {
     /// The name Jupyter shows (default "SMART on FHIR (Rust)").
     #[arg(long)]
     display_name: Option<String>,
+    /// Start the kernel's embedded server with this --state (an SQLite file, made
+    /// absolute, or a postgres:// URL).
+    #[arg(long, value_name = "FILE|URL")]
+    state: Option<StateLocation>,
 }
 
 #[derive(Args)]
@@ -80,6 +87,9 @@ struct ReplArgs {
     /// Port for the embedded server (default 9000, or a free one if taken).
     #[arg(long, default_value_t = 9000)]
     port: u16,
+    /// Where the embedded server keeps its state (see `smartnb serve --help`).
+    #[arg(long, value_name = "FILE|URL")]
+    state: Option<StateLocation>,
 }
 
 #[derive(Args)]
@@ -122,6 +132,14 @@ struct ServeArgs {
     /// the address, with loopback called localhost).
     #[arg(long)]
     public_url: Option<String>,
+    /// Keep clients, approvals, codes and tokens in an SQLite FILE (created if missing) or
+    /// in PostgreSQL (postgres://user:password@host/db, shareable by several servers);
+    /// default: in memory, forgotten at exit.
+    #[arg(long, value_name = "FILE|URL")]
+    state: Option<StateLocation>,
+    /// Seconds between sweeps of expired codes, tokens, approvals and sessions (0: never).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    sweep_every: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -158,6 +176,7 @@ fn repl(args: ReplArgs) -> anyhow::Result<()> {
     let options = SessionOptions {
         server: server::Config {
             port: args.port,
+            state: args.state.unwrap_or_default(),
             ..server::Config::default()
         },
         rust: RustStart::Background,
@@ -202,15 +221,32 @@ fn kernel(args: KernelArgs) -> anyhow::Result<()> {
                 } => Destination::SysPrefix,
                 _ => Destination::User,
             };
+            let state = match install.state {
+                Some(StateLocation::Sqlite(path)) => Some(
+                    std::path::absolute(&path)
+                        .with_context(|| format!("making {} absolute", path.display()))?
+                        .to_string_lossy()
+                        .into_owned(),
+                ),
+                Some(StateLocation::Postgres(url)) => Some(url),
+                Some(StateLocation::Memory) | None => None,
+            };
             let dir = install::install(&InstallOptions {
                 destination,
                 name: install.name,
                 display_name: install.display_name,
+                state,
             })?;
             println!("{}", dir.display());
             Ok(())
         }
-        (None, Some(file)) => Ok(smartnb::kernel::run(&file)?),
+        (None, Some(file)) => {
+            let config = server::Config {
+                state: args.state.unwrap_or_default(),
+                ..server::Config::default()
+            };
+            Ok(smartnb::kernel::run(&file, config)?)
+        }
         (None, None) => anyhow::bail!(
             "give --connection-file FILE (Jupyter does this), or run `smartnb kernel install`"
         ),
@@ -226,6 +262,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         access_lifetime: args.access_lifetime,
         code_lifetime: args.code_lifetime,
         public_url: args.public_url,
+        state: args.state.unwrap_or_default(),
+        sweep_interval: std::time::Duration::from_secs(args.sweep_every),
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
@@ -235,9 +273,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         writeln!(stdout, "{}", running.base_url)?;
         stdout.flush()?;
         eprintln!(
-            "smartnb: SMART server on {} (FHIR at {}); Ctrl-C stops it",
+            "smartnb: SMART server on {} (FHIR at {}, state in {}); Ctrl-C stops it",
             running.base_url,
-            running.fhir_base()
+            running.fhir_base(),
+            running.state_location()
         );
         wait_for_signal().await;
         eprintln!("smartnb: shutting down");

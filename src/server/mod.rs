@@ -12,10 +12,12 @@ pub mod pages;
 pub mod scopes;
 pub mod state;
 pub mod store;
+pub mod sweeper;
 pub mod users;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
@@ -23,6 +25,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use state::AppState;
+pub use store::StateLocation;
 
 /// Everything that shapes one server instance.
 #[derive(Debug, Clone)]
@@ -41,6 +44,11 @@ pub struct Config {
     pub code_lifetime: u64,
     /// Public base URL; derived from the bound address when `None`.
     pub public_url: Option<String>,
+    /// Where clients, approvals, codes and tokens are kept (memory by default).
+    pub state: StateLocation,
+    /// How often expired codes, tokens, approvals, pending requests and browser sessions
+    /// are swept; zero turns the sweep off.
+    pub sweep_interval: Duration,
 }
 
 impl Default for Config {
@@ -53,6 +61,8 @@ impl Default for Config {
             access_lifetime: 3600,
             code_lifetime: 100,
             public_url: None,
+            state: StateLocation::Memory,
+            sweep_interval: Duration::from_secs(60),
         }
     }
 }
@@ -78,6 +88,9 @@ pub enum StartError {
     /// `--public-url` is not an absolute http(s) URL.
     #[error("public URL {0:?} is not an absolute http:// or https:// URL")]
     PublicUrl(String),
+    /// The state store could not be opened.
+    #[error("{0}")]
+    State(store::StoreError),
 }
 
 /// A server accepting connections; dropping it does not stop it, `shutdown` does.
@@ -88,6 +101,7 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
+    sweeper: Option<JoinHandle<()>>,
     state: Arc<AppState>,
 }
 
@@ -102,12 +116,25 @@ impl RunningServer {
         self.state.store.clone()
     }
 
+    /// Where the state is kept (a PostgreSQL password is never shown).
+    pub fn state_location(&self) -> &StateLocation {
+        &self.state.config.state
+    }
+
+    /// Sweep now rather than at the next tick; what was removed.
+    pub async fn sweep(&self) -> Result<sweeper::SweepReport, store::StoreError> {
+        sweeper::sweep_once(&self.state).await
+    }
+
     /// Stop accepting, finish in-flight requests, and wait until the server has stopped.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         let _ = (&mut self.task).await;
+        if let Some(sweeper) = self.sweeper.take() {
+            sweeper.abort();
+        }
     }
 }
 
@@ -124,7 +151,13 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         Some(url) => normalise_public_url(url)?,
         None => derived_base_url(addr),
     };
-    let state = Arc::new(AppState::new(config, base_url.clone(), addr));
+    let store = store::open(&config.state)
+        .await
+        .map_err(StartError::State)?;
+    let sweep_interval = config.sweep_interval;
+    let state = Arc::new(AppState::new(config, base_url.clone(), addr, store));
+    let sweeper =
+        (!sweep_interval.is_zero()).then(|| sweeper::spawn(state.clone(), sweep_interval));
     let app = router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -140,6 +173,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         addr,
         shutdown: Some(tx),
         task,
+        sweeper,
         state,
     })
 }
