@@ -123,6 +123,6 @@ mod tests {
             .unwrap();
         let shown = format!("{location} {location:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(shown.contains("smart@db:5432/smart"), "{shown}");
+        assert!(shown.contains("smart:***@db:5432/smart"), "{shown}");
     }
 }

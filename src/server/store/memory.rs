@@ -39,7 +39,7 @@ impl Tables {
     }
 
     /// Whether the token comes from a code that was replayed (so it must not be saved).
-    fn from_replayed_code(&self, token: &Token) -> bool {
+    fn comes_from_replayed_code(&self, token: &Token) -> bool {
         token
             .from_code
             .as_ref()
@@ -134,7 +134,7 @@ impl Store for MemoryStore {
 
     async fn insert_token(&self, token: Token) -> StoreResult<bool> {
         let mut tables = self.lock();
-        if tables.from_replayed_code(&token) {
+        if tables.comes_from_replayed_code(&token) {
             return Ok(false);
         }
         tables.put_token(token);
@@ -159,7 +159,7 @@ impl Store for MemoryStore {
         let Some(access) = tables.refresh_index.get(old_refresh).cloned() else {
             return Ok(false);
         };
-        if tables.from_replayed_code(&new) {
+        if tables.comes_from_replayed_code(&new) {
             return Ok(false);
         }
         tables.remove_token(&access);
