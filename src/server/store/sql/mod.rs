@@ -143,6 +143,27 @@ fn backend(e: sqlx::Error) -> StoreError {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn sqlite_commits_durably_in_wal_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = StateLocation::Sqlite(dir.path().join("state.db"));
+        let store = SqlStore::open(&location).await.unwrap();
+        for pool in [&store.writer, &store.reader] {
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(mode, "wal");
+            // 2 is FULL: the WAL is synced at every commit.
+            let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(sync, 2);
+        }
+        store.close().await;
+    }
+
     #[test]
     fn sqlite_urls_escape_what_sqlx_would_misread() {
         assert_eq!(

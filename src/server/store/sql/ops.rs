@@ -138,10 +138,12 @@ impl Store for SqlStore {
 
     async fn delete_approval(&self, id: &str) -> StoreResult<()> {
         let mut tx = self.writer.begin().await.map_err(backend)?;
+        // Codes before tokens, the order every transaction here takes its locks in (a
+        // replay's revocation, issuing and rotating too), so no two can deadlock.
         for sql in [
             "DELETE FROM approvals WHERE id = $1",
-            "DELETE FROM tokens WHERE approval_id = $1",
             "DELETE FROM codes WHERE approval_id = $1",
+            "DELETE FROM tokens WHERE approval_id = $1",
         ] {
             sqlx::query(sql)
                 .bind(id)
