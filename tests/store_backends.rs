@@ -60,7 +60,12 @@ async fn periodic_sweep(state: StateLocation) {
         .json()
         .await
         .unwrap();
-    assert_eq!(store.token_count().await.unwrap(), before + 51);
+    // Every mint was answered 200, so 51 pairs were saved; until the short approvals
+    // expire the sweep may not touch them (a slow machine may already be past that).
+    let counted = store.token_count().await.unwrap();
+    if store_suite::now() < soon {
+        assert_eq!(counted, before + 51);
+    }
 
     // Nothing here triggers a sweep but the server's own timer.
     let deadline = Instant::now() + Duration::from_secs(20);

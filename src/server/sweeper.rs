@@ -53,3 +53,51 @@ pub fn spawn(state: Arc<AppState>, every: Duration) -> JoinHandle<()> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::oauth::pending::{PendingAuthorization, PENDING_LIFETIME};
+    use crate::server::store::MemoryStore;
+    use crate::server::Config;
+
+    fn pending(id: &str, created: i64) -> PendingAuthorization {
+        PendingAuthorization {
+            id: id.into(),
+            client_id: "c".into(),
+            redirect_uri: "http://localhost:9001/authorized".into(),
+            redirect_uri_given: true,
+            scope: "patient/*.read".into(),
+            state: "s".into(),
+            code_challenge: None,
+            username: None,
+            patient_id: None,
+            created,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sweep_forgets_stale_authorize_requests_and_sessions() {
+        let addr = "127.0.0.1:9".parse().unwrap();
+        let state = AppState::new(
+            Config::default(),
+            "http://localhost:9".into(),
+            addr,
+            Arc::new(MemoryStore::new()),
+        );
+        let now = clock::now();
+        state
+            .pending
+            .insert(pending("stale", now - PENDING_LIFETIME - 1));
+        state.pending.insert(pending("live", now));
+        state.sessions.start(Some("daniel-adams".into()));
+
+        let report = sweep_once(&state).await.unwrap();
+        assert_eq!((report.pending, report.sessions), (1, 0));
+        assert_eq!(state.pending.len(), 1);
+        assert!(state.pending.get("live").is_some());
+        // Twelve hours on, the session is gone too.
+        assert_eq!(state.sessions.sweep(now + 12 * 3600 + 1), 1);
+        assert!(state.sessions.is_empty());
+    }
+}
