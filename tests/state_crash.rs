@@ -16,7 +16,7 @@ mod store_suite;
 /// Concurrent workers in the burst.
 const WORKERS: usize = 24;
 /// Acknowledged requests after which the server is killed.
-const KILL_AFTER: usize = 600;
+const KILL_AFTER: usize = 613;
 
 /// A registered client, as the registration answer gave it.
 #[derive(Clone, Debug)]
@@ -89,8 +89,11 @@ fn pair(json: &Value) -> Pair {
     }
 }
 
-/// Register, mint, refresh, mint, refresh… until the server stops answering.
+/// Register, mint, refresh, mint, refresh… until the server stops answering. Workers
+/// differ in how many mints and refreshes they do per client, so they drift apart and the
+/// kill finds every kind of request in flight.
 async fn worker(
+    index: usize,
     base: String,
     ledger: Arc<Mutex<Ledger>>,
     acks: Arc<AtomicUsize>,
@@ -117,7 +120,7 @@ async fn worker(
         };
         ledger.lock().unwrap().apps.push(app.clone());
         ack();
-        for _ in 0..2 {
+        for _ in 0..1 + index % 2 {
             let body = http.post(format!("{base}/oauth/debug/token")).json(&json!({
                 "client_id": app.id, "username": "daniel-adams", "patient_id": "smart-1288992",
             }));
@@ -135,7 +138,7 @@ async fn worker(
                 ledger.chains.len() - 1
             };
             ack();
-            for _ in 0..2 {
+            for _ in 0..1 + index % 3 {
                 let old = ledger.lock().unwrap().chains[index].latest.clone();
                 ledger.lock().unwrap().chains[index].unanswered = true;
                 let body = http
@@ -202,8 +205,9 @@ async fn what_was_acknowledged_survives_sigkill() {
     let acks = Arc::new(AtomicUsize::new(0));
     let dead = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..WORKERS)
-        .map(|_| {
+        .map(|index| {
             tokio::spawn(worker(
+                index,
                 first.base.clone(),
                 ledger.clone(),
                 acks.clone(),
