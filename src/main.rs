@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use smartnb::kernel::install::{self, Destination, InstallOptions};
-use smartnb::server;
+use smartnb::server::{self, StateLocation};
 use smartnb::session::{RustStart, Session, SessionOptions};
 
 /// Learn and test the SMART on FHIR OAuth2 workflow.
@@ -40,6 +40,9 @@ struct KernelArgs {
     /// The connection file Jupyter wrote for this kernel.
     #[arg(long, short = 'f')]
     connection_file: Option<PathBuf>,
+    /// Where the embedded server keeps its state (see `smartnb serve --help`).
+    #[arg(long, value_name = "FILE|URL")]
+    state: Option<StateLocation>,
     #[command(subcommand)]
     action: Option<KernelAction>,
 }
@@ -60,6 +63,10 @@ struct InstallArgs {
     /// The name Jupyter shows (default "SMART on FHIR (Rust)").
     #[arg(long)]
     display_name: Option<String>,
+    /// Start the kernel's embedded server with this --state (an SQLite file, made
+    /// absolute, or a postgres:// URL).
+    #[arg(long, value_name = "FILE|URL")]
+    state: Option<StateLocation>,
 }
 
 #[derive(Args)]
@@ -84,6 +91,9 @@ struct ReplArgs {
     /// Port for the embedded server (default 9000, or a free one if taken).
     #[arg(long, default_value_t = 9000)]
     port: u16,
+    /// Where the embedded server keeps its state (see `smartnb serve --help`).
+    #[arg(long, value_name = "FILE|URL")]
+    state: Option<StateLocation>,
 }
 
 #[derive(Args)]
@@ -133,6 +143,14 @@ struct ServeArgs {
     /// Seconds to wait for the upstream FHIR server before answering 504.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     fhir_upstream_timeout: u64,
+    /// Keep clients, approvals, codes and tokens in an SQLite FILE (created if missing) or
+    /// in PostgreSQL (postgres://user:password@host/db, shareable by several servers);
+    /// default: in memory, forgotten at exit.
+    #[arg(long, value_name = "FILE|URL")]
+    state: Option<StateLocation>,
+    /// Seconds between sweeps of expired codes, tokens, approvals and sessions (0: never).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    sweep_every: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -171,6 +189,7 @@ fn repl(args: ReplArgs) -> anyhow::Result<()> {
     let options = SessionOptions {
         server: server::Config {
             port: args.port,
+            state: args.state.unwrap_or_default(),
             ..server::Config::default()
         },
         rust: RustStart::Background,
@@ -216,15 +235,32 @@ fn kernel(args: KernelArgs) -> anyhow::Result<()> {
                 } => Destination::SysPrefix,
                 _ => Destination::User,
             };
+            let state = match install.state {
+                Some(StateLocation::Sqlite(path)) => Some(
+                    std::path::absolute(&path)
+                        .with_context(|| format!("making {} absolute", path.display()))?
+                        .to_string_lossy()
+                        .into_owned(),
+                ),
+                Some(StateLocation::Postgres(url)) => Some(url),
+                Some(StateLocation::Memory) | None => None,
+            };
             let dir = install::install(&InstallOptions {
                 destination,
                 name: install.name,
                 display_name: install.display_name,
+                state,
             })?;
             println!("{}", dir.display());
             Ok(())
         }
-        (None, Some(file)) => Ok(smartnb::kernel::run(&file)?),
+        (None, Some(file)) => {
+            let config = server::Config {
+                state: args.state.unwrap_or_default(),
+                ..server::Config::default()
+            };
+            Ok(smartnb::kernel::run(&file, config)?)
+        }
         (None, None) => anyhow::bail!(
             "give --connection-file FILE (Jupyter does this), or run `smartnb kernel install`"
         ),
@@ -242,6 +278,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         public_url: args.public_url,
         fhir_upstream: args.fhir_upstream,
         fhir_upstream_timeout: std::time::Duration::from_secs(args.fhir_upstream_timeout.max(1)),
+        state: args.state.unwrap_or_default(),
+        sweep_interval: std::time::Duration::from_secs(args.sweep_every),
         ..server::Config::default()
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -252,9 +290,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         writeln!(stdout, "{}", running.base_url)?;
         stdout.flush()?;
         eprintln!(
-            "smartnb: SMART server on {} (FHIR at {}); Ctrl-C stops it",
+            "smartnb: SMART server on {} (FHIR at {}, state in {}); Ctrl-C stops it",
             running.base_url,
-            running.fhir_base()
+            running.fhir_base(),
+            running.state_location()
         );
         wait_for_signal().await;
         eprintln!("smartnb: shutting down");

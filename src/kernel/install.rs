@@ -44,6 +44,8 @@ pub struct InstallOptions {
     pub name: String,
     /// The name shown in Jupyter's launcher; the template's when `None`.
     pub display_name: Option<String>,
+    /// The embedded server's `--state` (a file or postgres:// URL), added to the kernel's argv.
+    pub state: Option<String>,
 }
 
 /// Why the kernelspec could not be installed.
@@ -85,7 +87,11 @@ pub fn install(options: &InstallOptions) -> Result<PathBuf, InstallError> {
         path: dir.clone(),
         cause,
     })?;
-    let spec = kernel_json(&exe, options.display_name.as_deref());
+    let spec = kernel_json(
+        &exe,
+        options.display_name.as_deref(),
+        options.state.as_deref(),
+    );
     let mut text = serde_json::to_string_pretty(&spec).unwrap_or_default();
     text.push('\n');
     write(dir.join("kernel.json"), text.as_bytes())?;
@@ -95,11 +101,15 @@ pub fn install(options: &InstallOptions) -> Result<PathBuf, InstallError> {
     Ok(dir)
 }
 
-/// The kernel.json for a binary at `exe`.
-pub fn kernel_json(exe: &Path, display_name: Option<&str>) -> Value {
+/// The kernel.json for a binary at `exe`, its embedded server keeping state in `state`.
+pub fn kernel_json(exe: &Path, display_name: Option<&str>, state: Option<&str>) -> Value {
     // The template is part of the binary and checked by a test, so it parses.
     let mut spec: Value = serde_json::from_str(TEMPLATE).unwrap_or_default();
     spec["argv"][0] = Value::String(exe.to_string_lossy().into_owned());
+    if let (Some(state), Some(argv)) = (state, spec["argv"].as_array_mut()) {
+        argv.push(Value::String("--state".into()));
+        argv.push(Value::String(state.to_string()));
+    }
     if let Some(display_name) = display_name {
         spec["display_name"] = Value::String(display_name.to_string());
     }
@@ -170,7 +180,7 @@ mod tests {
 
     #[test]
     fn kernel_json_runs_this_binary() {
-        let spec = kernel_json(Path::new("/opt/bin/smartnb"), None);
+        let spec = kernel_json(Path::new("/opt/bin/smartnb"), None, None);
         assert_eq!(
             spec["argv"],
             serde_json::json!([
@@ -183,8 +193,11 @@ mod tests {
         assert_eq!(spec["display_name"], "SMART on FHIR (Rust)");
         assert_eq!(spec["language"], "rust");
         assert_eq!(spec["interrupt_mode"], "message");
-        let renamed = kernel_json(Path::new("x"), Some("Mine"));
+        let renamed = kernel_json(Path::new("x"), Some("Mine"), None);
         assert_eq!(renamed["display_name"], "Mine");
+        let durable = kernel_json(Path::new("x"), None, Some("/data/smart.db"));
+        assert_eq!(durable["argv"][4], "--state");
+        assert_eq!(durable["argv"][5], "/data/smart.db");
     }
 
     #[test]

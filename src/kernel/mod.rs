@@ -38,13 +38,14 @@ pub enum KernelError {
     Start(std::io::Error),
 }
 
-/// Serve the kernel described by `connection_file` until a shutdown_request.
-pub fn run(connection_file: &Path) -> Result<(), KernelError> {
+/// Serve the kernel described by `connection_file` until a shutdown_request; the
+/// embedded server starts with `server` (its `--state`, for one).
+pub fn run(connection_file: &Path, server: crate::server::Config) -> Result<(), KernelError> {
     let info = connection::read(connection_file)?;
     // The Rust evaluator starts in the background: kernel_info and helper cells never wait.
     let session = Session::new(SessionOptions {
+        server,
         rust: RustStart::Background,
-        ..SessionOptions::default()
     })?;
     let interrupter = session.interrupter();
 

@@ -12,6 +12,7 @@ pub mod pages;
 pub mod scopes;
 pub mod state;
 pub mod store;
+pub mod sweeper;
 pub mod users;
 
 use std::net::{IpAddr, SocketAddr};
@@ -25,6 +26,7 @@ use tokio::task::JoinHandle;
 
 pub use pages::throttle::LoginLimits;
 pub use state::AppState;
+pub use store::StateLocation;
 
 /// Everything that shapes one server instance.
 #[derive(Debug, Clone)]
@@ -49,6 +51,11 @@ pub struct Config {
     pub fhir_upstream_timeout: Duration,
     /// When failed sign-ins pause sign-in.
     pub login_limits: LoginLimits,
+    /// Where clients, approvals, codes and tokens are kept (memory by default).
+    pub state: StateLocation,
+    /// How often expired codes, tokens, approvals, pending requests and browser sessions
+    /// are swept; zero turns the sweep off.
+    pub sweep_interval: Duration,
 }
 
 impl Default for Config {
@@ -64,6 +71,8 @@ impl Default for Config {
             fhir_upstream: None,
             fhir_upstream_timeout: Duration::from_secs(30),
             login_limits: LoginLimits::default(),
+            state: StateLocation::Memory,
+            sweep_interval: Duration::from_secs(60),
         }
     }
 }
@@ -92,6 +101,9 @@ pub enum StartError {
     /// `--fhir-upstream` cannot be used.
     #[error(transparent)]
     FhirUpstream(#[from] fhir::upstream::SetupError),
+    /// The state store could not be opened.
+    #[error("{0}")]
+    State(store::StoreError),
 }
 
 /// A server accepting connections; dropping it does not stop it, `shutdown` does.
@@ -102,6 +114,7 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
+    sweeper: Option<JoinHandle<()>>,
     state: Arc<AppState>,
 }
 
@@ -116,12 +129,25 @@ impl RunningServer {
         self.state.store.clone()
     }
 
+    /// Where the state is kept (a PostgreSQL password is never shown).
+    pub fn state_location(&self) -> &StateLocation {
+        &self.state.config.state
+    }
+
+    /// Sweep now rather than at the next tick; what was removed.
+    pub async fn sweep(&self) -> Result<sweeper::SweepReport, store::StoreError> {
+        sweeper::sweep_once(&self.state).await
+    }
+
     /// Stop accepting, finish in-flight requests, and wait until the server has stopped.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         let _ = (&mut self.task).await;
+        if let Some(sweeper) = self.sweeper.take() {
+            sweeper.abort();
+        }
     }
 }
 
@@ -145,9 +171,15 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         )?),
         None => None,
     };
-    let mut state = AppState::new(config, base_url.clone(), addr);
+    let store = store::open(&config.state)
+        .await
+        .map_err(StartError::State)?;
+    let sweep_interval = config.sweep_interval;
+    let mut state = AppState::new(config, base_url.clone(), addr, store);
     state.upstream = upstream;
     let state = Arc::new(state);
+    let sweeper =
+        (!sweep_interval.is_zero()).then(|| sweeper::spawn(state.clone(), sweep_interval));
     // The peer address feeds the per-address sign-in limit.
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = oneshot::channel::<()>();
@@ -164,6 +196,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         addr,
         shutdown: Some(tx),
         task,
+        sweeper,
         state,
     })
 }

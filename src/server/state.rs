@@ -8,7 +8,7 @@ use super::fhir::upstream::Upstream;
 use super::oauth::pending::Pending;
 use super::pages::session::Sessions;
 use super::pages::throttle::Throttle;
-use super::store::{MemoryStore, Store};
+use super::store::Store;
 use super::users::Users;
 use super::Config;
 
@@ -37,14 +37,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State with the in-memory store and the shipped fixtures.
-    pub fn new(config: Config, base_url: String, addr: SocketAddr) -> Self {
+    /// State over an opened store, with the shipped fixtures.
+    pub fn new(config: Config, base_url: String, addr: SocketAddr, store: Arc<dyn Store>) -> Self {
         AppState {
             throttle: Throttle::new(config.login_limits.clone()),
             config,
             base_url,
             addr,
-            store: Arc::new(MemoryStore::new()),
+            store,
             users: Users::shipped(),
             data: DataStore::shipped(),
             sessions: Sessions::default(),

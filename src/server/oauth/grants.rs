@@ -73,10 +73,16 @@ impl TokenRequest<'_> {
 /// Mint and save a token pair.
 pub async fn issue(state: &AppState, request: TokenRequest<'_>) -> Result<Token, OAuthError> {
     let token = request.build();
-    state
+    let saved = state
         .store
         .insert_token(token.clone())
         .await
         .map_err(store_failed)?;
+    if !saved {
+        return Err(OAuthError::bad_request(
+            "invalid_grant",
+            "the authorization code was used again meanwhile; the tokens issued for it have been revoked",
+        ));
+    }
     Ok(token)
 }

@@ -75,6 +75,24 @@ impl Pending {
         }
     }
 
+    /// Forget requests older than [`PENDING_LIFETIME`] at Unix time `now`; how many.
+    pub fn sweep(&self, now: i64) -> usize {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let before = map.len();
+        map.retain(|_, r| r.created + PENDING_LIFETIME > now);
+        before - map.len()
+    }
+
+    /// How many requests are waiting.
+    pub fn len(&self) -> usize {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether no request is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Remove and return a request (it is answered exactly once).
     pub fn take(&self, id: &str) -> Option<PendingAuthorization> {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());

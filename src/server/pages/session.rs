@@ -75,6 +75,24 @@ impl Sessions {
         session
     }
 
+    /// Forget sessions past their lifetime at Unix time `now`; how many.
+    pub fn sweep(&self, now: i64) -> usize {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let before = map.len();
+        map.retain(|_, s| s.created + LIFETIME > now);
+        before - map.len()
+    }
+
+    /// How many sessions are kept.
+    pub fn len(&self) -> usize {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether no session is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// End a session (logout, or replaced at login so its id cannot be fixed in advance).
     pub fn end(&self, id: &str) {
         self.map

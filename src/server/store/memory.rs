@@ -5,7 +5,18 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::{Approval, AuthCode, Client, Redeemed, Store, StoreResult, Token};
+use super::{
+    Approval, AuthCode, Client, Redeemed, Store, StoreResult, Swept, Token, CODE_REPLAY_MEMORY,
+};
+
+/// A code and what has happened to it.
+struct CodeEntry {
+    code: AuthCode,
+    /// Exchanged once already.
+    used: bool,
+    /// Exchanged again: tokens from it are revoked and no more may be issued.
+    replayed: bool,
+}
 
 #[derive(Default)]
 struct Tables {
@@ -15,8 +26,7 @@ struct Tables {
     tokens: HashMap<String, Token>,
     /// Refresh token -> access token.
     refresh_index: HashMap<String, String>,
-    /// Codes with a flag saying whether they were redeemed.
-    codes: HashMap<String, (AuthCode, bool)>,
+    codes: HashMap<String, CodeEntry>,
 }
 
 impl Tables {
@@ -26,6 +36,28 @@ impl Tables {
             self.refresh_index.remove(refresh);
         }
         Some(token)
+    }
+
+    /// Whether the token comes from a code that was replayed (so it must not be saved).
+    fn comes_from_replayed_code(&self, token: &Token) -> bool {
+        token
+            .from_code
+            .as_ref()
+            .and_then(|code| self.codes.get(code))
+            .is_some_and(|entry| entry.replayed)
+    }
+
+    fn remove_tokens_where(&mut self, doomed: impl Fn(&Token, &Self) -> bool) -> u64 {
+        let keys: Vec<String> = self
+            .tokens
+            .values()
+            .filter(|t| doomed(t, self))
+            .map(|t| t.access_token.clone())
+            .collect();
+        for access in &keys {
+            self.remove_token(access);
+        }
+        keys.len() as u64
     }
 
     fn put_token(&mut self, token: Token) {
@@ -95,22 +127,18 @@ impl Store for MemoryStore {
     async fn delete_approval(&self, id: &str) -> StoreResult<()> {
         let mut tables = self.lock();
         tables.approvals.remove(id);
-        let doomed: Vec<String> = tables
-            .tokens
-            .values()
-            .filter(|t| t.approval_id == id)
-            .map(|t| t.access_token.clone())
-            .collect();
-        for access in doomed {
-            tables.remove_token(&access);
-        }
-        tables.codes.retain(|_, (code, _)| code.approval_id != id);
+        tables.remove_tokens_where(|t, _| t.approval_id == id);
+        tables.codes.retain(|_, entry| entry.code.approval_id != id);
         Ok(())
     }
 
-    async fn insert_token(&self, token: Token) -> StoreResult<()> {
-        self.lock().put_token(token);
-        Ok(())
+    async fn insert_token(&self, token: Token) -> StoreResult<bool> {
+        let mut tables = self.lock();
+        if tables.comes_from_replayed_code(&token) {
+            return Ok(false);
+        }
+        tables.put_token(token);
+        Ok(true)
     }
 
     async fn token_by_access(&self, access_token: &str) -> StoreResult<Option<Token>> {
@@ -131,6 +159,9 @@ impl Store for MemoryStore {
         let Some(access) = tables.refresh_index.get(old_refresh).cloned() else {
             return Ok(false);
         };
+        if tables.comes_from_replayed_code(&new) {
+            return Ok(false);
+        }
         tables.remove_token(&access);
         tables.put_token(new);
         Ok(true)
@@ -147,15 +178,10 @@ impl Store for MemoryStore {
 
     async fn revoke_tokens_from_code(&self, code: &str) -> StoreResult<()> {
         let mut tables = self.lock();
-        let doomed: Vec<String> = tables
-            .tokens
-            .values()
-            .filter(|t| t.from_code.as_deref() == Some(code))
-            .map(|t| t.access_token.clone())
-            .collect();
-        for access in doomed {
-            tables.remove_token(&access);
+        if let Some(entry) = tables.codes.get_mut(code) {
+            entry.replayed = true;
         }
+        tables.remove_tokens_where(|t, _| t.from_code.as_deref() == Some(code));
         Ok(())
     }
 
@@ -164,7 +190,12 @@ impl Store for MemoryStore {
     }
 
     async fn insert_code(&self, code: AuthCode) -> StoreResult<()> {
-        self.lock().codes.insert(code.code.clone(), (code, false));
+        let entry = CodeEntry {
+            code,
+            used: false,
+            replayed: false,
+        };
+        self.lock().codes.insert(entry.code.code.clone(), entry);
         Ok(())
     }
 
@@ -172,11 +203,38 @@ impl Store for MemoryStore {
         let mut tables = self.lock();
         Ok(match tables.codes.get_mut(code) {
             None => Redeemed::Unknown,
-            Some((record, used)) if *used => Redeemed::Replayed(record.clone()),
-            Some((record, used)) => {
-                *used = true;
-                Redeemed::Fresh(record.clone())
+            Some(entry) if entry.used => Redeemed::Replayed(entry.code.clone()),
+            Some(entry) => {
+                entry.used = true;
+                Redeemed::Fresh(entry.code.clone())
             }
+        })
+    }
+
+    async fn sweep(&self, now: i64) -> StoreResult<Swept> {
+        let mut tables = self.lock();
+        let before = tables.approvals.len();
+        tables.approvals.retain(|_, a| a.expires > now);
+        let approvals = (before - tables.approvals.len()) as u64;
+        let Tables {
+            approvals: live,
+            codes,
+            ..
+        } = &mut *tables;
+        let before = codes.len();
+        codes.retain(|_, entry| {
+            entry.code.expires.saturating_add(CODE_REPLAY_MEMORY) > now
+                && live.contains_key(&entry.code.approval_id)
+        });
+        let codes = (before - codes.len()) as u64;
+        let tokens = tables.remove_tokens_where(|t, tables| {
+            (t.access_expires <= now && t.refresh_token.is_none())
+                || !tables.approvals.contains_key(&t.approval_id)
+        });
+        Ok(Swept {
+            approvals,
+            tokens,
+            codes,
         })
     }
 }

@@ -1,11 +1,17 @@
 //! What the server remembers: clients, approvals, authorization codes and tokens.
 //!
 //! One trait, so the in-memory backend (the default, ephemeral like the seed's demo) and
-//! durable backends share every caller.
+//! the durable SQL backends (SQLite and PostgreSQL, one code path) share every caller.
 
+mod location;
 mod memory;
+mod sql;
 
+pub use location::{LocationError, StateLocation};
 pub use memory::MemoryStore;
+pub use sql::SqlStore;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -107,6 +113,44 @@ pub enum StoreError {
     /// The backend could not do what was asked.
     #[error("the server's store failed: {0}")]
     Backend(String),
+    /// The database could not be opened or migrated.
+    #[error("cannot open the {location}: {reason}")]
+    Open {
+        /// Where the state was to be (passwords hidden).
+        location: String,
+        /// Why it failed.
+        reason: String,
+    },
+}
+
+/// How long a code is remembered after it expires, so that a late replay still revokes
+/// the tokens issued from it (RFC 6749 §4.1.2) before the sweep forgets it.
+pub const CODE_REPLAY_MEMORY: i64 = 600;
+
+/// What one sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Expired approvals (with every token and code under them).
+    pub approvals: u64,
+    /// Token pairs no longer usable: access expired and no refresh token, or approval gone.
+    pub tokens: u64,
+    /// Codes past their expiry plus [`CODE_REPLAY_MEMORY`], or whose approval is gone.
+    pub codes: u64,
+}
+
+impl Swept {
+    /// Whether anything was removed.
+    pub fn is_empty(&self) -> bool {
+        *self == Swept::default()
+    }
+}
+
+/// Open (and for SQL, create or migrate) the store a `--state` value names.
+pub async fn open(location: &StateLocation) -> StoreResult<Arc<dyn Store>> {
+    Ok(match location {
+        StateLocation::Memory => Arc::new(MemoryStore::new()),
+        durable => Arc::new(SqlStore::open(durable).await?),
+    })
 }
 
 /// Result of a store call.
@@ -131,17 +175,20 @@ pub trait Store: Send + Sync {
     /// Delete an approval and every token and code under it.
     async fn delete_approval(&self, id: &str) -> StoreResult<()>;
 
-    /// Save a token pair.
-    async fn insert_token(&self, token: Token) -> StoreResult<()>;
+    /// Save a token pair; false (and nothing saved) when it comes from a code that has
+    /// been replayed meanwhile, so a replay revokes even a token still being issued.
+    async fn insert_token(&self, token: Token) -> StoreResult<bool>;
     /// Find a token pair by its access token.
     async fn token_by_access(&self, access_token: &str) -> StoreResult<Option<Token>>;
     /// Find a token pair by its refresh token.
     async fn token_by_refresh(&self, refresh_token: &str) -> StoreResult<Option<Token>>;
-    /// Replace the pair holding `old_refresh` with `new`, atomically; false if it was gone.
+    /// Replace the pair holding `old_refresh` with `new`, atomically; false if it was gone
+    /// or `new` comes from a code that has been replayed.
     async fn rotate_token(&self, old_refresh: &str, new: Token) -> StoreResult<bool>;
     /// Delete the pair holding this access or refresh token; true if one was deleted.
     async fn revoke_token(&self, token: &str) -> StoreResult<bool>;
-    /// Delete every token issued from this authorization code.
+    /// Mark a code replayed and delete every token issued from it, atomically with
+    /// respect to `insert_token` and `rotate_token` for that code.
     async fn revoke_tokens_from_code(&self, code: &str) -> StoreResult<()>;
     /// How many token pairs are live.
     async fn token_count(&self) -> StoreResult<usize>;
@@ -150,4 +197,9 @@ pub trait Store: Send + Sync {
     async fn insert_code(&self, code: AuthCode) -> StoreResult<()>;
     /// Mark a code used and say whether this was its first use.
     async fn redeem_code(&self, code: &str) -> StoreResult<Redeemed>;
+
+    /// Forget what can no longer be used at Unix time `now`: expired approvals, token
+    /// pairs whose access token expired without a refresh token or whose approval is gone,
+    /// and codes [`CODE_REPLAY_MEMORY`] seconds past expiry or whose approval is gone.
+    async fn sweep(&self, now: i64) -> StoreResult<Swept>;
 }

@@ -67,6 +67,7 @@ fn status(ctx: &mut Ctx) -> Result<(), CommandError> {
         return Ok(());
     };
     let base = running.base_url.clone();
+    let state = running.state_location().to_string();
     let store = running.store();
     let runtime = ctx.state.runtime.clone();
     let (clients, tokens) =
@@ -86,6 +87,7 @@ fn status(ctx: &mut Ctx) -> Result<(), CommandError> {
             vec!["FHIR base".into(), format!("{base}/api/fhir")],
             vec!["clients".into(), count(clients)],
             vec!["live token pairs".into(), count(tokens)],
+            vec!["state".into(), state],
             vec!["session target".into(), target],
         ],
         json: None,

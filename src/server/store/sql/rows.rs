@@ -1,0 +1,130 @@
+//! Rows to records and back: column lists, JSON-encoded lists, hex-encoded hashes.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::super::{Approval, AuthCode, Client, StoreError, StoreResult, Token};
+use super::backend;
+
+/// Columns of `clients`, in the order `client` reads them.
+pub const CLIENT_COLUMNS: &str = "client_id, secret_sha256, client_name, redirect_uris, scope, \
+     token_endpoint_auth_method, grant_types, issued_at, extra";
+/// Columns of `approvals`.
+pub const APPROVAL_COLUMNS: &str = "id, client_id, username, patient_id, scope, expires, created";
+/// Columns of `tokens`.
+pub const TOKEN_COLUMNS: &str =
+    "access_token, refresh_token, approval_id, scope, issued_at, access_expires, from_code";
+/// Columns of `codes` that make an [`AuthCode`].
+pub const CODE_COLUMNS: &str =
+    "code, approval_id, redirect_uri, redirect_uri_given, scope, code_challenge, expires";
+
+/// A column that must hold a value of this type.
+fn get<'r, T>(row: &'r AnyRow, column: &str) -> StoreResult<T>
+where
+    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    row.try_get(column).map_err(backend)
+}
+
+/// A JSON column.
+fn json<T: serde::de::DeserializeOwned>(row: &AnyRow, column: &str) -> StoreResult<T> {
+    let text: String = get(row, column)?;
+    serde_json::from_str(&text)
+        .map_err(|e| StoreError::Backend(format!("column {column} holds unreadable JSON: {e}")))
+}
+
+/// A value as JSON text for a column.
+pub fn to_json<T: serde::Serialize>(value: &T) -> String {
+    // Lists of strings and JSON maps always serialise.
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_string())
+}
+
+/// A client from a row of [`CLIENT_COLUMNS`].
+pub fn client(row: &AnyRow) -> StoreResult<Client> {
+    let secret: Option<String> = get(row, "secret_sha256")?;
+    let secret_sha256 = match secret {
+        None => None,
+        Some(hex) => Some(from_hex(&hex).ok_or_else(|| {
+            StoreError::Backend("column secret_sha256 holds no SHA-256 in hex".into())
+        })?),
+    };
+    Ok(Client {
+        client_id: get(row, "client_id")?,
+        secret_sha256,
+        client_name: get(row, "client_name")?,
+        redirect_uris: json(row, "redirect_uris")?,
+        scope: get(row, "scope")?,
+        token_endpoint_auth_method: get(row, "token_endpoint_auth_method")?,
+        grant_types: json(row, "grant_types")?,
+        issued_at: get(row, "issued_at")?,
+        extra: json(row, "extra")?,
+    })
+}
+
+/// An approval from a row of [`APPROVAL_COLUMNS`].
+pub fn approval(row: &AnyRow) -> StoreResult<Approval> {
+    Ok(Approval {
+        id: get(row, "id")?,
+        client_id: get(row, "client_id")?,
+        username: get(row, "username")?,
+        patient_id: get(row, "patient_id")?,
+        scope: get(row, "scope")?,
+        expires: get(row, "expires")?,
+        created: get(row, "created")?,
+    })
+}
+
+/// A token pair from a row of [`TOKEN_COLUMNS`].
+pub fn token(row: &AnyRow) -> StoreResult<Token> {
+    Ok(Token {
+        access_token: get(row, "access_token")?,
+        refresh_token: get(row, "refresh_token")?,
+        approval_id: get(row, "approval_id")?,
+        scope: get(row, "scope")?,
+        issued_at: get(row, "issued_at")?,
+        access_expires: get(row, "access_expires")?,
+        from_code: get(row, "from_code")?,
+    })
+}
+
+/// A code from a row of [`CODE_COLUMNS`].
+pub fn code(row: &AnyRow) -> StoreResult<AuthCode> {
+    Ok(AuthCode {
+        code: get(row, "code")?,
+        approval_id: get(row, "approval_id")?,
+        redirect_uri: get(row, "redirect_uri")?,
+        redirect_uri_given: get::<i64>(row, "redirect_uri_given")? != 0,
+        scope: get(row, "scope")?,
+        code_challenge: get(row, "code_challenge")?,
+        expires: get(row, "expires")?,
+    })
+}
+
+/// Lowercase hex of a hash.
+pub fn to_hex(bytes: &[u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips() {
+        let bytes: [u8; 32] = std::array::from_fn(|i| (i * 37) as u8);
+        assert_eq!(from_hex(&to_hex(&bytes)), Some(bytes));
+        assert_eq!(from_hex("zz"), None);
+        assert_eq!(from_hex(&"g".repeat(64)), None);
+    }
+}

@@ -1,0 +1,103 @@
+//! The periodic sweep: expired codes, tokens, approvals, pending authorize requests and
+//! browser sessions are forgotten, so memory and tables stay bounded by what is live.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use super::clock;
+use super::state::AppState;
+use super::store::{StoreError, Swept};
+
+/// What one sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Rows or entries removed from the store.
+    pub store: Swept,
+    /// Authorize requests nobody finished in time.
+    pub pending: usize,
+    /// Browser sessions past their lifetime.
+    pub sessions: usize,
+}
+
+/// Sweep everything once, now.
+pub async fn sweep_once(state: &AppState) -> Result<SweepReport, StoreError> {
+    let now = clock::now();
+    let pending = state.pending.sweep(now);
+    let sessions = state.sessions.sweep(now);
+    let store = state.store.sweep(now).await?;
+    Ok(SweepReport {
+        store,
+        pending,
+        sessions,
+    })
+}
+
+/// Sweep at once and then every `every` until the task is aborted. A failed sweep (the
+/// database is unreachable, say) is logged and tried again at the next tick.
+pub fn spawn(state: Arc<AppState>, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match sweep_once(&state).await {
+                Ok(report) if report != SweepReport::default() => {
+                    tracing::debug!("swept {report:?}");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("the sweep failed, trying again later: {e}"),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::oauth::pending::{PendingAuthorization, PENDING_LIFETIME};
+    use crate::server::store::MemoryStore;
+    use crate::server::Config;
+
+    fn pending(id: &str, created: i64) -> PendingAuthorization {
+        PendingAuthorization {
+            id: id.into(),
+            client_id: "c".into(),
+            redirect_uri: "http://localhost:9001/authorized".into(),
+            redirect_uri_given: true,
+            scope: "patient/*.read".into(),
+            state: "s".into(),
+            code_challenge: None,
+            username: None,
+            patient_id: None,
+            created,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sweep_forgets_stale_authorize_requests_and_sessions() {
+        let addr = "127.0.0.1:9".parse().unwrap();
+        let state = AppState::new(
+            Config::default(),
+            "http://localhost:9".into(),
+            addr,
+            Arc::new(MemoryStore::new()),
+        );
+        let now = clock::now();
+        state
+            .pending
+            .insert(pending("stale", now - PENDING_LIFETIME - 1));
+        state.pending.insert(pending("live", now));
+        state.sessions.start(Some("daniel-adams".into()));
+
+        let report = sweep_once(&state).await.unwrap();
+        assert_eq!((report.pending, report.sessions), (1, 0));
+        assert_eq!(state.pending.len(), 1);
+        assert!(state.pending.get("live").is_some());
+        // Twelve hours on, the session is gone too.
+        assert_eq!(state.sessions.sweep(now + 12 * 3600 + 1), 1);
+        assert!(state.sessions.is_empty());
+    }
+}

@@ -1,0 +1,60 @@
+//! `store_suite!(backend, fresh)`: the suite as one test module per backend.
+
+/// Instantiate the suite for one backend: `$fresh` is an async expression giving a [`Fresh`].
+#[macro_export]
+macro_rules! store_suite {
+    ($backend:ident, $fresh:expr) => {
+        mod $backend {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn clients_round_trip() {
+                let fresh = $fresh.await;
+                store_suite::clients(fresh.store.clone()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn approvals_list_and_cascade() {
+                let fresh = $fresh.await;
+                store_suite::approvals(fresh.store.clone()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn tokens_rotate_and_revoke() {
+                let fresh = $fresh.await;
+                store_suite::tokens(fresh.store.clone()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn codes_are_single_use() {
+                let fresh = $fresh.await;
+                store_suite::codes(fresh.store.clone()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn races_have_one_winner() {
+                let fresh = $fresh.await;
+                let stores = vec![fresh.store.clone(), fresh.second().await];
+                store_suite::races(stores).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sweep_removes_only_the_dead() {
+                let fresh = $fresh.await;
+                store_suite::sweep(fresh.store.clone()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sweep_keeps_tables_bounded() {
+                let fresh = $fresh.await;
+                store_suite::sweep_keeps_tables_bounded(fresh.store.clone()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn state_survives_reopening() {
+                let fresh = $fresh.await;
+                fresh.survives_reopening().await;
+            }
+        }
+    };
+}
