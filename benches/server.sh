@@ -7,6 +7,7 @@
 #
 #   benches/server.sh            the full run (about 6 minutes)
 #   benches/server.sh --quick    a few seconds of each, to prove the benches still work
+#   SMARTNB=path/to/smartnb benches/server.sh    measure another build (e.g. an older commit)
 #
 # Targets are reported, never enforced: only broken functionality (a failed flow, a 5xx,
 # non-2xx answers under wrk, a server that does not start) makes this script fail.
@@ -39,7 +40,7 @@ echo "building smartnb and the flow generator (release)"
 cargo build --release --locked --quiet
 FLOWS=$(cargo bench --locked --bench flows --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)
 [ -x "$FLOWS" ] || { echo "could not find the flows bench executable" >&2; exit 1; }
-SMARTNB=target/release/smartnb
+SMARTNB=${SMARTNB:-target/release/smartnb}
 
 WORK=$(mktemp -d)
 SERVER_PID="" NGINX_PID_FILE="$WORK/nginx.pid"
@@ -136,7 +137,7 @@ DEBUG_MINT=$(wrk_run -s "$WORK/mint.lua" "http://127.0.0.1:$PORT/oauth/debug/tok
 echo "debug token endpoint (POST /oauth/debug/token, wrk -c$WRK_CONNECTIONS): $DEBUG_MINT/s"
 : > "$WORK/refresh"
 for round in $(seq 1 $FLOW_ROUNDS); do
-  "$FLOWS" --url "$BASE" --mode refresh --clients $FLOW_CLIENTS --seconds $FLOW_SECONDS | tee "$WORK/last" | grep -v '^RESULT'
+  "$FLOWS" --url "$BASE" --mode refresh --clients $FLOW_CLIENTS --seconds $FLOW_SECONDS --pid "$SERVER_PID" | tee "$WORK/last" | grep -v '^RESULT'
   sed -n 's/.* rate=\([0-9.]*\).*/\1/p' "$WORK/last" >> "$WORK/refresh"
 done
 REFRESH=$(median < "$WORK/refresh")
@@ -146,10 +147,13 @@ echo "== authorization-code flows (login, consent, code, token, read), $FLOW_CLI
 PEOPLE=joseph
 [ $QUICK = 1 ] && PEOPLE=all   # the patient picker too, so CI walks every page
 for round in $(seq 1 $FLOW_ROUNDS); do
-  "$FLOWS" --url "$BASE" --clients $FLOW_CLIENTS --seconds $FLOW_SECONDS --people $PEOPLE | tee "$WORK/last" | grep -v '^RESULT'
-  sed -n 's/.* rate=\([0-9.]*\).*/\1/p' "$WORK/last" >> "$WORK/flows"
+  "$FLOWS" --url "$BASE" --clients $FLOW_CLIENTS --seconds $FLOW_SECONDS --people $PEOPLE --pid "$SERVER_PID" \
+    | tee "$WORK/last" | grep -v '^RESULT'
+  echo "$(sed -n 's/.* rate=\([0-9.]*\).*/\1/p' "$WORK/last") $(sed -n 's/.* server_cpu_us=\([0-9]*\).*/\1/p' "$WORK/last") $(sed -n 's/.* generator_cpu_us=\([0-9]*\).*/\1/p' "$WORK/last")" >> "$WORK/flows"
 done
-FLOWS_RATE=$(median < "$WORK/flows")
+FLOWS_RATE=$(awk '{print $1}' "$WORK/flows" | median)
+FLOW_SERVER_US=$(awk '{print $2}' "$WORK/flows" | median)
+FLOW_GENERATOR_US=$(awk '{print $3}' "$WORK/flows" | median)
 kill "$(cat "$NGINX_PID_FILE")"; rm -f "$NGINX_PID_FILE"
 
 echo "== load test: $LOAD_CLIENTS clients, flows + 4 FHIR reads each, ${LOAD_SECONDS} s, codes live 2 s, access tokens 5 s"
@@ -166,5 +170,6 @@ authorized FHIR reads/s (median of $ROUNDS): smartnb $S_RPS, nginx $N_RPS, ratio
 p99 latency at $WRK_CONNECTIONS connections (median of $ROUNDS): smartnb $S_P99 ms, nginx $N_P99 ms
 token mints/s: refresh_token grant $REFRESH (median of $FLOW_ROUNDS, $FLOW_CLIENTS clients); debug endpoint $DEBUG_MINT
 authorization-code flows/s (median of $FLOW_ROUNDS, $FLOW_CLIENTS clients): $FLOWS_RATE target >= 2000
+  CPU per flow (medians): server $FLOW_SERVER_US µs, generator $FLOW_GENERATOR_US µs: $(nproc) idle cores fit $(awk -v s="$FLOW_SERVER_US" -v g="$FLOW_GENERATOR_US" -v c="$(nproc)" 'BEGIN {if (s+g>0) printf "%.0f", c*1e6/(s+g); else print "?"}') flows/s with the generator beside the server
 load test: $(field flows) flows and $(field reads) more FHIR reads in ${LOAD_SECONDS} s by $LOAD_CLIENTS clients; errors $(field errors), 5xx $(field status_5xx); server RSS MB: start $(( $(field rss_start_kb) / 1024 )), half-way $(( $(field rss_half_kb) / 1024 )), end of load $(( $(field rss_load_end_kb) / 1024 )), max $(( $(field rss_max_kb) / 1024 )), ${LINGER} s later $(( $(field rss_final_kb) / 1024 ))
 EOF

@@ -1,4 +1,4 @@
-//! The server process's resident memory over time, from /proc/PID/status.
+//! The server process's resident memory over time, and CPU time spent, from /proc.
 
 use std::time::{Duration, Instant};
 
@@ -36,4 +36,23 @@ pub async fn sample(pid: u32, start: Instant, until: Instant, every: Duration) -
         }
         tokio::time::sleep(every.min(until.saturating_duration_since(Instant::now()))).await;
     }
+}
+
+/// CPU time (user + system) a process has used, in seconds; `None` when unreadable.
+pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    Some((ticks(11)? + ticks(12)?) / clock_ticks_per_second())
+}
+
+/// The kernel's clock ticks per second for /proc times (100 on Linux unless changed).
+fn clock_ticks_per_second() -> f64 {
+    100.0
 }

@@ -71,6 +71,10 @@ pub struct Report {
     pub rss: Vec<Sample>,
     /// Seconds from the start until the load stopped.
     pub load_end: f64,
+    /// CPU seconds the server used during the measured window (with `--pid`).
+    pub server_cpu: Option<f64>,
+    /// CPU seconds this generator used during the measured window.
+    pub generator_cpu: Option<f64>,
 }
 
 #[derive(Default)]
@@ -135,12 +139,18 @@ pub async fn run(args: &Args, every: Duration) -> Result<Report, SetupError> {
     }
     tokio::time::sleep(warmup).await;
     let before = shared.completed();
+    let cpu_before = (rss::cpu_seconds(args.pid), rss::cpu_seconds(None));
     let opened = Instant::now();
     shared.measuring.store(true, Ordering::Relaxed);
     tokio::time::sleep(window).await;
     shared.measuring.store(false, Ordering::Relaxed);
     let completed = shared.completed() - before;
     let measured = opened.elapsed().as_secs_f64();
+    let spent = |before: Option<f64>, after: Option<f64>| Some(after? - before?);
+    let server_cpu = args
+        .pid
+        .and_then(|_| spent(cpu_before.0, rss::cpu_seconds(args.pid)));
+    let generator_cpu = spent(cpu_before.1, rss::cpu_seconds(None));
     shared.stop.store(true, Ordering::Relaxed);
     for client in clients {
         let _ = client.await;
@@ -175,6 +185,8 @@ pub async fn run(args: &Args, every: Duration) -> Result<Report, SetupError> {
         latencies_us,
         rss,
         load_end,
+        server_cpu,
+        generator_cpu,
     })
 }
 
@@ -372,6 +384,22 @@ impl Report {
         for error in &self.first_errors {
             println!("  error: {error}");
         }
+        let mut cpu_fields = String::new();
+        if let (Some(server), Some(generator), true) =
+            (self.server_cpu, self.generator_cpu, self.completed > 0)
+        {
+            let per = |cpu: f64| cpu * 1e6 / self.completed as f64;
+            let (server_us, generator_us) = (per(server), per(generator));
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+            let idle_rate = cores * 1e6 / (server_us + generator_us);
+            println!(
+                "CPU per {}: server {server_us:.0} µs, generator {generator_us:.0} µs; {cores} idle cores would fit {idle_rate:.0}/s with this generator on the same machine, {:.0}/s with it elsewhere",
+                what.trim_end_matches('s'),
+                cores * 1e6 / server_us
+            );
+            cpu_fields =
+                format!(" server_cpu_us={server_us:.0} generator_cpu_us={generator_us:.0}");
+        }
         let mut rss_fields = String::new();
         if !self.rss.is_empty() {
             let line: Vec<String> = self
@@ -396,7 +424,7 @@ impl Report {
             );
         }
         println!(
-            "RESULT mode={} clients={} seconds={:.2} rate={rate:.1} completed={} flows={} reads={} refreshes={} errors={} status_5xx={} p50_ms={p50:.2} p99_ms={p99:.2}{rss_fields}",
+            "RESULT mode={} clients={} seconds={:.2} rate={rate:.1} completed={} flows={} reads={} refreshes={} errors={} status_5xx={} p50_ms={p50:.2} p99_ms={p99:.2}{cpu_fields}{rss_fields}",
             match args.mode {
                 Mode::Flow => "flow",
                 Mode::Refresh => "refresh",

@@ -65,7 +65,7 @@ pub async fn submit(
         .trim()
         .to_string();
     let password = field(&pairs, "password").unwrap_or_default();
-    let verified = state.users.verify_login(&username, &password).await;
+    let verified = state.users.verify_login(&username, password).await;
     if !verified {
         let page = LoginPage {
             title: "Sign in",
