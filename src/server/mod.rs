@@ -9,6 +9,7 @@ pub mod error;
 pub mod fhir;
 pub mod oauth;
 pub mod pages;
+pub mod password_check;
 pub mod scopes;
 pub mod state;
 pub mod store;

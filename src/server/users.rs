@@ -1,7 +1,11 @@
 //! The shipped participants: who they are, their hashed passwords, and whose charts they see.
 
+use std::sync::Arc;
+
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use serde::Deserialize;
+
+use super::password_check::PasswordCheck;
 
 /// How a user relates to a patient they can share.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -62,6 +66,8 @@ struct UserFile {
 #[derive(Debug, Clone)]
 pub struct Users {
     users: Vec<User>,
+    /// Sign-in checks: argon2 in bounded memory, and a memo of verified logins.
+    check: Arc<PasswordCheck>,
 }
 
 impl Users {
@@ -69,7 +75,23 @@ impl Users {
     pub fn shipped() -> Self {
         let file: UserFile = serde_json::from_str(include_str!("users.json"))
             .expect("src/server/users.json is valid (checked by tests)");
-        Users { users: file.users }
+        Users {
+            users: file.users,
+            check: Arc::default(),
+        }
+    }
+
+    /// Whether this user name and password sign in. A login argon2 accepted lately is
+    /// recognised by a keyed digest instead of argon2 again (see `password_check`).
+    pub async fn verify_login(&self, username: &str, password: &str) -> bool {
+        match self.get(username) {
+            Some(user) => {
+                self.check
+                    .verify(&user.username, &user.password_argon2, password)
+                    .await
+            }
+            None => false,
+        }
     }
 
     /// Find a user by login name.
@@ -96,6 +118,16 @@ mod tests {
             assert!(!user.verify_password("demo-passwore"));
             assert!(!user.verify_password(""));
         }
+    }
+
+    #[tokio::test]
+    async fn logins_verify_again_from_the_memo_and_wrong_ones_never_do() {
+        let users = Users::shipped();
+        assert!(users.verify_login("joseph-ross", "demo-password").await);
+        assert!(users.verify_login("joseph-ross", "demo-password").await);
+        assert!(!users.verify_login("joseph-ross", "demo-passwore").await);
+        assert!(!users.verify_login("daniel-adams", "").await);
+        assert!(!users.verify_login("nobody", "demo-password").await);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use super::session::BrowserSession;
 use super::templates::{ConsentPage, Duration, PatientChoice, PickerPage};
 use super::words;
-use super::{csrf_failure, error_page, field, form_pairs, html, see_other, Halt};
+use super::{csrf_failure, error_page, field, form_pairs, html, see_other, sign_in_first, Halt};
 use crate::server::clock;
 use crate::server::fhir::data::SERVED_TYPES;
 use crate::server::oauth::authorize::redirect_to_client;
@@ -58,11 +58,7 @@ fn context(
     let mut pending = state.pending.get(request_id).ok_or_else(expired_request)?;
     let next = format!("/oauth/consent?request={request_id}");
     let Some(session) = session.filter(|s| s.username.is_some()) else {
-        let login = format!(
-            "/login?next={}",
-            form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
-        );
-        return Err(see_other(&login, None).into());
+        return Err(see_other(&sign_in_first(&next), None).into());
     };
     let username = session.username.clone().unwrap_or_default();
     let user = state

@@ -92,12 +92,7 @@ pub async fn submit(
             )
         }
     };
-    let user = state.users.get(&username).cloned();
-    // Hashing is deliberately slow: keep it off the async workers.
-    let verified =
-        tokio::task::spawn_blocking(move || user.is_some_and(|u| u.verify_password(&password)))
-            .await
-            .unwrap_or(false);
+    let verified = state.users.verify_login(&username, &password).await;
     if !verified {
         let message = match state.throttle.failed(&attempt) {
             Standing::Paused(paused) => format!("{BAD_LOGIN} {}", paused.message()),

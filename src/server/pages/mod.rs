@@ -134,6 +134,14 @@ pub fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// The sign-in page, returning to `next` (a path on this server) afterwards.
+pub fn sign_in_first(next: &str) -> String {
+    format!(
+        "/login?next={}",
+        form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+    )
+}
+
 /// Only same-site paths may be returned to after sign-in (no open redirects).
 pub fn safe_next(next: Option<&str>) -> &str {
     match next {
