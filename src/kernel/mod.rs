@@ -46,6 +46,7 @@ pub fn run(connection_file: &Path, server: crate::server::Config) -> Result<(), 
     let session = Session::new(SessionOptions {
         server,
         rust: RustStart::Background,
+        ..SessionOptions::default()
     })?;
     let interrupter = session.interrupter();
 

@@ -104,15 +104,21 @@ impl Sessions {
 
     /// Forget sessions past their lifetime at Unix time `now`; how many.
     pub fn sweep(&self, now: i64) -> usize {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let before = map.len();
-        map.retain(|_, s| s.created + LIFETIME > now);
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let before = table.map.len();
+        table.map.retain(|_, s| s.created + LIFETIME > now);
+        let Table { map, order } = &mut *table;
+        order.retain(|(created, id)| map.get(id).is_some_and(|s| s.created == *created));
         before - map.len()
     }
 
     /// How many sessions are kept.
     pub fn len(&self) -> usize {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.table
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map
+            .len()
     }
 
     /// Whether no session is kept.
