@@ -82,7 +82,7 @@ pub async fn submit(
         html(status, &page)
     };
     let address = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
-    let attempt = match state.throttle.begin(&username, address) {
+    let attempt = match state.throttle.begin(&username, address).await {
         Ok(attempt) => attempt,
         // Paused: the password is not even looked at, so the right one fails too.
         Err(paused) => {
@@ -94,7 +94,7 @@ pub async fn submit(
     };
     let verified = state.users.verify_login(&username, &password).await;
     if !verified {
-        let message = match state.throttle.failed(&attempt) {
+        let message = match attempt.failed() {
             Standing::Paused(paused) => format!("{BAD_LOGIN} {}", paused.message()),
             Standing::Left(left @ 1..=2) => {
                 let tries = if left == 1 { "try" } else { "tries" };
@@ -105,7 +105,7 @@ pub async fn submit(
         };
         return form_again(StatusCode::OK, &message);
     }
-    state.throttle.succeeded(attempt);
+    attempt.succeeded();
     // A new session id at sign-in, so an id planted before cannot be ridden after.
     state.sessions.end(&session.id);
     let signed_in = state.sessions.start(Some(username));

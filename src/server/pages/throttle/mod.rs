@@ -2,9 +2,12 @@
 //! address, and too many within a window pause sign-in for that name (or address) a while.
 //!
 //! Choices, since no standard settles them:
-//! - An attempt is counted *before* its password is checked, and a correct password takes the
-//!   count back. So a burst of parallel guesses cannot slip past the limit while the slow hash
-//!   runs: exactly `failures` passwords are ever checked per window.
+//! - A sign-in whose password is being checked holds a slot until its outcome is known, and
+//!   only failures count towards a pause. A new attempt is let in only while the failures so
+//!   far plus the attempts still being checked stay under the limit; past that it waits for
+//!   one of them to finish. So a burst of parallel guesses cannot slip past the limit while
+//!   the slow hash runs (at most `failures` wrong passwords are ever checked per window),
+//!   and many people signing in at once from one address never pause anyone.
 //! - While a name is paused, no password is checked for it at all, the right one included:
 //!   sign-in says so and when to come back (HTTP 429 with Retry-After). Attempts made during
 //!   a pause do not prolong it, so the rightful user is back after a known wait.
@@ -16,16 +19,20 @@
 //! - The address is the TCP peer (IPv6 by its /64, what one subscriber usually holds).
 //!   Forwarded-for headers are not trusted; behind a reverse proxy every client shares the
 //!   proxy's address, so raise `per_address` there or accept that it throttles everyone.
-//! - Memory is bounded: each table keeps at most `capacity` names or addresses. When full,
-//!   stale entries go first, then the one whose last failure or pause is oldest.
+//! - Memory is bounded: each table keeps at most `capacity` names or addresses beside those
+//!   with an attempt in progress. When full, stale entries go first, then the one whose last
+//!   failure or pause is oldest.
 
 mod table;
 
 use std::net::IpAddr;
+use std::pin::pin;
 use std::sync::Mutex;
 
+use tokio::sync::Notify;
+
 use crate::server::clock::Clock;
-use table::{address_key, user_key, Table};
+use table::{address_key, user_key, Admission, Table};
 
 /// How many failures within how long pause sign-in, and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,20 +118,71 @@ pub enum Standing {
     Left(u32),
 }
 
-/// One counted attempt, to report the outcome of.
+/// A sign-in let in to have its password checked; report its outcome with `succeeded` or
+/// `failed`. Dropped without either (the client went away), it gives its slot back.
 #[derive(Debug)]
-pub struct Attempt {
+pub struct Attempt<'a> {
+    throttle: &'a Throttle,
     user: String,
     address: Option<String>,
-    at: i64,
+    open: bool,
+}
+
+impl Attempt<'_> {
+    /// The password was right: the name starts afresh (the address keeps its failures).
+    pub fn succeeded(mut self) {
+        self.close(|users, _, user, _, _| users.clear_failures(user));
+    }
+
+    /// The password was wrong: count it, and say where the name stands now.
+    pub fn failed(mut self) -> Standing {
+        let mut standing = Standing::Left(0);
+        self.close(|users, addresses, user, address, now| {
+            users.fail(user, now);
+            if let Some(key) = address {
+                addresses.fail(key, now);
+            }
+            let address_pause = address.and_then(|key| addresses.paused_for(key, now));
+            standing = match (users.paused_for(user, now), address_pause) {
+                (Some(wait), _) => Standing::Paused(Paused::User(wait)),
+                (None, Some(wait)) => Standing::Paused(Paused::Address(wait)),
+                (None, None) => Standing::Left(users.failures_left(user)),
+            };
+        });
+        standing
+    }
+
+    /// Give back the slots this attempt held, apply `outcome`, and wake waiting attempts.
+    fn close(&mut self, outcome: impl FnOnce(&mut Table, &mut Table, &str, Option<&str>, i64)) {
+        if !std::mem::replace(&mut self.open, false) {
+            return;
+        }
+        let now = self.throttle.clock.now();
+        {
+            let mut tables = self.throttle.tables();
+            let (users, addresses) = &mut *tables;
+            users.finish(&self.user);
+            if let Some(key) = &self.address {
+                addresses.finish(key);
+            }
+            outcome(users, addresses, &self.user, self.address.as_deref(), now);
+        }
+        self.throttle.resolved.notify_waiters();
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        self.close(|_, _, _, _, _| {});
+    }
 }
 
 /// The failed sign-ins a server remembers.
 #[derive(Debug)]
 pub struct Throttle {
     clock: Clock,
-    capacity: usize,
     tables: Mutex<(Table, Table)>,
+    resolved: Notify,
 }
 
 impl Throttle {
@@ -132,8 +190,11 @@ impl Throttle {
     pub fn new(limits: LoginLimits) -> Throttle {
         Throttle {
             clock: limits.clock,
-            capacity: limits.capacity,
-            tables: Mutex::new((Table::new(limits.per_user), Table::new(limits.per_address))),
+            tables: Mutex::new((
+                Table::new(limits.per_user, limits.capacity),
+                Table::new(limits.per_address, limits.capacity),
+            )),
+            resolved: Notify::new(),
         }
     }
 
@@ -142,65 +203,49 @@ impl Throttle {
         self.tables.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Before a password is checked: refuse while paused, else count the attempt.
-    pub fn begin(&self, username: &str, address: Option<IpAddr>) -> Result<Attempt, Paused> {
+    /// Before a password is checked: refuse while paused, wait while the attempts already
+    /// being checked could reach the limit, else hold a slot for this one.
+    pub async fn begin(
+        &self,
+        username: &str,
+        address: Option<IpAddr>,
+    ) -> Result<Attempt<'_>, Paused> {
+        let user = user_key(username);
+        let address = address.map(address_key);
+        loop {
+            // Registered before looking, so an outcome reported in between still wakes us.
+            let mut resolved = pin!(self.resolved.notified());
+            resolved.as_mut().enable();
+            if self.try_begin(&user, address.as_deref())? {
+                return Ok(Attempt {
+                    throttle: self,
+                    user,
+                    address,
+                    open: true,
+                });
+            }
+            resolved.await;
+        }
+    }
+
+    /// Admit (true), make wait (false) or refuse an attempt, under one lock.
+    fn try_begin(&self, user: &str, address: Option<&str>) -> Result<bool, Paused> {
         let now = self.clock.now();
-        let attempt = Attempt {
-            user: user_key(username),
-            address: address.map(address_key),
-            at: now,
+        let mut tables = self.tables();
+        let (users, addresses) = &mut *tables;
+        let by_user = users.admission(user, now).map_err(Paused::User)?;
+        let by_address = match address {
+            Some(key) => addresses.admission(key, now).map_err(Paused::Address)?,
+            None => Admission::Open,
         };
-        let mut tables = self.tables();
-        let (users, addresses) = &mut *tables;
-        if let Some(wait) = users.paused_for(&attempt.user, now) {
-            return Err(Paused::User(wait));
+        if by_user == Admission::Full || by_address == Admission::Full {
+            return Ok(false);
         }
-        if let Some(key) = &attempt.address {
-            if let Some(wait) = addresses.paused_for(key, now) {
-                return Err(Paused::Address(wait));
-            }
-            addresses.count(key, now, self.capacity);
+        users.start(user, now);
+        if let Some(key) = address {
+            addresses.start(key, now);
         }
-        users.count(&attempt.user, now, self.capacity);
-        Ok(attempt)
-    }
-
-    /// The password was right: the name starts afresh, and the address's count gives back
-    /// this attempt (lifting a pause this very attempt started).
-    pub fn succeeded(&self, attempt: Attempt) {
-        let mut tables = self.tables();
-        let (users, addresses) = &mut *tables;
-        users.entries.remove(&attempt.user);
-        let Some(key) = &attempt.address else { return };
-        let limit = addresses.limit;
-        if let Some(entry) = addresses.entries.get_mut(key) {
-            if let Some(i) = entry.failures.iter().rposition(|&t| t == attempt.at) {
-                entry.failures.remove(i);
-            }
-            if entry.failures.len() < limit.failures as usize {
-                entry.paused_until = 0;
-            }
-        }
-    }
-
-    /// The password was wrong (the attempt is already counted): where the name stands now.
-    pub fn failed(&self, attempt: &Attempt) -> Standing {
-        let now = self.clock.now();
-        let mut tables = self.tables();
-        let (users, addresses) = &mut *tables;
-        if let Some(wait) = users.paused_for(&attempt.user, now) {
-            return Standing::Paused(Paused::User(wait));
-        }
-        if let Some(key) = &attempt.address {
-            if let Some(wait) = addresses.paused_for(key, now) {
-                return Standing::Paused(Paused::Address(wait));
-            }
-        }
-        let used = users
-            .entries
-            .get(&attempt.user)
-            .map_or(0, |e| e.failures.len());
-        Standing::Left((users.limit.failures as usize).saturating_sub(used) as u32)
+        Ok(true)
     }
 
     /// Seconds a user name is paused for once it reaches its limit.
@@ -211,7 +256,7 @@ impl Throttle {
     /// How many names and addresses are remembered (for tests of the bound).
     pub fn remembered(&self) -> (usize, usize) {
         let tables = self.tables();
-        (tables.0.entries.len(), tables.1.entries.len())
+        (tables.0.len(), tables.1.len())
     }
 }
 
@@ -219,6 +264,7 @@ impl Throttle {
 mod tests {
     use super::table::address_key;
     use super::*;
+    use std::time::Duration;
 
     const START: i64 = 1_800_000_000;
 
@@ -241,92 +287,148 @@ mod tests {
         (Throttle::new(limits), clock)
     }
 
-    fn fail(t: &Throttle, user: &str, ip: &str) -> Standing {
-        let attempt = t
-            .begin(user, Some(ip.parse().unwrap()))
-            .expect("not paused");
-        t.failed(&attempt)
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
     }
 
-    #[test]
-    fn the_fifth_failure_pauses_the_name_for_its_full_time() {
+    async fn fail(t: &Throttle, user: &str, address: &str) -> Standing {
+        t.begin(user, ip(address))
+            .await
+            .expect("not paused")
+            .failed()
+    }
+
+    /// Whether `begin` is still waiting after a moment (it neither admitted nor refused).
+    async fn waits(t: &Throttle, user: &str, address: Option<IpAddr>) -> bool {
+        tokio::time::timeout(Duration::from_millis(30), t.begin(user, address))
+            .await
+            .is_err()
+    }
+
+    #[tokio::test]
+    async fn the_fifth_failure_pauses_the_name_for_its_full_time() {
         let (t, clock) = throttle(5, 100, 100);
         for left in [4, 3, 2, 1] {
-            assert_eq!(fail(&t, "daniel-adams", "10.0.0.1"), Standing::Left(left));
+            assert_eq!(
+                fail(&t, "daniel-adams", "10.0.0.1").await,
+                Standing::Left(left)
+            );
         }
         assert_eq!(
-            fail(&t, "daniel-adams", "10.0.0.1"),
+            fail(&t, "daniel-adams", "10.0.0.1").await,
             Standing::Paused(Paused::User(900))
         );
         clock.advance(60);
-        let refused = t.begin(" Daniel-Adams ", None).unwrap_err();
+        let refused = t.begin(" Daniel-Adams ", None).await.unwrap_err();
         assert_eq!(refused, Paused::User(840));
         assert_eq!(
             refused.message(),
             "Too many failed sign-ins for this user; try again in 14 minutes."
         );
-        assert!(t.begin("joseph-ross", None).is_ok(), "other names go on");
-        clock.advance(839);
-        assert_eq!(t.begin("daniel-adams", None).unwrap_err().retry_after(), 1);
-        clock.advance(1);
-        let attempt = t.begin("daniel-adams", None).expect("the pause is over");
-        assert_eq!(
-            t.failed(&attempt),
-            Standing::Left(4),
-            "and counting restarts"
+        assert!(
+            t.begin("joseph-ross", None).await.is_ok(),
+            "other names go on"
         );
+        clock.advance(839);
+        let refused = t.begin("daniel-adams", None).await.unwrap_err();
+        assert_eq!(refused.retry_after(), 1);
+        clock.advance(1);
+        let attempt = t
+            .begin("daniel-adams", None)
+            .await
+            .expect("the pause is over");
+        assert_eq!(attempt.failed(), Standing::Left(4), "and counting restarts");
     }
 
-    #[test]
-    fn failures_older_than_the_window_do_not_count() {
+    #[tokio::test]
+    async fn failures_older_than_the_window_do_not_count() {
         let (t, clock) = throttle(3, 100, 100);
-        fail(&t, "u", "10.0.0.1");
-        fail(&t, "u", "10.0.0.1");
+        fail(&t, "u", "10.0.0.1").await;
+        fail(&t, "u", "10.0.0.1").await;
         clock.advance(900);
-        assert_eq!(fail(&t, "u", "10.0.0.1"), Standing::Left(2));
+        assert_eq!(fail(&t, "u", "10.0.0.1").await, Standing::Left(2));
     }
 
-    #[test]
-    fn a_success_clears_the_name_but_gives_the_address_back_only_its_own_attempt() {
+    #[tokio::test]
+    async fn a_success_clears_the_name_but_not_the_address() {
         let (t, _) = throttle(3, 4, 100);
-        fail(&t, "u", "10.0.0.1");
-        fail(&t, "u", "10.0.0.1");
-        fail(&t, "v", "10.0.0.1");
-        let ok = t.begin("u", Some("10.0.0.1".parse().unwrap())).unwrap();
-        t.succeeded(ok);
+        fail(&t, "u", "10.0.0.1").await;
+        fail(&t, "u", "10.0.0.1").await;
+        fail(&t, "v", "10.0.0.1").await;
+        t.begin("u", ip("10.0.0.1")).await.unwrap().succeeded();
         assert_eq!(
-            fail(&t, "u", "10.0.0.1"),
+            fail(&t, "u", "10.0.0.1").await,
             Standing::Paused(Paused::Address(600))
         );
-        let (users, addresses) = t.remembered();
-        assert_eq!((users, addresses), (2, 1));
+        assert_eq!(t.remembered(), (2, 1));
     }
 
-    #[test]
-    fn parallel_attempts_are_counted_before_their_outcome() {
+    #[tokio::test]
+    async fn parallel_guesses_wait_so_no_more_than_the_limit_are_checked() {
         let (t, _) = throttle(2, 100, 100);
-        let first = t.begin("u", None).unwrap();
-        let second = t.begin("u", None).unwrap();
-        assert_eq!(t.begin("u", None).unwrap_err(), Paused::User(900));
-        t.succeeded(second);
-        assert_eq!(t.failed(&first), Standing::Left(2));
+        let first = t.begin("u", None).await.unwrap();
+        let second = t.begin("u", None).await.unwrap();
+        assert!(waits(&t, "u", None).await, "a third waits for an outcome");
+        assert!(!waits(&t, "v", None).await, "other names are not held up");
+        assert_eq!(first.failed(), Standing::Left(1));
+        assert!(waits(&t, "u", None).await, "one failure and one in play");
+        assert_eq!(second.failed(), Standing::Paused(Paused::User(900)));
+        assert_eq!(t.begin("u", None).await.unwrap_err(), Paused::User(900));
     }
 
-    #[test]
-    fn memory_stays_bounded_and_stale_entries_go_first() {
+    #[tokio::test]
+    async fn a_waiting_attempt_goes_in_when_one_in_play_succeeds() {
+        let (t, _) = throttle(1, 100, 100);
+        let first = t.begin("u", None).await.unwrap();
+        let (second, ()) = tokio::join!(t.begin("u", None), async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            first.succeeded();
+        });
+        assert_eq!(
+            second.expect("let in").failed(),
+            Standing::Paused(Paused::User(900))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_attempt_gives_its_slot_back() {
+        let (t, _) = throttle(1, 1, 100);
+        let first = t.begin("u", ip("10.0.0.1")).await.unwrap();
+        assert!(waits(&t, "w", ip("10.0.0.1")).await, "the address is full");
+        drop(first);
+        assert!(!waits(&t, "w", ip("10.0.0.1")).await);
+        assert_eq!(t.remembered(), (0, 0), "nothing left to remember");
+    }
+
+    #[tokio::test]
+    async fn many_right_passwords_at_once_from_one_address_never_pause() {
+        let (t, _) = throttle(2, 3, 100);
+        for round in 0..100 {
+            let names = [format!("a{round}"), format!("b{round}"), "c".to_string()];
+            let mut held = Vec::new();
+            for name in &names {
+                held.push(t.begin(name, ip("10.0.0.1")).await.expect("never paused"));
+            }
+            held.into_iter().for_each(Attempt::succeeded);
+        }
+        assert_eq!(t.remembered(), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn memory_stays_bounded_and_stale_entries_go_first() {
         let (t, clock) = throttle(1, 1_000_000, 50);
         for i in 0..500 {
-            let address = format!("10.1.{}.{}", i / 250, i % 250).parse().unwrap();
-            let _ = t.begin(&format!("junk-{i}"), Some(address));
+            let address = format!("10.1.{}.{}", i / 250, i % 250);
+            fail(&t, &format!("junk-{i}"), &address).await;
         }
         let (users, addresses) = t.remembered();
         assert!(users <= 50 && addresses <= 50, "{users} {addresses}");
         assert!(
-            t.begin("junk-499", None).is_err(),
+            t.begin("junk-499", None).await.is_err(),
             "the newest pauses are kept"
         );
         clock.advance(1000);
-        assert!(t.begin("someone", None).is_ok());
+        let _held = t.begin("someone", None).await.unwrap();
         assert_eq!(
             t.remembered().0,
             1,
@@ -334,28 +436,27 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_limit_of_zero_is_off_and_remembers_little() {
+    #[tokio::test]
+    async fn a_limit_of_zero_is_off_and_remembers_nothing() {
         let (t, _) = throttle(5, 0, 100);
         for i in 0..50 {
-            let attempt = t.begin(&format!("user-{i}"), Some("10.0.0.1".parse().unwrap()));
-            assert!(attempt.is_ok(), "attempt {i}");
+            assert_eq!(
+                fail(&t, &format!("user-{i}"), "10.0.0.1").await,
+                Standing::Left(4)
+            );
         }
-        let tables = t.tables();
-        assert_eq!(tables.1.entries["10.0.0.1"].failures.len(), 1);
+        assert_eq!(t.remembered().1, 0);
     }
 
-    #[test]
-    fn ipv6_neighbours_share_a_count_and_mapped_ipv4_is_ipv4() {
+    #[tokio::test]
+    async fn ipv6_neighbours_share_a_count_and_mapped_ipv4_is_ipv4() {
         let (t, _) = throttle(100, 2, 100);
-        fail(&t, "a", "2001:db8:1:2::1");
+        fail(&t, "a", "2001:db8:1:2::1").await;
         assert_eq!(
-            fail(&t, "b", "2001:db8:1:2:ffff::9"),
+            fail(&t, "b", "2001:db8:1:2:ffff::9").await,
             Standing::Paused(Paused::Address(600))
         );
-        assert!(t
-            .begin("c", Some("2001:db8:1:3::1".parse().unwrap()))
-            .is_ok());
+        assert!(t.begin("c", ip("2001:db8:1:3::1")).await.is_ok());
         assert_eq!(address_key("::ffff:10.0.0.7".parse().unwrap()), "10.0.0.7");
     }
 }
