@@ -1,9 +1,7 @@
 //! FHIR search parameters, each checked against what the open-fhir data itself says should
 //! match: _id, patient, subject, category, code and date, and refusals of the rest.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;

@@ -1,12 +1,10 @@
 //! Bad input and failing requests: each is an error output that names the problem and the
 //! fix, never a panic, and the session keeps every variable it had.
 
-mod session_support;
-
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use session_support::*;
+use crate::session_support::*;
 use smartnb::session::{Outcome, Output, Session};
 
 /// A session with a registered client and a token.

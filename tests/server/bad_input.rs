@@ -1,10 +1,8 @@
 //! Malformed requests of every kind: each gets a 4xx with a JSON reason, none a 5xx, and the
 //! server goes on answering afterwards.
 
-mod common;
-
-use common::raw::{self, RawReply};
-use common::*;
+use crate::common::raw::{self, RawReply};
+use crate::common::*;
 
 /// One malformed request: a label, then method, raw target, content type and body.
 struct Case {

@@ -2,11 +2,9 @@
 //! got through the authorization-code flow. A client learns about and revokes only its own
 //! tokens; anything else is `{"active": false}` or a 200 that changes nothing.
 
-mod portal;
-
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use portal::*;
+use crate::portal::*;
 use serde_json::json;
 use smartnb::server::Config;
 

@@ -2,17 +2,14 @@
 //! endpoint (or to a fake FHIR server that misbehaves on purpose) and must enforce tokens,
 //! scopes and compartments exactly as the bundled store does.
 
-mod common;
-mod upstream_support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use smartnb::server::{self, Config, StartError};
 
-use common::*;
-use upstream_support::*;
+use crate::common::*;
+use crate::upstream_support::*;
 
 #[tokio::test]
 async fn reads_of_the_tokens_own_patient_come_from_the_upstream() {

@@ -2,10 +2,8 @@
 //! nothing else, by id, by search, by $everything or by a crafted path; a user/ token sees the
 //! user's patients.
 
-mod common;
-
-use common::raw;
-use common::*;
+use crate::common::raw;
+use crate::common::*;
 
 #[tokio::test]
 async fn reading_another_patient_by_id_is_404_like_a_resource_that_does_not_exist() {

@@ -1,11 +1,9 @@
 //! `connect` and `server`: targeting a second SMART server, going back to the embedded one,
 //! and starting, stopping and describing the embedded server.
 
-mod session_support;
-
 use std::net::{TcpListener, TcpStream};
 
-use session_support::*;
+use crate::session_support::*;
 use smartnb::server::{self, Config, RunningServer};
 use smartnb::session::{Outcome, Output, Session, Table};
 

@@ -2,11 +2,9 @@
 //! register, send the participant to /oauth/authorize, sign in, pick a patient, consent,
 //! collect the code from the redirect, exchange it, read the patient, refresh.
 
-mod portal;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use portal::*;
+use crate::portal::*;
 
 fn now() -> i64 {
     SystemTime::now()

@@ -1,9 +1,7 @@
 //! The seed's token debug endpoints refusing bad requests with the seed system's codes, and
 //! changing nothing stored when they do.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// A registered seed client and a valid debug-token body for it.

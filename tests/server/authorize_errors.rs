@@ -2,9 +2,7 @@
 //! redirect URI gets an HTML page and never a redirect; every later error goes back to the
 //! app's redirect URI with error, error_description and the exact state.
 
-mod portal;
-
-use portal::*;
+use crate::portal::*;
 use serde_json::json;
 
 /// The seed walkthrough's first redirect URI, on a port nothing listens on.

@@ -1,9 +1,7 @@
 //! Searchset Bundles: paging by `next` links on the server's own base, the Bundle's shape,
 //! `_format` and the FHIR JSON content type.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 #[tokio::test]

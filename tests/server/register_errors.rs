@@ -1,9 +1,7 @@
 //! POST /oauth/register (RFC 7591): every refusal, each with its error code and a reason a
 //! person can act on, and the optional metadata that is accepted.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// The seed's registration body with one field replaced (or removed, for `Value::Null`

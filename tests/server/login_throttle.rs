@@ -2,9 +2,7 @@
 //! per client address, a pause refuses even the right password and says for how long, and the
 //! server's clock (driven by the test) ends it.
 
-mod portal;
-
-use portal::*;
+use crate::portal::*;
 use smartnb::server::clock::Clock;
 use smartnb::server::pages::throttle::Limit;
 use smartnb::server::{Config, LoginLimits};

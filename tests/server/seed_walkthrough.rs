@@ -1,9 +1,7 @@
 //! The seed notebook's first part, replayed cell by cell: register a client, mint and inspect
 //! debug tokens, and read the seed's Patient with and without the token.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn assert_uuid_v4(value: &Value, field: &str) {

@@ -1,14 +1,12 @@
 //! `authorize --listen`: the session waits on the redirect URI's port while the test plays
 //! the browser that comes back from the consent page.
 
-mod session_support;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use session_support::*;
+use crate::session_support::*;
 use smartnb::session::{Interrupter, Outcome, Output, Session};
 
 /// The state every test sends, so the browser knows it before the link is built.

@@ -2,12 +2,10 @@
 //! embedded server: each Python cell of the seed is one helper line here, and each test
 //! checks what that cell printed and what it bound.
 
-mod session_support;
-
 use std::time::{Duration, SystemTime};
 
+use crate::session_support::*;
 use serde_json::{json, Value};
-use session_support::*;
 use smartnb::session::{Outcome, Output};
 
 /// Seconds from now until an HTTP date such as `Thu, 05 Jul 2018 17:41:24 GMT`.

@@ -1,11 +1,9 @@
 //! Discovery: the SMART configuration document, the CapabilityStatement with its oauth-uris,
 //! CORS on both, and the switches that turn parts of the server off.
 
-mod common;
-
 use std::net::IpAddr;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use smartnb::server::Config;
 

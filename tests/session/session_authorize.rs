@@ -1,11 +1,9 @@
 //! `authorize --as` beyond the seed: another patient, another participant, a wrong
 //! password, and a public client whose code exchange rests on PKCE instead of a secret.
 
-mod session_support;
-
+use crate::session_support::*;
 use base64::Engine;
 use serde_json::Value;
-use session_support::*;
 use sha2::{Digest, Sha256};
 use smartnb::session::{Frontend, Outcome, Output};
 

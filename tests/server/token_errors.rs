@@ -2,11 +2,9 @@
 //! code or a refresh token, and what they get when they may not. Every error is JSON with
 //! error and error_description, is not cached, and is never a 500 (`Reply` checks that).
 
-mod portal;
-
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use portal::*;
+use crate::portal::*;
 use serde_json::json;
 use smartnb::server::Config;
 

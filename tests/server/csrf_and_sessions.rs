@@ -3,9 +3,7 @@
 //! their own patients, their own requests and their own approvals. A refused form changes
 //! nothing.
 
-mod portal;
-
-use portal::*;
+use crate::portal::*;
 
 const SESSION: &str = "smartnb_session";
 

@@ -2,9 +2,7 @@
 //! and categories (403 for a type outside them, 404 for a resource); dead or malformed
 //! credentials are 401 with a Bearer challenge.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 #[tokio::test]

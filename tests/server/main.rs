@@ -1,0 +1,26 @@
+//! The embedded server's integration tests, one module per area, in one test binary (one
+//! link of the crate instead of one per file).
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../portal/mod.rs"]
+mod portal;
+#[path = "../upstream_support/mod.rs"]
+mod upstream_support;
+
+mod authorization_flow;
+mod authorize_errors;
+mod bad_input;
+mod csrf_and_sessions;
+mod debug_errors;
+mod discovery;
+mod fhir_bundles;
+mod fhir_compartment;
+mod fhir_scopes;
+mod fhir_search;
+mod fhir_upstream;
+mod introspect_revoke;
+mod login_throttle;
+mod register_errors;
+mod seed_walkthrough;
+mod token_errors;

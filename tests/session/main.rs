@@ -1,0 +1,11 @@
+//! The session's integration tests (helper commands against an embedded or separate server),
+//! one module per area, in one test binary.
+
+#[path = "../session_support/mod.rs"]
+mod session_support;
+
+mod session_authorize;
+mod session_connect;
+mod session_errors;
+mod session_listen;
+mod session_walkthrough;
