@@ -22,10 +22,10 @@ QUICK=0
 # exchange into an "expired" error.
 if [ $QUICK = 1 ]; then
   ROUNDS=1 WRK_SECONDS=1 FLOW_SECONDS=2 FLOW_ROUNDS=1 LOAD_CLIENTS=200 LOAD_SECONDS=3 LINGER=1
-  CODE_LIFETIME=60 ACCESS_LIFETIME=60
+  CODE_LIFETIME=60 ACCESS_LIFETIME=60 SESSION_LIFETIME=60
 else
   ROUNDS=5 WRK_SECONDS=5 FLOW_SECONDS=10 FLOW_ROUNDS=3 LOAD_CLIENTS=200 LOAD_SECONDS=60 LINGER=15
-  CODE_LIFETIME=2 ACCESS_LIFETIME=5
+  CODE_LIFETIME=2 ACCESS_LIFETIME=5 SESSION_LIFETIME=10
 fi
 WRK_CONNECTIONS=64
 WRK_THREADS=2
@@ -162,8 +162,9 @@ FLOW_SERVER_US=$(awk '{print $2}' "$WORK/flows" | median)
 FLOW_GENERATOR_US=$(awk '{print $3}' "$WORK/flows" | median)
 kill "$(cat "$NGINX_PID_FILE")"; rm -f "$NGINX_PID_FILE"
 
-echo "== load test: $LOAD_CLIENTS clients, flows + 4 FHIR reads each, ${LOAD_SECONDS} s, codes live $CODE_LIFETIME s, access tokens $ACCESS_LIFETIME s"
-start_server --code-lifetime $CODE_LIFETIME --access-lifetime $ACCESS_LIFETIME
+echo "== load test: $LOAD_CLIENTS clients, flows + 4 FHIR reads each, ${LOAD_SECONDS} s, codes live $CODE_LIFETIME s, access tokens $ACCESS_LIFETIME s, sign-ins $SESSION_LIFETIME s, swept every second"
+start_server --code-lifetime $CODE_LIFETIME --access-lifetime $ACCESS_LIFETIME \
+  --session-lifetime $SESSION_LIFETIME --sweep-every 1
 "$FLOWS" --url "$BASE" --clients $LOAD_CLIENTS --seconds $LOAD_SECONDS --warmup 0 --reads 4 --people all \
   --pid "$SERVER_PID" --linger $LINGER | tee "$WORK/load"
 LOAD=$(grep '^RESULT' "$WORK/load")

@@ -132,6 +132,9 @@ struct ServeArgs {
     /// Lifetime of authorization codes, in seconds.
     #[arg(long, default_value_t = 100)]
     code_lifetime: u64,
+    /// Lifetime of a sign-in to the portal (its browser session), in seconds.
+    #[arg(long, default_value_t = 12 * 3600, value_name = "SECONDS")]
+    session_lifetime: u32,
     /// Base URL to advertise when the server sits behind a proxy (default: derived from
     /// the address, with loopback called localhost).
     #[arg(long)]
@@ -275,6 +278,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         open_fhir: !args.no_open_fhir,
         access_lifetime: args.access_lifetime,
         code_lifetime: args.code_lifetime,
+        session_lifetime: i64::from(args.session_lifetime),
         public_url: args.public_url,
         fhir_upstream: args.fhir_upstream,
         fhir_upstream_timeout: std::time::Duration::from_secs(args.fhir_upstream_timeout.max(1)),

@@ -44,6 +44,8 @@ pub struct Config {
     pub access_lifetime: u64,
     /// Lifetime of authorization codes in seconds.
     pub code_lifetime: u64,
+    /// Lifetime of the portal's browser sessions in seconds (a sign-in lasts this long).
+    pub session_lifetime: i64,
     /// Public base URL; derived from the bound address when `None`.
     pub public_url: Option<String>,
     /// A FHIR server to forward reads and searches to instead of the bundled charts.
@@ -68,6 +70,7 @@ impl Default for Config {
             open_fhir: true,
             access_lifetime: 3600,
             code_lifetime: 100,
+            session_lifetime: pages::session::DEFAULT_LIFETIME,
             public_url: None,
             fhir_upstream: None,
             fhir_upstream_timeout: Duration::from_secs(30),

@@ -41,13 +41,13 @@ impl AppState {
     pub fn new(config: Config, base_url: String, addr: SocketAddr, store: Arc<dyn Store>) -> Self {
         AppState {
             throttle: Throttle::new(config.login_limits.clone()),
+            sessions: Sessions::new(config.session_lifetime),
             config,
             base_url,
             addr,
             store,
             users: Users::shipped(),
             data: DataStore::shipped(),
-            sessions: Sessions::default(),
             pending: Pending::default(),
             upstream: None,
         }

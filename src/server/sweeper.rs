@@ -9,7 +9,7 @@ use tokio::time::MissedTickBehavior;
 
 use super::clock;
 use super::state::AppState;
-use super::store::{StoreError, Swept};
+use super::store::{code_replay_memory, StoreError, Swept};
 
 /// What one sweep removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,7 +27,8 @@ pub async fn sweep_once(state: &AppState) -> Result<SweepReport, StoreError> {
     let now = clock::now();
     let pending = state.pending.sweep(now);
     let sessions = state.sessions.sweep(now);
-    let store = state.store.sweep(now).await?;
+    let code_memory = code_replay_memory(state.config.code_lifetime);
+    let store = state.store.sweep(now, code_memory).await?;
     Ok(SweepReport {
         store,
         pending,

@@ -362,3 +362,28 @@ async fn an_apps_name_is_shown_as_text_never_as_markup() {
     assert!(!consent.body.contains("<img"), "{}", consent.body);
     assert!(consent.text().contains(name), "{}", consent.text());
 }
+
+#[tokio::test]
+async fn approving_the_same_app_again_renews_one_approval_and_keeps_its_tokens() {
+    let server = TestServer::start().await;
+    let app = server.register_seed_app().await;
+    let browser = Browser::new(&server);
+    let mut tokens = Vec::new();
+    for who in [DANIEL, DANIEL, AMY] {
+        let consent = browser
+            .consent_page(&server, &Authorize::new(&server, &app), who)
+            .await;
+        let code = browser.approve(&consent).await.code();
+        tokens.push(app.exchange(&server, &code, None).await.tokens());
+    }
+    let apps = browser.open("/apps").await.page();
+    let grants = apps.body.matches("action=\"/apps/revoke\"").count();
+    assert_eq!(
+        grants, 2,
+        "Daniel's two approvals are one; Amy's is another"
+    );
+    for (t, patient) in tokens.iter().zip([DANIEL, DANIEL, AMY]) {
+        let path = format!("Patient/{}", patient.patient);
+        assert_eq!(server.fhir_status(&t.access, &path).await, 200);
+    }
+}

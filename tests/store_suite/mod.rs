@@ -111,7 +111,8 @@ pub async fn clients(store: Arc<dyn Store>) {
     assert_eq!(store.client_count().await.unwrap(), before + 2);
 }
 
-/// Approvals are listed newest first; deleting one takes its tokens and codes along.
+/// Approvals are listed newest first; saving one again under its id replaces it (with its
+/// tokens kept); deleting one takes its tokens and codes along.
 pub async fn approvals(store: Arc<dyn Store>) {
     let (client, _) = setup(&*store).await;
     let username = id("user");
@@ -132,6 +133,20 @@ pub async fn approvals(store: Arc<dyn Store>) {
         .map(|a| a.created)
         .collect();
     assert_eq!(listed, [300, 200, 100]);
+
+    let renewed_id = &ids[1];
+    let kept = token(renewed_id, now() + 3600, true, None);
+    assert!(store.insert_token(kept.clone()).await.unwrap());
+    let mut renewed = store.approval(renewed_id).await.unwrap().unwrap();
+    renewed.expires += 7200;
+    renewed.created = 400;
+    store.insert_approval(renewed.clone()).await.unwrap();
+    assert_eq!(store.approval(renewed_id).await.unwrap(), Some(renewed));
+    let listed = store.approvals_for_user(&username).await.unwrap();
+    assert_eq!(listed.len(), 3, "replaced, not added");
+    assert_eq!(&listed[0].id, renewed_id, "and now the newest");
+    let still = store.token_by_access(&kept.access_token).await.unwrap();
+    assert_eq!(still.map(|t| t.approval_id).as_ref(), Some(renewed_id));
 
     let doomed = &ids[0];
     let t = token(doomed, now() + 3600, true, None);
@@ -309,7 +324,7 @@ pub async fn races(stores: Vec<Arc<dyn Store>>) {
 /// The sweep removes exactly what can no longer be used, and keeps the rest.
 pub async fn sweep(store: Arc<dyn Store>) {
     let now = now();
-    store.sweep(now).await.unwrap(); // start from what this test inserts
+    store.sweep(now, CODE_REPLAY_MEMORY).await.unwrap(); // start from what this test inserts
     let (client, live) = setup(&*store).await;
     let expired = approval(&client.client_id, now - 1);
     store.insert_approval(expired.clone()).await.unwrap();
@@ -341,7 +356,7 @@ pub async fn sweep(store: Arc<dyn Store>) {
         store.insert_code(c.clone()).await.unwrap();
     }
 
-    let swept = store.sweep(now).await.unwrap();
+    let swept = store.sweep(now, CODE_REPLAY_MEMORY).await.unwrap();
     assert_eq!(
         swept,
         Swept {
@@ -386,7 +401,11 @@ pub async fn sweep(store: Arc<dyn Store>) {
         Redeemed::Unknown
     );
     assert!(
-        store.sweep(now).await.unwrap().is_empty(),
+        store
+            .sweep(now, CODE_REPLAY_MEMORY)
+            .await
+            .unwrap()
+            .is_empty(),
         "a second sweep finds nothing"
     );
 }
@@ -394,7 +413,7 @@ pub async fn sweep(store: Arc<dyn Store>) {
 /// Many expired credentials come and go: after the sweep the table is as small as before.
 pub async fn sweep_keeps_tables_bounded(store: Arc<dyn Store>) {
     let now = now();
-    store.sweep(now).await.unwrap();
+    store.sweep(now, CODE_REPLAY_MEMORY).await.unwrap();
     let baseline = store.token_count().await.unwrap();
     let (client, live) = setup(&*store).await;
     let short = approval(&client.client_id, now + 1);
@@ -410,7 +429,7 @@ pub async fn sweep_keeps_tables_bounded(store: Arc<dyn Store>) {
         assert!(store.insert_token(t).await.unwrap());
     }
     assert_eq!(store.token_count().await.unwrap(), baseline + 300);
-    let swept = store.sweep(now + 2).await.unwrap();
+    let swept = store.sweep(now + 2, CODE_REPLAY_MEMORY).await.unwrap();
     eprintln!("sweep of 300 dead token pairs: {swept:?}");
     assert_eq!(swept.tokens, 300);
     assert_eq!(swept.approvals, 1);

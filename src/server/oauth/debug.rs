@@ -153,15 +153,14 @@ pub async fn token(
             ))
         }
     };
-    let approval = grants::approve(
-        &state,
-        &client.client_id,
-        &user.username,
+    let grant = grants::Grant {
+        client_id: &client.client_id,
+        username: &user.username,
         patient_id,
-        &scope,
-        approval_expires,
-    )
-    .await?;
+        scope: &scope,
+        expires: approval_expires,
+    };
+    let approval = grants::approve(&state, grant).await?;
     let token = grants::issue(
         &state,
         grants::TokenRequest {

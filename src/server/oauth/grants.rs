@@ -8,22 +8,55 @@ use crate::server::store::{Approval, Token};
 use super::{new_secret, store_failed};
 use crate::server::error::OAuthError;
 
-/// Save a new approval for a client, user and patient.
-pub async fn approve(
-    state: &AppState,
-    client_id: &str,
-    username: &str,
-    patient_id: &str,
-    scope: &str,
-    expires: i64,
-) -> Result<Approval, OAuthError> {
+/// Who approved which app to read which patient's records, for how long.
+pub struct Grant<'a> {
+    /// The app.
+    pub client_id: &'a str,
+    /// The participant who approved.
+    pub username: &'a str,
+    /// Whose records.
+    pub patient_id: &'a str,
+    /// The scopes approved.
+    pub scope: &'a str,
+    /// Unix time the approval ends ("share until").
+    pub expires: i64,
+}
+
+/// Save a new approval (the debug endpoint's: each mint names its own expiry).
+pub async fn approve(state: &AppState, grant: Grant<'_>) -> Result<Approval, OAuthError> {
+    save(state, new_secret(), grant).await
+}
+
+/// A participant's consent: approving the same app, patient and scope again renews the
+/// live approval already given (same id, so its tokens live on, with the new "share
+/// until") rather than adding a duplicate. The apps page lists each grant once, and a
+/// participant who signs in to the same app over and over leaves one approval, not one
+/// per sign-in. A different scope is a separate approval.
+pub async fn consent(state: &AppState, grant: Grant<'_>) -> Result<Approval, OAuthError> {
+    let now = clock::now();
+    let renewed = state
+        .store
+        .approvals_for_user(grant.username)
+        .await
+        .map_err(store_failed)?
+        .into_iter()
+        .find(|a| {
+            a.client_id == grant.client_id
+                && a.patient_id == grant.patient_id
+                && a.scope == grant.scope
+                && a.expires > now
+        });
+    save(state, renewed.map_or_else(new_secret, |a| a.id), grant).await
+}
+
+async fn save(state: &AppState, id: String, grant: Grant<'_>) -> Result<Approval, OAuthError> {
     let approval = Approval {
-        id: new_secret(),
-        client_id: client_id.to_string(),
-        username: username.to_string(),
-        patient_id: patient_id.to_string(),
-        scope: scope.to_string(),
-        expires,
+        id,
+        client_id: grant.client_id.to_string(),
+        username: grant.username.to_string(),
+        patient_id: grant.patient_id.to_string(),
+        scope: grant.scope.to_string(),
+        expires: grant.expires,
         created: clock::now(),
     };
     state

@@ -341,16 +341,14 @@ async fn approve(
     years: i64,
 ) -> Response {
     let expires = clock::now() + years * YEAR;
-    let approval = match grants::approve(
-        state,
-        &pending.client_id,
-        &user.username,
+    let grant = grants::Grant {
+        client_id: &pending.client_id,
+        username: &user.username,
         patient_id,
         scope,
         expires,
-    )
-    .await
-    {
+    };
+    let approval = match grants::consent(state, grant).await {
         Ok(a) => a,
         Err(e) => {
             return error_page(

@@ -12,8 +12,9 @@ use crate::server::clock;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "smartnb_session";
-/// How long a session lasts without being renewed by a login.
-const LIFETIME: i64 = 12 * 3600;
+/// How long a session lasts without being renewed by a login, unless the server is told
+/// otherwise (`smartnb serve --session-lifetime`).
+pub const DEFAULT_LIFETIME: i64 = 12 * 3600;
 /// Beyond this many sessions, expired ones are swept and then the oldest dropped.
 const CAPACITY: usize = 100_000;
 
@@ -38,9 +39,15 @@ impl BrowserSession {
 }
 
 /// Every live session.
-#[derive(Default)]
 pub struct Sessions {
+    lifetime: i64,
     table: Mutex<Table>,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions::new(DEFAULT_LIFETIME)
+    }
 }
 
 /// Sessions by id, and their ids in the order they started: the oldest is found in O(1)
@@ -54,9 +61,9 @@ struct Table {
 
 impl Table {
     /// Drop sessions from the front of the order: expired ones, then the oldest while full.
-    fn make_room(&mut self, now: i64) {
+    fn make_room(&mut self, now: i64, lifetime: i64) {
         while let Some((created, id)) = self.order.front() {
-            let expired = *created + LIFETIME <= now;
+            let expired = *created + lifetime <= now;
             if !expired && self.map.len() < CAPACITY {
                 break;
             }
@@ -75,6 +82,14 @@ impl Table {
 }
 
 impl Sessions {
+    /// No sessions yet; each will last `lifetime` seconds (at least 1).
+    pub fn new(lifetime: i64) -> Sessions {
+        Sessions {
+            lifetime: lifetime.max(1),
+            table: Mutex::default(),
+        }
+    }
+
     /// The session the request's cookie names, if it is live.
     pub fn current(&self, headers: &HeaderMap) -> Option<BrowserSession> {
         let id = cookie_value(headers)?;
@@ -82,7 +97,7 @@ impl Sessions {
         table
             .map
             .get(&id)
-            .filter(|s| s.created + LIFETIME > clock::now())
+            .filter(|s| s.created + self.lifetime > clock::now())
             .cloned()
     }
 
@@ -96,7 +111,7 @@ impl Sessions {
             created: now,
         };
         let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        table.make_room(now);
+        table.make_room(now, self.lifetime);
         table.order.push_back((now, session.id.clone()));
         table.map.insert(session.id.clone(), session.clone());
         session
@@ -106,7 +121,8 @@ impl Sessions {
     pub fn sweep(&self, now: i64) -> usize {
         let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
         let before = table.map.len();
-        table.map.retain(|_, s| s.created + LIFETIME > now);
+        let lifetime = self.lifetime;
+        table.map.retain(|_, s| s.created + lifetime > now);
         let Table { map, order } = &mut *table;
         order.retain(|(created, id)| map.get(id).is_some_and(|s| s.created == *created));
         before - map.len()
@@ -215,9 +231,9 @@ mod tests {
             table.map.insert(id.into(), session(id, created));
         }
         table.map.remove("ended");
-        table.make_room(300);
+        table.make_room(300, DEFAULT_LIFETIME);
         assert_eq!(table.map.len(), 2, "nothing expired, room left");
-        table.make_room(100 + LIFETIME);
+        table.make_room(100 + DEFAULT_LIFETIME, DEFAULT_LIFETIME);
         assert!(!table.map.contains_key("old"), "expired");
         assert!(table.map.contains_key("live"));
         assert_eq!(table.order.len(), 2, "an ended id waits for its turn");
@@ -226,10 +242,19 @@ mod tests {
             table.order.push_back((400, id.clone()));
             table.map.insert(id.clone(), session(&id, 400));
         }
-        table.make_room(400);
+        table.make_room(400, DEFAULT_LIFETIME);
         assert_eq!(table.map.len(), CAPACITY - 1, "full: the oldest made room");
         assert!(!table.map.contains_key("live") && !table.map.contains_key("s0"));
         assert!(table.map.contains_key("s1"));
+    }
+
+    #[test]
+    fn a_shorter_lifetime_is_what_the_sweep_goes_by() {
+        let sessions = Sessions::new(5);
+        let s = sessions.start(Some("daniel-adams".into()));
+        assert_eq!(sessions.sweep(s.created + 4), 0);
+        assert_eq!(sessions.sweep(s.created + 5), 1);
+        assert!(sessions.is_empty());
     }
 
     #[test]

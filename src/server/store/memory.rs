@@ -5,9 +5,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::{
-    Approval, AuthCode, Client, Redeemed, Store, StoreResult, Swept, Token, CODE_REPLAY_MEMORY,
-};
+use super::{Approval, AuthCode, Client, Redeemed, Store, StoreResult, Swept, Token};
 
 /// A code and what has happened to it.
 struct CodeEntry {
@@ -211,7 +209,7 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn sweep(&self, now: i64) -> StoreResult<Swept> {
+    async fn sweep(&self, now: i64, code_memory: i64) -> StoreResult<Swept> {
         let mut tables = self.lock();
         let before = tables.approvals.len();
         tables.approvals.retain(|_, a| a.expires > now);
@@ -223,7 +221,7 @@ impl Store for MemoryStore {
         } = &mut *tables;
         let before = codes.len();
         codes.retain(|_, entry| {
-            entry.code.expires.saturating_add(CODE_REPLAY_MEMORY) > now
+            entry.code.expires.saturating_add(code_memory) > now
                 && live.contains_key(&entry.code.approval_id)
         });
         let codes = (before - codes.len()) as u64;

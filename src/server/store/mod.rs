@@ -123,9 +123,18 @@ pub enum StoreError {
     },
 }
 
-/// How long a code is remembered after it expires, so that a late replay still revokes
+/// The longest a code is remembered after it expires, so that a late replay still revokes
 /// the tokens issued from it (RFC 6749 §4.1.2) before the sweep forgets it.
 pub const CODE_REPLAY_MEMORY: i64 = 600;
+
+/// How long codes that live `code_lifetime` seconds are remembered after they expire: ten
+/// lifetimes, at most [`CODE_REPLAY_MEMORY`] (the default 100-second codes get the full ten
+/// minutes; a load test's 2-second codes are forgotten 20 s after, so memory stays flat).
+pub fn code_replay_memory(code_lifetime: u64) -> i64 {
+    i64::try_from(code_lifetime.saturating_mul(10))
+        .unwrap_or(i64::MAX)
+        .min(CODE_REPLAY_MEMORY)
+}
 
 /// What one sweep removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -134,7 +143,7 @@ pub struct Swept {
     pub approvals: u64,
     /// Token pairs no longer usable: access expired and no refresh token, or approval gone.
     pub tokens: u64,
-    /// Codes past their expiry plus [`CODE_REPLAY_MEMORY`], or whose approval is gone.
+    /// Codes remembered long enough past their expiry, or whose approval is gone.
     pub codes: u64,
 }
 
@@ -166,7 +175,7 @@ pub trait Store: Send + Sync {
     /// How many clients are registered.
     async fn client_count(&self) -> StoreResult<usize>;
 
-    /// Save an approval.
+    /// Save an approval, replacing the one with the same id if there is one.
     async fn insert_approval(&self, approval: Approval) -> StoreResult<()>;
     /// Look an approval up by id.
     async fn approval(&self, id: &str) -> StoreResult<Option<Approval>>;
@@ -200,6 +209,21 @@ pub trait Store: Send + Sync {
 
     /// Forget what can no longer be used at Unix time `now`: expired approvals, token
     /// pairs whose access token expired without a refresh token or whose approval is gone,
-    /// and codes [`CODE_REPLAY_MEMORY`] seconds past expiry or whose approval is gone.
-    async fn sweep(&self, now: i64) -> StoreResult<Swept>;
+    /// and codes `code_memory` seconds past expiry (see [`code_replay_memory`]) or whose
+    /// approval is gone.
+    async fn sweep(&self, now: i64, code_memory: i64) -> StoreResult<Swept>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_remembered_ten_lifetimes_at_most_ten_minutes() {
+        assert_eq!(code_replay_memory(2), 20);
+        assert_eq!(code_replay_memory(60), 600);
+        assert_eq!(code_replay_memory(100), CODE_REPLAY_MEMORY);
+        assert_eq!(code_replay_memory(u64::MAX), CODE_REPLAY_MEMORY);
+        assert_eq!(code_replay_memory(0), 0);
+    }
 }

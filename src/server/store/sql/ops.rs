@@ -4,9 +4,7 @@
 use async_trait::async_trait;
 use sqlx::AnyConnection;
 
-use super::super::{
-    Approval, AuthCode, Client, Redeemed, Store, StoreResult, Swept, Token, CODE_REPLAY_MEMORY,
-};
+use super::super::{Approval, AuthCode, Client, Redeemed, Store, StoreResult, Swept, Token};
 use super::rows::{self, APPROVAL_COLUMNS, CLIENT_COLUMNS, CODE_COLUMNS, TOKEN_COLUMNS};
 use super::{backend, SqlStore};
 
@@ -99,7 +97,10 @@ impl Store for SqlStore {
 
     async fn insert_approval(&self, approval: Approval) -> StoreResult<()> {
         sqlx::query(&format!(
-            "INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            "INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (id) DO UPDATE SET client_id = excluded.client_id, \
+             username = excluded.username, patient_id = excluded.patient_id, \
+             scope = excluded.scope, expires = excluded.expires, created = excluded.created"
         ))
         .bind(&approval.id)
         .bind(&approval.client_id)
@@ -271,7 +272,7 @@ impl Store for SqlStore {
         })
     }
 
-    async fn sweep(&self, now: i64) -> StoreResult<Swept> {
+    async fn sweep(&self, now: i64, code_memory: i64) -> StoreResult<Swept> {
         let run = |sql: &'static str, cutoff: i64| async move {
             sqlx::query(sql)
                 .bind(cutoff)
@@ -290,7 +291,7 @@ impl Store for SqlStore {
         let codes = run(
             "DELETE FROM codes WHERE expires <= $1 \
              OR NOT EXISTS (SELECT 1 FROM approvals WHERE approvals.id = codes.approval_id)",
-            now.saturating_sub(CODE_REPLAY_MEMORY),
+            now.saturating_sub(code_memory),
         )
         .await?;
         Ok(Swept {
