@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use smartnb::server::store::{
-    Approval, AuthCode, Client, Redeemed, Store, Swept, Token, CODE_REPLAY_MEMORY,
+    Approval, AuthCode, Client, GrantKey, Redeemed, Store, Swept, Token, CODE_REPLAY_MEMORY,
 };
 
 /// Now, as the server's clock has it.
@@ -141,7 +141,19 @@ pub async fn approvals(store: Arc<dyn Store>) {
     renewed.expires += 7200;
     renewed.created = 400;
     store.insert_approval(renewed.clone()).await.unwrap();
-    assert_eq!(store.approval(renewed_id).await.unwrap(), Some(renewed));
+    assert_eq!(
+        store.approval(renewed_id).await.unwrap(),
+        Some(renewed.clone())
+    );
+    let key = GrantKey::of(&renewed);
+    let found = store.renewable_approval(&key, now()).await.unwrap();
+    assert_eq!(found.as_ref(), Some(&renewed), "the newest of the grant");
+    let later = renewed.expires + 1;
+    assert_eq!(
+        store.renewable_approval(&key, later).await.unwrap(),
+        None,
+        "expired"
+    );
     let listed = store.approvals_for_user(&username).await.unwrap();
     assert_eq!(listed.len(), 3, "replaced, not added");
     assert_eq!(&listed[0].id, renewed_id, "and now the newest");

@@ -3,7 +3,7 @@
 use crate::server::clock;
 use crate::server::scopes::Scopes;
 use crate::server::state::AppState;
-use crate::server::store::{Approval, Token};
+use crate::server::store::{Approval, GrantKey, Token};
 
 use super::{new_secret, store_failed};
 use crate::server::error::OAuthError;
@@ -34,18 +34,17 @@ pub async fn approve(state: &AppState, grant: Grant<'_>) -> Result<Approval, OAu
 /// per sign-in. A different scope is a separate approval.
 pub async fn consent(state: &AppState, grant: Grant<'_>) -> Result<Approval, OAuthError> {
     let now = clock::now();
+    let key = GrantKey {
+        client_id: grant.client_id.to_string(),
+        username: grant.username.to_string(),
+        patient_id: grant.patient_id.to_string(),
+        scope: grant.scope.to_string(),
+    };
     let renewed = state
         .store
-        .approvals_for_user(grant.username)
+        .renewable_approval(&key, now)
         .await
-        .map_err(store_failed)?
-        .into_iter()
-        .find(|a| {
-            a.client_id == grant.client_id
-                && a.patient_id == grant.patient_id
-                && a.scope == grant.scope
-                && a.expires > now
-        });
+        .map_err(store_failed)?;
     save(state, renewed.map_or_else(new_secret, |a| a.id), grant).await
 }
 

@@ -5,7 +5,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::{Approval, AuthCode, Client, Redeemed, Store, StoreResult, Swept, Token};
+use super::{Approval, AuthCode, Client, GrantKey, Redeemed, Store, StoreResult, Swept, Token};
 
 /// A code and what has happened to it.
 struct CodeEntry {
@@ -20,6 +20,9 @@ struct CodeEntry {
 struct Tables {
     clients: HashMap<String, Client>,
     approvals: HashMap<String, Approval>,
+    /// The newest approval saved for each grant (entries whose approval is gone are dropped
+    /// when it goes).
+    grants: HashMap<GrantKey, String>,
     /// Token pairs by access token.
     tokens: HashMap<String, Token>,
     /// Refresh token -> access token.
@@ -102,8 +105,26 @@ impl Store for MemoryStore {
     }
 
     async fn insert_approval(&self, approval: Approval) -> StoreResult<()> {
-        self.lock().approvals.insert(approval.id.clone(), approval);
+        let mut tables = self.lock();
+        tables
+            .grants
+            .insert(GrantKey::of(&approval), approval.id.clone());
+        tables.approvals.insert(approval.id.clone(), approval);
         Ok(())
+    }
+
+    async fn renewable_approval(
+        &self,
+        grant: &GrantKey,
+        now: i64,
+    ) -> StoreResult<Option<Approval>> {
+        let tables = self.lock();
+        Ok(tables
+            .grants
+            .get(grant)
+            .and_then(|id| tables.approvals.get(id))
+            .filter(|a| a.expires > now)
+            .cloned())
     }
 
     async fn approval(&self, id: &str) -> StoreResult<Option<Approval>> {
@@ -124,7 +145,12 @@ impl Store for MemoryStore {
 
     async fn delete_approval(&self, id: &str) -> StoreResult<()> {
         let mut tables = self.lock();
-        tables.approvals.remove(id);
+        if let Some(gone) = tables.approvals.remove(id) {
+            let key = GrantKey::of(&gone);
+            if tables.grants.get(&key).is_some_and(|latest| latest == id) {
+                tables.grants.remove(&key);
+            }
+        }
         tables.remove_tokens_where(|t, _| t.approval_id == id);
         tables.codes.retain(|_, entry| entry.code.approval_id != id);
         Ok(())
@@ -214,6 +240,12 @@ impl Store for MemoryStore {
         let before = tables.approvals.len();
         tables.approvals.retain(|_, a| a.expires > now);
         let approvals = (before - tables.approvals.len()) as u64;
+        let Tables {
+            approvals: live,
+            grants,
+            ..
+        } = &mut *tables;
+        grants.retain(|_, id| live.contains_key(id));
         let Tables {
             approvals: live,
             codes,

@@ -96,6 +96,31 @@ pub struct AuthCode {
     pub expires: i64,
 }
 
+/// What makes two approvals the same grant: app, participant, patient and scope.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GrantKey {
+    /// The app.
+    pub client_id: String,
+    /// Who approved.
+    pub username: String,
+    /// Whose records.
+    pub patient_id: String,
+    /// The scopes approved.
+    pub scope: String,
+}
+
+impl GrantKey {
+    /// The grant an approval is of.
+    pub fn of(approval: &Approval) -> GrantKey {
+        GrantKey {
+            client_id: approval.client_id.clone(),
+            username: approval.username.clone(),
+            patient_id: approval.patient_id.clone(),
+            scope: approval.scope.clone(),
+        }
+    }
+}
+
 /// What happened when a code was redeemed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Redeemed {
@@ -179,6 +204,10 @@ pub trait Store: Send + Sync {
     async fn insert_approval(&self, approval: Approval) -> StoreResult<()>;
     /// Look an approval up by id.
     async fn approval(&self, id: &str) -> StoreResult<Option<Approval>>;
+    /// The newest approval of this client, user, patient and scope still live at Unix time
+    /// `now`: the one a new consent to the same renews.
+    async fn renewable_approval(&self, grant: &GrantKey, now: i64)
+        -> StoreResult<Option<Approval>>;
     /// Every approval a user has given, newest first.
     async fn approvals_for_user(&self, username: &str) -> StoreResult<Vec<Approval>>;
     /// Delete an approval and every token and code under it.

@@ -12,8 +12,14 @@ use sqlx::AnyPool;
 
 /// Version, description and SQL of every migration, oldest first. A released migration is
 /// never edited (its checksum is recorded); changes come as new files.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (
+        2,
+        "approvals by grant",
+        include_str!("../migrations/0002_approvals_by_grant.sql"),
+    ),
+];
 
 /// The migrations above as a source for sqlx's `Migrator`.
 #[derive(Debug)]

@@ -4,7 +4,9 @@
 use async_trait::async_trait;
 use sqlx::AnyConnection;
 
-use super::super::{Approval, AuthCode, Client, Redeemed, Store, StoreResult, Swept, Token};
+use super::super::{
+    Approval, AuthCode, Client, GrantKey, Redeemed, Store, StoreResult, Swept, Token,
+};
 use super::rows::{self, APPROVAL_COLUMNS, CLIENT_COLUMNS, CODE_COLUMNS, TOKEN_COLUMNS};
 use super::{backend, SqlStore};
 
@@ -124,6 +126,26 @@ impl Store for SqlStore {
         .await
         .map_err(backend)?;
         row.as_ref().map(rows::approval).transpose()
+    }
+
+    async fn renewable_approval(
+        &self,
+        grant: &GrantKey,
+        now: i64,
+    ) -> StoreResult<Option<Approval>> {
+        let found = sqlx::query(&format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE username = $1 AND client_id = $2 \
+             AND patient_id = $3 AND scope = $4 AND expires > $5 ORDER BY created DESC, id LIMIT 1"
+        ))
+        .bind(&grant.username)
+        .bind(&grant.client_id)
+        .bind(&grant.patient_id)
+        .bind(&grant.scope)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(backend)?;
+        found.as_ref().map(rows::approval).transpose()
     }
 
     async fn approvals_for_user(&self, username: &str) -> StoreResult<Vec<Approval>> {
