@@ -554,21 +554,54 @@ fn charts() -> &'static DataStore {
 }
 
 /// Parse a search: the first line names the resource type (no line: Observation), the rest
-/// is the query string. A search that parses is run over the bundled charts.
+/// is the query string. A search that parses is run over the bundled charts. Then the same
+/// search goes to the server as `GET /api/open-fhir/{type}?{query}`.
 pub fn fhir(data: &[u8]) {
     let (resource_type, query) = match data.iter().position(|&b| b == b'\n') {
         Some(at) => (String::from_utf8_lossy(&data[..at]), &data[at + 1..]),
         None => ("Observation".into(), data),
     };
     let pairs: Vec<(String, String)> = form_urlencoded::parse(query).into_owned().collect();
-    let Ok(search) = Search::parse(&resource_type, &pairs) else {
-        return;
-    };
-    assert!(search.count <= search::MAX_COUNT);
-    for resource in charts().of_type(&resource_type) {
-        let _ = search.matches(resource);
-        for (name, value) in &pairs {
-            let _ = search::matches_filter(&resource.json, name, value);
+    if let Ok(search) = Search::parse(&resource_type, &pairs) {
+        assert!(search.count <= search::MAX_COUNT);
+        for resource in charts().of_type(&resource_type) {
+            let _ = search.matches(resource);
+            for (name, value) in &pairs {
+                let _ = search::matches_filter(&resource.json, name, value);
+            }
         }
     }
+    open_fhir_search(&resource_type, query);
+}
+
+/// `GET /api/open-fhir/{type}?{query}` through the router (bytes a URI cannot hold are
+/// percent-encoded); `None` when the type cannot be a path segment. Never a 5xx: a 200
+/// Bundle or an OperationOutcome.
+pub fn open_fhir_search(resource_type: &str, query: &[u8]) -> Option<(StatusCode, Value)> {
+    let mut uri = format!("/api/open-fhir/{resource_type}?");
+    for &b in query {
+        if b.is_ascii_graphic() && b != b'#' {
+            uri.push(b as char);
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    let request = Request::get(uri).body(Body::empty()).ok()?;
+    let server = server();
+    let (_, router) = server.app();
+    let (status, body) = server.runtime.block_on(send(router, request));
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        !status.is_server_error(),
+        "answered {status} with body {text}"
+    );
+    let json: Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|e| panic!("{status} with a body that is not JSON ({e}): {text}"));
+    let expected = if status == StatusCode::OK {
+        "Bundle"
+    } else {
+        "OperationOutcome"
+    };
+    assert_eq!(json["resourceType"], expected, "{status}: {text}");
+    Some((status, json))
 }
