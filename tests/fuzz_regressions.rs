@@ -8,6 +8,8 @@ mod harness;
 
 use std::path::PathBuf;
 
+use smartnb::server::fhir::search::Search;
+
 /// The seed inputs of one fuzz target, by file name.
 fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -118,4 +120,32 @@ fn register_seeds_register_or_are_refused() {
         let (status, body) = harness::register_response(&seed(name));
         assert_eq!(status, 400, "{name}: {body}");
     }
+}
+
+/// fhir target, first minute: a `date` value whose fifth byte starts a multibyte character
+/// (here U+FFFD, from an invalid byte) panicked in the date shape check, which sliced the
+/// text at byte 4..5 inside the character. It must be refused as a malformed date.
+#[test]
+fn fhir_date_cut_inside_a_character_is_refused() {
+    harness::fhir(b"AllergyIntolerance\ncategory=f\0ood&date=ne2018\xa7");
+    for date in [
+        "2018\u{fffd}",
+        "ne2018\u{e9}1",
+        "2018-01\u{e9}01",
+        "ge2018-\u{e9}-1",
+    ] {
+        let pairs = [("date".to_string(), date.to_string())];
+        let err = Search::parse("Observation", &pairs).expect_err(date);
+        assert_eq!(err.status, 400, "{date}");
+        assert!(
+            err.diagnostics.contains("is not a date search"),
+            "{date}: {}",
+            err.diagnostics
+        );
+    }
+    // The same through the server, as a client would send it.
+    let (status, body) =
+        harness::open_fhir_search("Observation", b"date=2018%C3%A91").expect("a valid request");
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["issue"][0]["code"], "invalid", "{body}");
 }
