@@ -224,17 +224,14 @@ fn parse_date(value: &str) -> Result<DateValue, FhirError> {
             "date={value:?} is not a date search; write [eq|ne|gt|lt|ge|le]YYYY, YYYY-MM, YYYY-MM-DD or a full dateTime like 2018-03-14T09:30:00Z"
         ))
     };
+    // Byte by byte: a value may hold any UTF-8, and slicing a str inside a character panics.
     let shape_ok = |s: &str| {
-        let digits = |r: std::ops::Range<usize>| {
-            s.get(r)
-                .is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()))
-        };
-        match s.len() {
+        let b = s.as_bytes();
+        let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+        match b.len() {
             4 => digits(0..4),
-            7 => digits(0..4) && &s[4..5] == "-" && digits(5..7),
-            10 => {
-                digits(0..4) && &s[4..5] == "-" && digits(5..7) && &s[7..8] == "-" && digits(8..10)
-            }
+            7 => digits(0..4) && b[4] == b'-' && digits(5..7),
+            10 => digits(0..4) && b[4] == b'-' && digits(5..7) && b[7] == b'-' && digits(8..10),
             _ => false,
         }
     };
@@ -295,8 +292,9 @@ fn date_matches(json: &Value, wanted: &DateValue) -> bool {
         None => {
             // Calendar comparison at the precision the searcher wrote, on the resource's own
             // local date: "date=2018-03-14" finds what happened on that day where it happened.
+            // Compared as bytes (the order str uses), so a cut inside a character cannot panic.
             let n = wanted.text.len().min(have.len());
-            have[..n].cmp(&wanted.text[..n])
+            have.as_bytes()[..n].cmp(&wanted.text.as_bytes()[..n])
         }
     };
     use std::cmp::Ordering::*;
