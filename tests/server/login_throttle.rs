@@ -171,3 +171,24 @@ async fn many_names_from_one_address_pause_the_address() {
     clock.advance(600);
     assert!(got_in(&sign_in(&browser, JOSEPH.username, PASSWORD).await));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_right_passwords_at_once_from_one_address_all_get_in() {
+    // Far more parallel sign-ins from loopback than either limit (5 per name, 20 per
+    // address): none of them fails, so none may pause anything.
+    let (server, _clock) = default_server().await;
+    let server = std::sync::Arc::new(server);
+    let mut sign_ins = Vec::new();
+    for i in 0..40 {
+        let server = server.clone();
+        let who = [DANIEL, JOSEPH][i % 2];
+        sign_ins.push(tokio::spawn(async move {
+            let browser = Browser::new(&server);
+            let page = sign_in(&browser, who.username, PASSWORD).await;
+            (page.status.as_u16(), got_in(&page))
+        }));
+    }
+    for sign_in in sign_ins {
+        assert_eq!(sign_in.await.unwrap(), (200, true));
+    }
+}
