@@ -22,9 +22,24 @@ pub struct Grant<'a> {
     pub expires: i64,
 }
 
+impl Grant<'_> {
+    /// This grant as an approval with the given id, given now.
+    fn approval(&self, id: String) -> Approval {
+        Approval {
+            id,
+            client_id: self.client_id.to_string(),
+            username: self.username.to_string(),
+            patient_id: self.patient_id.to_string(),
+            scope: self.scope.to_string(),
+            expires: self.expires,
+            created: clock::now(),
+        }
+    }
+}
+
 /// Save a new approval (the debug endpoint's: each mint names its own expiry).
 pub async fn approve(state: &AppState, grant: Grant<'_>) -> Result<Approval, OAuthError> {
-    save(state, new_secret(), grant).await
+    save(state, grant.approval(new_secret())).await
 }
 
 /// A participant's consent: approving the same app, patient and scope again renews the
@@ -33,31 +48,19 @@ pub async fn approve(state: &AppState, grant: Grant<'_>) -> Result<Approval, OAu
 /// participant who signs in to the same app over and over leaves one approval, not one
 /// per sign-in. A different scope is a separate approval.
 pub async fn consent(state: &AppState, grant: Grant<'_>) -> Result<Approval, OAuthError> {
-    let now = clock::now();
-    let key = GrantKey {
-        client_id: grant.client_id.to_string(),
-        username: grant.username.to_string(),
-        patient_id: grant.patient_id.to_string(),
-        scope: grant.scope.to_string(),
-    };
+    let mut approval = grant.approval(new_secret());
     let renewed = state
         .store
-        .renewable_approval(&key, now)
+        .renewable_approval(&GrantKey::of(&approval), approval.created)
         .await
         .map_err(store_failed)?;
-    save(state, renewed.map_or_else(new_secret, |a| a.id), grant).await
+    if let Some(old) = renewed {
+        approval.id = old.id;
+    }
+    save(state, approval).await
 }
 
-async fn save(state: &AppState, id: String, grant: Grant<'_>) -> Result<Approval, OAuthError> {
-    let approval = Approval {
-        id,
-        client_id: grant.client_id.to_string(),
-        username: grant.username.to_string(),
-        patient_id: grant.patient_id.to_string(),
-        scope: grant.scope.to_string(),
-        expires: grant.expires,
-        created: clock::now(),
-    };
+async fn save(state: &AppState, approval: Approval) -> Result<Approval, OAuthError> {
     state
         .store
         .insert_approval(approval.clone())
