@@ -10,6 +10,7 @@ mod upstream_support;
 
 mod authorization_flow;
 mod authorize_errors;
+mod authorize_limits;
 mod bad_input;
 mod csrf_and_sessions;
 mod debug_errors;
@@ -21,6 +22,8 @@ mod fhir_search;
 mod fhir_upstream;
 mod introspect_revoke;
 mod login_throttle;
+mod metadata_limits;
 mod register_errors;
+mod scope_limits;
 mod seed_walkthrough;
 mod token_errors;
