@@ -20,6 +20,7 @@ mod fhir_compartment;
 mod fhir_scopes;
 mod fhir_search;
 mod fhir_upstream;
+mod hardening_figures;
 mod introspect_revoke;
 mod login_throttle;
 mod metadata_limits;
