@@ -19,6 +19,7 @@ mod fhir_compartment;
 mod fhir_scopes;
 mod fhir_search;
 mod fhir_upstream;
+mod fhir_upstream_params;
 mod introspect_revoke;
 mod login_throttle;
 mod register_errors;

@@ -382,16 +382,7 @@ fn everything(
         return Err(unknown_operation(resource_type, operation));
     }
     check_id(id)?;
-    let pairs = query::pairs(query)?;
-    if let Some((name, _)) = pairs
-        .iter()
-        .find(|(k, _)| !matches!(k.as_str(), "_count" | "_offset" | "_format"))
-    {
-        return Err(FhirError::invalid(format!(
-            "$everything does not take {name:?}; it takes only _count (and the _offset of its paging links)"
-        )));
-    }
-    let search = Search::parse("Patient", &pairs)?;
+    let search = Search::everything(&query::pairs(query)?)?;
     // An unknown patient and one outside the token's reach look the same.
     if state.data.get("Patient", id).is_none() || !access.reaches_patient(id) {
         return Err(FhirError::not_found(format!("Patient/{id} is not known")));

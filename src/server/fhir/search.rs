@@ -80,17 +80,7 @@ impl Search {
             ..Default::default()
         };
         for (name, value) in pairs {
-            if name.contains(':') {
-                return Err(FhirError::invalid(format!(
-                    "search modifiers such as {name:?} are not supported; use the plain parameter"
-                )));
-            }
-            if !allowed.contains(&name.as_str()) {
-                return Err(FhirError::invalid(format!(
-                    "unknown search parameter {name:?} for {resource_type}; supported: {}",
-                    allowed.join(", ")
-                )));
-            }
+            refuse_unsupported(resource_type, name, &allowed)?;
             if name != "_offset" {
                 search.link_params.push((name.clone(), value.clone()));
             }
@@ -113,6 +103,31 @@ impl Search {
         Ok(search)
     }
 
+    /// Parse the query of `Patient/{id}/$everything`, which takes only `_count` (and the
+    /// `_offset` of its paging links).
+    pub fn everything(pairs: &[(String, String)]) -> Result<Search, FhirError> {
+        if let Some((name, _)) = pairs
+            .iter()
+            .find(|(k, _)| !matches!(k.as_str(), "_count" | "_offset" | "_format"))
+        {
+            return Err(FhirError::invalid(format!(
+                "$everything does not take {name:?}; it takes only _count (and the _offset of its paging links)"
+            )));
+        }
+        Search::parse("Patient", pairs)
+    }
+
+    /// The patient compartments asked for: one list of alternatives per `patient` or
+    /// `subject` parameter (all must hold), each id without its `Patient/` prefix.
+    pub fn patients(&self) -> &[Vec<String>] {
+        &self.patients
+    }
+
+    /// The resource ids asked for: one list of alternatives per `_id` parameter.
+    pub fn ids(&self) -> &[Vec<String>] {
+        &self.ids
+    }
+
     /// Whether a resource satisfies every parameter.
     pub fn matches(&self, resource: &Resource) -> bool {
         let json = &resource.json;
@@ -131,6 +146,31 @@ impl Search {
                 .all(|any| any.iter().any(|t| token_matches(&codes(json), t)))
             && self.dates.iter().all(|d| date_matches(json, d))
     }
+}
+
+/// Refuse a parameter this server cannot evaluate, saying which kind it is. Nothing
+/// unsupported is ever ignored: a search that ran on less than was asked would answer
+/// another question (and, in front of an upstream, would forward what cannot be checked).
+fn refuse_unsupported(resource_type: &str, name: &str, allowed: &[&str]) -> Result<(), FhirError> {
+    let why = if name == "_has" || name.starts_with("_has:") {
+        format!(
+            "reverse chaining ({name:?}) is not supported: a search cannot test the resources that point at these; search those resources instead"
+        )
+    } else if name.contains('.') {
+        format!(
+            "chained parameters such as {name:?} are not supported; search the referenced resource first, then this type by its id or patient"
+        )
+    } else if name.contains(':') {
+        format!("search modifiers such as {name:?} are not supported; use the plain parameter")
+    } else if !allowed.contains(&name) {
+        format!(
+            "unknown search parameter {name:?} for {resource_type}; supported: {}",
+            allowed.join(", ")
+        )
+    } else {
+        return Ok(());
+    };
+    Err(FhirError::invalid(why))
 }
 
 #[cfg(test)]
@@ -201,6 +241,16 @@ mod tests {
             "foo=bar",
             "_count=ten",
             "code:text=x",
+            "subject:Patient=p1",
+            "subject.name=Ross",
+            "patient._id=p1",
+            "_has:Condition:patient:code=x",
+            "_summary=count",
+            "_elements=id",
+            "_include=Observation:patient",
+            "_revinclude=Provenance:target",
+            "_contained=true",
+            "_type=Condition",
             "_id=",
             "code=|",
         ] {
@@ -208,6 +258,11 @@ mod tests {
             assert_eq!(err.status, 400, "{q}");
         }
         assert!(Search::parse("Patient", &pairs("category=x")).is_err());
+        let why = |q: &str| Search::parse("Patient", &pairs(q)).unwrap_err().diagnostics;
+        assert!(why("_has:Condition:patient:code=x").contains("reverse chaining"));
+        assert!(why("general-practitioner.name=x").contains("chained"));
+        assert!(why("name:exact=x").contains("modifiers"));
+        assert!(why("_summary=count").contains("unknown search parameter \"_summary\""));
         assert_eq!(
             Search::parse("Observation", &pairs("_count=100000"))
                 .unwrap()
