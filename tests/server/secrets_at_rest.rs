@@ -94,8 +94,18 @@ async fn the_state_file_holds_hashes_of_tokens_codes_and_secrets_never_the_value
     }
 }
 
+/// A child process killed when dropped, so a failed assertion leaves no server behind.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `smartnb serve --state FILE` started under this umask (by the shell, as a user would).
-fn serve_under_umask(umask: &str, db: &Path) -> (std::process::Child, String) {
+fn serve_under_umask(umask: &str, db: &Path) -> (Killed, String) {
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -108,8 +118,10 @@ fn serve_under_umask(umask: &str, db: &Path) -> (std::process::Child, String) {
         .stderr(Stdio::null())
         .spawn()
         .expect("smartnb serve starts");
+    let stdout = child.stdout.take().unwrap();
+    let child = Killed(child);
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
+    BufReader::new(stdout)
         .read_line(&mut line)
         .expect("the base URL line");
     assert!(line.starts_with("http://"), "first line {line:?}");
@@ -121,7 +133,7 @@ async fn the_state_file_and_its_wal_and_shm_are_0600_under_umask_022_and_000() {
     for umask in ["022", "000"] {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("state.db");
-        let (mut child, base) = serve_under_umask(umask, &db);
+        let (_server, base) = serve_under_umask(umask, &db);
         // A write, so that the log and its index exist.
         let registered = reqwest::Client::new()
             .post(format!("{base}/oauth/register"))
@@ -147,7 +159,5 @@ async fn the_state_file_and_its_wal_and_shm_are_0600_under_umask_022_and_000() {
                 mode & 0o777
             );
         }
-        child.kill().unwrap();
-        let _ = child.wait();
     }
 }
