@@ -154,6 +154,10 @@ struct ServeArgs {
     /// Seconds between sweeps of expired codes, tokens, approvals and sessions (0: never).
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     sweep_every: u64,
+    /// Seconds after registering that a client which never got an approval is swept
+    /// (default 7 days; 0 keeps such clients forever).
+    #[arg(long, default_value_t = server::store::CLIENT_IDLE_LIFETIME, value_name = "SECONDS")]
+    client_idle_lifetime: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -284,6 +288,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         fhir_upstream_timeout: std::time::Duration::from_secs(args.fhir_upstream_timeout.max(1)),
         state: args.state.unwrap_or_default(),
         sweep_interval: std::time::Duration::from_secs(args.sweep_every),
+        client_idle_lifetime: args.client_idle_lifetime,
         ..server::Config::default()
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -59,6 +59,9 @@ pub struct Config {
     /// How often expired codes, tokens, approvals, pending requests and browser sessions
     /// are swept; zero turns the sweep off.
     pub sweep_interval: Duration,
+    /// Seconds after registering that a client which never got an approval is swept;
+    /// zero keeps such clients forever.
+    pub client_idle_lifetime: u64,
 }
 
 impl Default for Config {
@@ -77,6 +80,7 @@ impl Default for Config {
             login_limits: LoginLimits::default(),
             state: StateLocation::Memory,
             sweep_interval: Duration::from_secs(60),
+            client_idle_lifetime: store::CLIENT_IDLE_LIFETIME,
         }
     }
 }

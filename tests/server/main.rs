@@ -11,6 +11,7 @@ mod upstream_support;
 mod authorization_flow;
 mod authorize_errors;
 mod bad_input;
+mod code_ownership;
 mod csrf_and_sessions;
 mod debug_errors;
 mod discovery;
@@ -22,6 +23,9 @@ mod fhir_upstream;
 mod fhir_upstream_params;
 mod introspect_revoke;
 mod login_throttle;
+mod online_access;
 mod register_errors;
+#[cfg(unix)]
+mod secrets_at_rest;
 mod seed_walkthrough;
 mod token_errors;

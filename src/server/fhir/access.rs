@@ -148,7 +148,7 @@ pub async fn from_bearer(state: &AppState, headers: &HeaderMap) -> Result<Access
     };
     let stored: Token = state
         .store
-        .token_by_access(token)
+        .token_by_access(&crate::server::oauth::sha256(token))
         .await
         .map_err(store_trouble)?
         .ok_or_else(unknown)?;
