@@ -19,6 +19,7 @@ mod fhir_compartment;
 mod fhir_scopes;
 mod fhir_search;
 mod fhir_upstream;
+mod host_and_debug;
 mod introspect_revoke;
 mod login_throttle;
 mod register_errors;
