@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod error;
 pub mod fhir;
 pub mod host_check;
+pub mod no_store;
 pub mod oauth;
 pub mod pages;
 pub mod password_check;

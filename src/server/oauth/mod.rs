@@ -22,12 +22,14 @@ use axum::Router;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::error::{OAuthError, BODY_LIMIT};
+use super::error::{method_not_allowed, OAuthError, BODY_LIMIT};
+use super::no_store::no_store;
 use super::state::AppState;
 
-/// Routes under `/oauth`.
+/// Routes under `/oauth`, none of whose answers may be cached (they carry tokens, client
+/// secrets, codes in redirects, or errors about them).
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
+    let routes = Router::new()
         .route("/oauth/register", post(register::register))
         .route(
             "/oauth/authorize",
@@ -38,6 +40,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/oauth/revoke", post(revoke::revoke))
         .route("/oauth/debug/token", post(debug::token))
         .route("/oauth/debug/introspect", get(debug::introspect))
+        // Set before the layers: the router-wide 405 fallback does not reach layered routes.
+        .method_not_allowed_fallback(method_not_allowed);
+    no_store(routes)
 }
 
 /// A store failure, as the 503 a client can retry.
