@@ -11,6 +11,7 @@ mod upstream_support;
 mod authorization_flow;
 mod authorize_errors;
 mod bad_input;
+mod basic_and_logout;
 mod csrf_and_sessions;
 mod debug_errors;
 mod discovery;
