@@ -25,6 +25,11 @@ use smartnb::server::store::{Approval, AuthCode, Client, MemoryStore, Store, Tok
 use smartnb::server::{self as server_mod, Config};
 use smartnb::session::parse;
 
+// The ingress target (Host, debug gate, Content-Type) lives in its own file.
+#[path = "ingress.rs"]
+mod ingress;
+pub use ingress::{ingress, ingress_response};
+
 // ---------------------------------------------------------------------------------------
 // cell: the helper-command parser.
 
