@@ -120,9 +120,14 @@ struct ServeArgs {
     /// Port to listen on; 0 picks a free one.
     #[arg(long, default_value_t = 9000)]
     port: u16,
-    /// Serve /oauth/debug/* even when not listening on loopback.
+    /// Serve /oauth/debug/* when the server faces outside (a non-loopback --public-url or
+    /// --host); even then only to programs on this machine, never through a proxy.
     #[arg(long)]
     debug_endpoints: bool,
+    /// Answer whatever host a request's Host header names (default: only the --public-url
+    /// host, the --host address and loopback names; others get 421, against DNS rebinding).
+    #[arg(long)]
+    allow_any_host: bool,
     /// Turn off /api/open-fhir, the tokenless copy of the FHIR API.
     #[arg(long)]
     no_open_fhir: bool,
@@ -279,6 +284,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         host: args.host,
         port: args.port,
         debug_endpoints: args.debug_endpoints,
+        allow_any_host: args.allow_any_host,
         open_fhir: !args.no_open_fhir,
         access_lifetime: args.access_lifetime,
         code_lifetime: args.code_lifetime,

@@ -26,6 +26,11 @@ use smartnb::server::store::{Approval, AuthCode, Client, MemoryStore, Store, Tok
 use smartnb::server::{self as server_mod, Config};
 use smartnb::session::parse;
 
+// The ingress target (Host, debug gate, Content-Type) lives in its own file.
+#[path = "ingress.rs"]
+mod ingress;
+pub use ingress::{ingress, ingress_response};
+
 // ---------------------------------------------------------------------------------------
 // cell: the helper-command parser.
 
@@ -163,8 +168,14 @@ impl Server {
     }
 }
 
-/// Send one request through the whole router; the status and the body.
-async fn send(router: Router, request: Request<Body>) -> (StatusCode, Bytes) {
+/// Send one request through the whole router, naming the server in a Host header as a
+/// client would (every route checks it); the status and the body.
+async fn send(router: Router, mut request: Request<Body>) -> (StatusCode, Bytes) {
+    if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
+        request
+            .headers_mut()
+            .insert(header::HOST, HeaderValue::from_static("localhost:9000"));
+    }
     let response = router
         .oneshot(request)
         .await

@@ -179,9 +179,16 @@ pub fn set_cookie(session: &BrowserSession, secure: bool) -> HeaderValue {
     HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// `Set-Cookie` that deletes the session cookie.
-pub fn clear_cookie() -> HeaderValue {
-    HeaderValue::from_static("smartnb_session=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0")
+/// `Set-Cookie` that deletes the session cookie, with the attributes `set_cookie` gives it.
+pub fn clear_cookie(secure: bool) -> HeaderValue {
+    let mut cookie = Cookie::build((COOKIE, ""))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .path("/")
+        .secure(secure)
+        .build();
+    cookie.make_removal();
+    HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 fn cookie_value(headers: &HeaderMap) -> Option<String> {
