@@ -12,6 +12,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use tower::ServiceExt;
 
+use smartnb::server::oauth::sha256;
 use smartnb::server::state::AppState;
 use smartnb::server::store::{Approval, MemoryStore, Store, Token};
 use smartnb::server::{self as server_mod, Config};
@@ -95,13 +96,14 @@ fn ingress_app(kind: u8, runtime: &tokio::runtime::Runtime) -> IngressApp {
             .expect("memory");
         store
             .insert_token(Token {
-                access_token: INGRESS_ACCESS.to_string(),
-                refresh_token: None,
+                access_sha256: sha256(INGRESS_ACCESS),
+                refresh_sha256: None,
                 approval_id: "fuzz-ingress-approval".to_string(),
                 scope: SCOPE.to_string(),
                 issued_at: now,
                 access_expires: now + 365 * 24 * 3600,
-                from_code: None,
+                from_code_sha256: None,
+                session_sha256: None,
             })
             .await
             .expect("memory");
@@ -264,7 +266,7 @@ pub fn ingress_response(data: &[u8]) -> Option<(StatusCode, axum::http::HeaderMa
     if input.route == 0 && status == StatusCode::OK {
         let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let access = json["access_token"].as_str().unwrap_or_default();
-        let _ = runtime.block_on(state.store.revoke_token(access));
+        let _ = runtime.block_on(state.store.revoke_token(&sha256(access)));
         full = MINTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % MAX_CLIENTS
             == MAX_CLIENTS - 1;
     }
