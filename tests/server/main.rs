@@ -21,6 +21,7 @@ mod fhir_search;
 mod fhir_upstream;
 mod introspect_revoke;
 mod login_throttle;
+mod portal_hardening;
 mod register_errors;
 mod seed_walkthrough;
 mod token_errors;
