@@ -130,6 +130,36 @@ fn ingress_seeds_get_what_they_were_written_for() {
     }
 }
 
+#[test]
+fn next_seeds_replay() {
+    replay("next", harness::next);
+}
+
+/// The next seeds: the server's own paths are kept, every attack lands on /apps.
+#[test]
+fn next_seeds_stay_on_the_server() {
+    let kept = [
+        (
+            "consent",
+            "/oauth/consent?request=0123456789abcdef0123456789abcdef",
+        ),
+        ("apps", "/apps"),
+        // Bytes that are not UTF-8 are read as U+FFFD, which is sent percent-encoded.
+        ("invalid_utf8", "/%EF%BF%BD%EF%BF%BD/apps"),
+    ];
+    for (name, bytes) in seeds("next") {
+        let expected = kept
+            .iter()
+            .find(|(seed, _)| name.ends_with(&format!("/{seed}")))
+            .map_or("/apps", |(_, location)| location);
+        for (what, status, location) in harness::next_answers(&bytes) {
+            if status.is_redirection() {
+                assert_eq!(location.as_deref(), Some(expected), "{name}: {what}");
+            }
+        }
+    }
+}
+
 /// The token seeds reach the grants they were written for (the fixtures in the harness).
 #[test]
 fn token_seeds_reach_the_grants() {

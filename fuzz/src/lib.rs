@@ -635,3 +635,143 @@ pub fn open_fhir_search(resource_type: &str, query: &[u8]) -> Option<(StatusCode
     assert_eq!(json["resourceType"], expected, "{status}: {text}");
     Some((status, json))
 }
+
+// ---------------------------------------------------------------------------------------
+// next: where sign-in sends the browser afterwards.
+
+/// The base URL of the harness's servers.
+const BASE_URL: &str = "http://localhost:9000";
+/// The user the `next` target signs in as, again and again.
+const NEXT_SIGNER: &str = "daniel-adams";
+/// A user kept signed in, who is sent on at once by GET /login.
+const NEXT_SIGNED_IN: &str = "joseph-ross";
+
+/// A server, a signed-in browser's cookie, and an anonymous browser's cookie and CSRF token.
+struct NextFixture {
+    router: Router,
+    signed_in: String,
+    anonymous: String,
+    anonymous_csrf: String,
+}
+
+fn next_fixture() -> &'static NextFixture {
+    static FIXTURE: OnceLock<NextFixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let (state, router) = new_app();
+        let signed_in = state.sessions.start(NEXT_SIGNED_IN);
+        let (anonymous, _) = state.sessions.ensure(&axum::http::HeaderMap::new(), false);
+        NextFixture {
+            router,
+            signed_in: signed_in.id,
+            anonymous: anonymous.id,
+            anonymous_csrf: anonymous.csrf,
+        }
+    })
+}
+
+/// Where each way of handing in `next` led: the status and Location of GET /login
+/// without a cookie, GET /login signed in, and a right sign-in posted with it.
+pub type NextAnswers = Vec<(&'static str, StatusCode, Option<String>)>;
+
+/// Hand the bytes to the sign-in pages as `next`; every Location must be a path on this
+/// server with no control character, whitespace or backslash, and nothing a 5xx.
+pub fn next(data: &[u8]) {
+    next_answers(data);
+}
+
+/// [`next`], returning what each request was answered.
+pub fn next_answers(data: &[u8]) -> NextAnswers {
+    let fixture = next_fixture();
+    let server = server();
+    let query: String = form_urlencoded::byte_serialize(data).collect();
+    let cookie = |id: &str| format!("smartnb_session={id}");
+    let get = |cookie: Option<String>| {
+        let mut request =
+            Request::get(format!("/login?next={query}")).header(header::HOST, "localhost:9000");
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        request.body(Body::empty()).expect("a valid request")
+    };
+    let form: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("csrf", &fixture.anonymous_csrf)
+        .append_pair("username", NEXT_SIGNER)
+        .append_pair("password", "demo-password")
+        .finish()
+        + "&next="
+        + &query;
+    let post = Request::post("/login")
+        .header(header::HOST, "localhost:9000")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, cookie(&fixture.anonymous))
+        .body(Body::from(form))
+        .expect("a valid request");
+    let requests = [
+        ("GET /login", get(None)),
+        (
+            "GET /login signed in",
+            get(Some(cookie(&fixture.signed_in))),
+        ),
+        ("POST /login", post),
+    ];
+    let mut answers = Vec::new();
+    for (what, request) in requests {
+        let response = server
+            .runtime
+            .block_on(fixture.router.clone().oneshot(request));
+        let response = response.unwrap_or_else(|never| match never {});
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let body = server
+            .runtime
+            .block_on(axum::body::to_bytes(response.into_body(), usize::MAX))
+            .expect("the response body can be read");
+        let text = String::from_utf8_lossy(&body);
+        assert!(!status.is_server_error(), "{what}: {status} {text}");
+        if let Some(location) = &location {
+            check_same_origin_path(what, location);
+        }
+        // The sign-in form hands `next` back in a hidden field: it must be safe too.
+        if let Some(hidden) = hidden_next(&text) {
+            check_same_origin_path(what, hidden);
+        }
+        answers.push((what, status, location));
+    }
+    // GET signed in and a right sign-in always go on; the first shows the form.
+    assert_eq!(answers[0].1, StatusCode::OK, "{answers:?}");
+    assert_eq!(answers[1].1, StatusCode::SEE_OTHER, "{answers:?}");
+    assert_eq!(answers[2].1, StatusCode::SEE_OTHER, "{answers:?}");
+    answers
+}
+
+/// The `value` of the form's hidden `next` field, as written in the page.
+fn hidden_next(page: &str) -> Option<&str> {
+    let marker = "name=\"next\" value=\"";
+    let start = page.find(marker)? + marker.len();
+    let len = page[start..].find('"')?;
+    Some(&page[start..start + len])
+}
+
+/// A Location a browser would follow to this server's origin, and to nothing else.
+fn check_same_origin_path(what: &str, location: &str) {
+    assert!(
+        location.starts_with('/') && !location.starts_with("//"),
+        "{what}: {location:?} is not a path starting with a single /"
+    );
+    assert!(
+        location.bytes().all(|b| b.is_ascii_graphic() && b != b'\\'),
+        "{what}: {location:?} holds a control character, whitespace, a backslash or non-ASCII"
+    );
+    let base = url::Url::parse(BASE_URL).expect("the base URL");
+    let joined = base
+        .join(location)
+        .unwrap_or_else(|e| panic!("{what}: {location:?} does not parse ({e})"));
+    assert_eq!(
+        joined.origin(),
+        base.origin(),
+        "{what}: {location:?} leaves for {joined}"
+    );
+}

@@ -96,7 +96,7 @@ mod tests {
             .pending
             .insert(pending("stale", now - PENDING_LIFETIME - 1));
         state.pending.insert(pending("live", now));
-        state.sessions.start(Some("daniel-adams".into()));
+        state.sessions.start("daniel-adams");
 
         let report = sweep_once(&state).await.unwrap();
         assert_eq!((report.pending, report.sessions), (1, 0));

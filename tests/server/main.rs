@@ -26,6 +26,7 @@ mod host_and_debug;
 mod introspect_revoke;
 mod login_throttle;
 mod online_access;
+mod portal_hardening;
 mod register_errors;
 #[cfg(unix)]
 mod secrets_at_rest;

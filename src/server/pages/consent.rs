@@ -120,15 +120,15 @@ async fn page(
         Ok(Some(c)) => c.client_name,
         _ => pending.client_id.clone(),
     };
+    let scopes = Scopes::parse(&pending.scope).unwrap_or_default();
+    // user/ scopes reach every patient of the user's (fhir::access), whoever is chosen.
+    let reach = words::reach(&scopes);
     let Some(patient_id) = &pending.patient_id else {
         let patients = user
             .patients
             .iter()
             .map(|p| PatientChoice {
-                name: state
-                    .data
-                    .patient_name(&p.id)
-                    .unwrap_or_else(|| p.id.clone()),
+                name: name_of(state, &p.id),
                 id: p.id.clone(),
                 relation: match p.relation {
                     Relation::Own => "You",
@@ -143,11 +143,20 @@ async fn page(
             request: &pending.id,
             app_name: &app_name,
             patients,
+            reach,
             error,
         };
         return html(status, &picker);
     };
-    let scopes = Scopes::parse(&pending.scope).unwrap_or_default();
+    let also_reached = if reach.every_patient.is_empty() {
+        Vec::new()
+    } else {
+        user.patients
+            .iter()
+            .filter(|p| p.id != *patient_id)
+            .map(|p| name_of(state, &p.id))
+            .collect()
+    };
     let now = clock::now();
     let durations = (1..=3u8)
         .map(|years| {
@@ -160,10 +169,7 @@ async fn page(
             }
         })
         .collect();
-    let patient_name = state
-        .data
-        .patient_name(patient_id)
-        .unwrap_or_else(|| patient_id.clone());
+    let patient_name = name_of(state, patient_id);
     let consent = ConsentPage {
         title: "Share your records?",
         user: Some(&user.username),
@@ -179,6 +185,7 @@ async fn page(
         client_id: &pending.client_id,
         patient_name: &patient_name,
         patient_id,
+        also_reached,
         scope_words: words::describe(&scopes),
         categories: words::categories(&scopes),
         durations,
@@ -189,6 +196,14 @@ async fn page(
         error,
     };
     html(status, &consent)
+}
+
+/// A patient's name from the bundled charts, or their id.
+fn name_of(state: &AppState, patient_id: &str) -> String {
+    state
+        .data
+        .patient_name(patient_id)
+        .unwrap_or_else(|| patient_id.to_string())
 }
 
 /// Read a page form: its session must be live and its CSRF token right.

@@ -4,6 +4,7 @@
 mod apps;
 mod consent;
 mod login;
+pub mod next;
 pub mod session;
 pub mod templates;
 pub mod throttle;
@@ -143,12 +144,4 @@ pub fn sign_in_first(next: &str) -> String {
         "/login?next={}",
         form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
     )
-}
-
-/// Only same-site paths may be returned to after sign-in (no open redirects).
-pub fn safe_next(next: Option<&str>) -> &str {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
-        _ => "/apps",
-    }
 }
