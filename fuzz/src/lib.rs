@@ -19,11 +19,17 @@ use tower::ServiceExt;
 use smartnb::kernel::{connection, history, wire};
 use smartnb::server::fhir::data::{DataStore, SERVED_TYPES};
 use smartnb::server::fhir::search::{self, Search};
+use smartnb::server::oauth::sha256;
 use smartnb::server::scopes::{Scope, Scopes};
 use smartnb::server::state::AppState;
 use smartnb::server::store::{Approval, AuthCode, Client, MemoryStore, Store, Token};
 use smartnb::server::{self as server_mod, Config};
 use smartnb::session::parse;
+
+// The ingress target (Host, debug gate, Content-Type) lives in its own file.
+#[path = "ingress.rs"]
+mod ingress;
+pub use ingress::{ingress, ingress_response};
 
 // ---------------------------------------------------------------------------------------
 // cell: the helper-command parser.
@@ -162,8 +168,14 @@ impl Server {
     }
 }
 
-/// Send one request through the whole router; the status and the body.
-async fn send(router: Router, request: Request<Body>) -> (StatusCode, Bytes) {
+/// Send one request through the whole router, naming the server in a Host header as a
+/// client would (every route checks it); the status and the body.
+async fn send(router: Router, mut request: Request<Body>) -> (StatusCode, Bytes) {
+    if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
+        request
+            .headers_mut()
+            .insert(header::HOST, HeaderValue::from_static("localhost:9000"));
+    }
     let response = router
         .oneshot(request)
         .await
@@ -334,25 +346,27 @@ async fn reset_grants(state: &AppState) {
             .expect("memory");
         store
             .insert_code(AuthCode {
-                code: format!("fuzz-code-{name}"),
+                code_sha256: sha256(&format!("fuzz-code-{name}")),
                 approval_id: approval_id.clone(),
                 redirect_uri: REDIRECT.to_string(),
                 redirect_uri_given: name != "confidential",
                 scope: SCOPE.to_string(),
                 code_challenge: (name == "public").then(|| PKCE_CHALLENGE.to_string()),
                 expires: now + 100,
+                session_sha256: None,
             })
             .await
             .expect("memory");
         store
             .insert_token(Token {
-                access_token: format!("fuzz-access-{name}"),
-                refresh_token: Some(format!("fuzz-refresh-{name}")),
+                access_sha256: sha256(&format!("fuzz-access-{name}")),
+                refresh_sha256: Some(sha256(&format!("fuzz-refresh-{name}"))),
                 approval_id,
                 scope: SCOPE.to_string(),
                 issued_at: now - 100,
                 access_expires: now + 3600,
-                from_code: None,
+                from_code_sha256: None,
+                session_sha256: None,
             })
             .await
             .expect("memory");
@@ -360,27 +374,41 @@ async fn reset_grants(state: &AppState) {
     // A code exchanged once already: sending it again is a replay.
     store
         .insert_code(AuthCode {
-            code: "fuzz-code-used".to_string(),
+            code_sha256: sha256("fuzz-code-used"),
             approval_id: "fuzz-approval-confidential".to_string(),
             redirect_uri: REDIRECT.to_string(),
             redirect_uri_given: false,
             scope: SCOPE.to_string(),
             code_challenge: None,
             expires: now + 100,
+            session_sha256: None,
         })
         .await
         .expect("memory");
-    let _ = store.redeem_code("fuzz-code-used").await;
+    let first_use = Token {
+        access_sha256: sha256("fuzz-access-used"),
+        refresh_sha256: None,
+        approval_id: "fuzz-approval-confidential".to_string(),
+        scope: SCOPE.to_string(),
+        issued_at: now - 100,
+        access_expires: now + 3600,
+        from_code_sha256: Some(sha256("fuzz-code-used")),
+        session_sha256: None,
+    };
+    let _ = store
+        .redeem_code(&sha256("fuzz-code-used"), first_use)
+        .await;
     // A code that has expired although its approval is live.
     store
         .insert_code(AuthCode {
-            code: "fuzz-code-stale".to_string(),
+            code_sha256: sha256("fuzz-code-stale"),
             approval_id: "fuzz-approval-confidential".to_string(),
             redirect_uri: REDIRECT.to_string(),
             redirect_uri_given: false,
             scope: SCOPE.to_string(),
             code_challenge: None,
             expires: now - 10,
+            session_sha256: None,
         })
         .await
         .expect("memory");
@@ -444,7 +472,9 @@ pub fn token_response(data: &[u8]) -> (StatusCode, Value) {
         );
         // Forget what was issued, so the store does not grow run after run.
         let access = json["access_token"].as_str().unwrap_or_default();
-        let _ = server.runtime.block_on(state.store.revoke_token(access));
+        let _ = server
+            .runtime
+            .block_on(state.store.revoke_token(&sha256(access)));
     }
     if status == StatusCode::UNAUTHORIZED {
         assert_eq!(json["error"], "invalid_client");

@@ -15,8 +15,8 @@ use super::{csrf_failure, error_page, field, form_pairs, html, see_other, sign_i
 use crate::server::clock;
 use crate::server::fhir::data::SERVED_TYPES;
 use crate::server::oauth::authorize::redirect_to_client;
-use crate::server::oauth::grants;
 use crate::server::oauth::pending::PendingAuthorization;
+use crate::server::oauth::{grants, sha256};
 use crate::server::scopes::Scopes;
 use crate::server::state::AppState;
 use crate::server::store::AuthCode;
@@ -326,15 +326,28 @@ pub async fn decide(
             if state.pending.take(id).is_none() {
                 return expired_request();
             }
-            approve(&state, &pending, &user, &patient_id, &scope, years).await
+            approve(
+                &state,
+                &pending,
+                &session,
+                &user,
+                &patient_id,
+                &scope,
+                years,
+            )
+            .await
         }
         _ => refuse("Press Approve or Deny.").await,
     }
 }
 
+/// Save the approval and a code for it. A grant with `online_access` and no
+/// `offline_access` is bound to this browser session: its refresh token works only while
+/// the participant stays signed in here.
 async fn approve(
     state: &AppState,
     pending: &PendingAuthorization,
+    session: &BrowserSession,
     user: &User,
     patient_id: &str,
     scope: &str,
@@ -359,16 +372,19 @@ async fn approve(
             )
         }
     };
-    let code = AuthCode {
-        code: uuid::Uuid::new_v4().simple().to_string(),
+    let code = uuid::Uuid::new_v4().simple().to_string();
+    let bound = grants::bound_to_sign_in(&Scopes::parse(scope).unwrap_or_default());
+    let record = AuthCode {
+        code_sha256: sha256(&code),
         approval_id: approval.id,
         redirect_uri: pending.redirect_uri.clone(),
         redirect_uri_given: pending.redirect_uri_given,
         scope: scope.to_string(),
         code_challenge: pending.code_challenge.clone(),
         expires: clock::now() + state.config.code_lifetime as i64,
+        session_sha256: bound.then(|| sha256(&session.id)),
     };
-    if let Err(e) = state.store.insert_code(code.clone()).await {
+    if let Err(e) = state.store.insert_code(record).await {
         return error_page(
             StatusCode::SERVICE_UNAVAILABLE,
             "Try again shortly",
@@ -376,9 +392,6 @@ async fn approve(
             "",
         );
     }
-    let params = [
-        ("code", code.code.as_str()),
-        ("state", pending.state.as_str()),
-    ];
+    let params = [("code", code.as_str()), ("state", pending.state.as_str())];
     redirect_to_client(&pending.redirect_uri, &params, StatusCode::SEE_OTHER)
 }

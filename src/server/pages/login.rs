@@ -142,12 +142,12 @@ pub async fn submit_logout(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let Some(session) = state.sessions.current(&headers) else {
-        return see_other("/login", Some(clear_cookie()));
+        return see_other("/login", Some(clear_cookie(state.secure_cookies())));
     };
     let pairs = form_pairs(&body.unwrap_or_default());
     if !session.csrf_matches(field(&pairs, "csrf")) {
         return csrf_failure();
     }
     state.sessions.end(&session.id);
-    see_other("/login", Some(clear_cookie()))
+    see_other("/login", Some(clear_cookie(state.secure_cookies())))
 }

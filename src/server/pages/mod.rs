@@ -20,9 +20,9 @@ use axum::Router;
 use super::state::AppState;
 use templates::ErrorPage;
 
-/// Page routes.
+/// Page routes; none may be cached (they name patients and carry CSRF tokens).
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
+    let routes = Router::new()
         .route("/login", get(login::show).post(login::submit))
         .route(
             "/logout",
@@ -32,6 +32,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/oauth/consent/patient", post(consent::choose_patient))
         .route("/apps", get(apps::show))
         .route("/apps/revoke", post(apps::revoke))
+        // Set before the layers: the router-wide 405 fallback does not reach layered routes.
+        .method_not_allowed_fallback(super::error::method_not_allowed);
+    super::no_store::no_store(routes)
 }
 
 /// A rendered page with the headers every page gets: no caching, no framing (the consent

@@ -47,7 +47,20 @@ pub fn categories(scopes: &Scopes) -> Vec<Category> {
 
 /// One sentence per scope token.
 pub fn describe(scopes: &Scopes) -> Vec<String> {
-    scopes.items.iter().map(describe_one).collect()
+    let offline = scopes.has("offline_access");
+    scopes
+        .items
+        .iter()
+        .map(|scope| match scope {
+            // With offline_access too, the grant outlives the sign-in (see grants.rs).
+            Scope::Other(token) if token == "online_access" && offline => {
+                "Keep access while you are signed in here, and after you leave as well \
+                 (the offline access above)"
+                    .to_string()
+            }
+            other => describe_one(other),
+        })
+        .collect()
 }
 
 fn describe_one(scope: &Scope) -> String {
@@ -59,7 +72,9 @@ fn describe_one(scope: &Scope) -> String {
                 "Keep access after you leave, until the sharing period ends or you revoke it"
                     .to_string()
             }
-            "online_access" => "Keep access while you are signed in here".to_string(),
+            "online_access" => "Keep access while you stay signed in here: when you sign out or \
+                 your sign-in ends, the app can no longer renew its access"
+                .to_string(),
             "openid" | "fhirUser" | "profile" => {
                 "Know who you are (your name and account)".to_string()
             }
@@ -105,6 +120,14 @@ mod tests {
         assert_eq!(words[1], "Read all health records of the chosen patient");
         assert!(words[2].starts_with("Keep access after you leave"));
         assert_eq!(categories(&scopes).len(), SERVED_TYPES.len());
+    }
+
+    #[test]
+    fn online_access_says_when_it_ends() {
+        let online = Scopes::parse("patient/*.read online_access").unwrap();
+        assert!(describe(&online)[1].contains("when you sign out or your sign-in ends"));
+        let both = Scopes::parse("patient/*.read online_access offline_access").unwrap();
+        assert!(describe(&both)[1].contains("after you leave as well"));
     }
 
     #[test]
