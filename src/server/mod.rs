@@ -3,6 +3,7 @@
 //! This module is a library an outsider could lift out: it imports nothing from the rest of
 //! smartnb. Everything reaches it over HTTP, exactly as a real research app would.
 
+pub mod bounded;
 pub mod clock;
 pub mod discovery;
 pub mod error;
@@ -141,6 +142,16 @@ impl RunningServer {
     /// Where the state is kept (a PostgreSQL password is never shown).
     pub fn state_location(&self) -> &StateLocation {
         &self.state.config.state
+    }
+
+    /// The authorize requests waiting for their participant (how many, bytes held).
+    pub fn pending(&self) -> &oauth::pending::Pending {
+        &self.state.pending
+    }
+
+    /// The stored scope strings parsed so far (how many, bytes held).
+    pub fn parsed_scopes(&self) -> &scopes::ScopeCache {
+        &self.state.scope_cache
     }
 
     /// Sweep now rather than at the next tick; what was removed.

@@ -8,6 +8,7 @@ use super::fhir::upstream::Upstream;
 use super::oauth::pending::Pending;
 use super::pages::session::Sessions;
 use super::pages::throttle::Throttle;
+use super::scopes::ScopeCache;
 use super::store::Store;
 use super::users::Users;
 use super::Config;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub throttle: Throttle,
     /// The FHIR server reads and searches are forwarded to, if not the bundled charts.
     pub upstream: Option<Upstream>,
+    /// Stored scope strings (tokens', clients'), parsed once for all the requests using them.
+    pub scope_cache: ScopeCache,
 }
 
 impl AppState {
@@ -50,6 +53,7 @@ impl AppState {
             data: DataStore::shipped(),
             pending: Pending::default(),
             upstream: None,
+            scope_cache: ScopeCache::default(),
         }
     }
 

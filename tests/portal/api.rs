@@ -225,6 +225,11 @@ impl TestServer {
         self.running.fhir_base()
     }
 
+    /// The server itself, for what only counting inside it can show (entries, bytes).
+    pub fn running(&self) -> &RunningServer {
+        &self.running
+    }
+
     /// An absolute URL for a path on the server.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
@@ -320,6 +325,12 @@ impl TestServer {
     /// The FHIR status of reading this path with this token.
     pub async fn fhir_status(&self, access_token: &str, path: &str) -> u16 {
         self.fhir(access_token, path).await.status.as_u16()
+    }
+
+    /// POST a JSON body to a path, whatever the answer.
+    pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
+        let response = self.http.post(self.url(path)).json(body).send().await;
+        Reply::read(response.expect("the server answers")).await
     }
 
     /// POST /oauth/debug/token; the test fails unless it is 200.

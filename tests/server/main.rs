@@ -10,6 +10,7 @@ mod upstream_support;
 
 mod authorization_flow;
 mod authorize_errors;
+mod authorize_limits;
 mod bad_input;
 mod basic_and_logout;
 mod code_ownership;
@@ -22,12 +23,15 @@ mod fhir_scopes;
 mod fhir_search;
 mod fhir_upstream;
 mod fhir_upstream_params;
+mod hardening_figures;
 mod host_and_debug;
 mod introspect_revoke;
 mod login_throttle;
+mod metadata_limits;
 mod online_access;
 mod portal_hardening;
 mod register_errors;
+mod scope_limits;
 #[cfg(unix)]
 mod secrets_at_rest;
 mod seed_walkthrough;

@@ -1,10 +1,12 @@
 //! Who may read what: a bearer token's scopes and patient compartment, or open access.
 
+use std::sync::Arc;
+
 use axum::http::{header, HeaderMap};
 
 use crate::server::clock;
 use crate::server::error::FhirError;
-use crate::server::scopes::{Context, Permissions, ResourceScope, Scopes};
+use crate::server::scopes::{Context, Permissions, ResourceScope};
 use crate::server::state::AppState;
 use crate::server::store::{Approval, Token};
 
@@ -14,8 +16,8 @@ use super::search::matches_filter;
 /// One resource scope together with the patients it reaches.
 #[derive(Debug, Clone)]
 pub struct Grant {
-    scope: ResourceScope,
-    patients: Vec<String>,
+    scope: Arc<ResourceScope>,
+    patients: Arc<[String]>,
 }
 
 /// What a request may see.
@@ -171,20 +173,22 @@ pub async fn from_bearer(state: &AppState, headers: &HeaderMap) -> Result<Access
             "the participant's approval has expired; ask them to authorize again",
         ));
     }
-    let scopes = Scopes::parse(&stored.scope).unwrap_or_default();
-    let user_patients: Vec<String> = state
+    // Parsed once per distinct scope string, not per request; the grants share its parts.
+    let scopes = state.scope_cache.stored(&stored.scope);
+    let user_patients: Arc<[String]> = state
         .users
         .get(&approval.username)
         .map(|u| u.patients.iter().map(|p| p.id.clone()).collect())
         .unwrap_or_default();
+    let token_patient: Arc<[String]> = Arc::new([approval.patient_id.clone()]);
     let grants = scopes
         .resource_scopes()
         .map(|scope| Grant {
             scope: scope.clone(),
             patients: match scope.context {
-                Context::Patient => vec![approval.patient_id.clone()],
+                Context::Patient => token_patient.clone(),
                 Context::User => user_patients.clone(),
-                Context::System => Vec::new(),
+                Context::System => Arc::new([]),
             },
         })
         .collect();

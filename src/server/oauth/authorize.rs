@@ -18,6 +18,7 @@ use crate::server::state::AppState;
 use crate::server::store::Client;
 
 use super::form::Form;
+use super::limits::{authorize_limit, too_long, AUTHORIZE_PARAMS};
 use super::pending::PendingAuthorization;
 use super::token::is_pkce_value;
 
@@ -95,6 +96,12 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
         Ok(form) => form,
         Err(e) => return untrusted(&e.description),
     };
+    // Before the app is known, an over-long client_id or redirect_uri can only be shown.
+    for name in ["client_id", "redirect_uri"] {
+        if let Some(message) = oversized(&form, name) {
+            return untrusted(&format!("The link's {message}."));
+        }
+    }
     let Some(client_id) = form.get("client_id") else {
         return untrusted("The link has no client_id.");
     };
@@ -118,6 +125,10 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
         Ok(found) => found,
         Err(message) => return untrusted(&message),
     };
+    // A state too long to keep is not echoed either: the error goes back without one.
+    if let Some(message) = oversized(&form, "state") {
+        return client_error(&redirect_uri, None, "invalid_request", &message);
+    }
     let client_state = form.get("state");
     match check(state, &client, &form) {
         Err((code, description)) => client_error(&redirect_uri, client_state, code, &description),
@@ -154,6 +165,13 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
     }
 }
 
+/// "name is N bytes long; at most L…" when an authorize parameter passes its limit.
+fn oversized(form: &Form, name: &str) -> Option<String> {
+    let value = form.get(name)?;
+    let limit = authorize_limit(name)?;
+    (value.len() > limit).then(|| too_long(name, value.len(), limit))
+}
+
 /// The redirect URI to answer on: the given one if registered exactly, or the only one.
 fn trusted_redirect(client: &Client, given: Option<&str>) -> Result<(String, bool), String> {
     match given {
@@ -168,6 +186,12 @@ fn trusted_redirect(client: &Client, given: Option<&str>) -> Result<(String, boo
 
 /// Every rule a trusted client's request must meet; the scope to ask consent for.
 fn check(state: &AppState, client: &Client, form: &Form) -> Result<String, (&'static str, String)> {
+    if let Some(message) = AUTHORIZE_PARAMS
+        .iter()
+        .find_map(|(name, _)| oversized(form, name))
+    {
+        return Err(("invalid_request", message));
+    }
     match form.get("response_type") {
         Some("code") => {}
         Some(other) => {
@@ -210,7 +234,7 @@ fn check(state: &AppState, client: &Client, form: &Form) -> Result<String, (&'st
         "scope is missing; ask for e.g. launch/patient patient/*.read".to_string(),
     ))?;
     let wanted = Scopes::parse(text).map_err(|e| ("invalid_scope", e.to_string()))?;
-    let registered = Scopes::parse(&client.scope).unwrap_or_default();
+    let registered = state.scope_cache.stored(&client.scope);
     let extra = registered.uncovered(&wanted);
     if !extra.is_empty() {
         return Err((

@@ -122,7 +122,7 @@ pub async fn token(
                     "scope is empty; leave it out to get the client's scopes, or name some",
                 ));
             }
-            let registered = Scopes::parse(&client.scope).unwrap_or_default();
+            let registered = Scopes::parse_stored(&client.scope).unwrap_or_default();
             let extra = registered.uncovered(&wanted);
             if !extra.is_empty() {
                 return Err(OAuthError::bad_request(

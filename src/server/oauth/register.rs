@@ -16,6 +16,10 @@ use crate::server::scopes::{Context, Scopes};
 use crate::server::state::AppState;
 use crate::server::store::Client;
 
+use super::limits::{
+    check_metadata_len, MAX_CLIENT_NAME, MAX_CONTACTS, MAX_SOFTWARE_FIELD, MAX_URI, METADATA_URIS,
+};
+use super::redirect_uris::parse_redirect_uris;
 use super::{json_object, new_secret, sha256, store_failed};
 
 /// The scope the seed walkthrough registers with, used when a client names none.
@@ -23,26 +27,23 @@ pub const DEFAULT_SCOPE: &str = "launch/patient patient/*.read offline_access";
 
 const AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none"];
 const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token"];
-/// Optional RFC 7591 string metadata, echoed back when given.
-const ECHOED_STRINGS: &[&str] = &[
-    "client_uri",
-    "logo_uri",
-    "tos_uri",
-    "policy_uri",
-    "software_id",
-    "software_version",
+/// Optional RFC 7591 string metadata, kept and echoed back when given, with its limit.
+const ECHOED_STRINGS: &[(&str, usize)] = &[
+    ("client_uri", MAX_URI),
+    ("logo_uri", MAX_URI),
+    ("tos_uri", MAX_URI),
+    ("policy_uri", MAX_URI),
+    ("software_id", MAX_SOFTWARE_FIELD),
+    ("software_version", MAX_SOFTWARE_FIELD),
 ];
 
 fn bad_metadata(description: impl Into<String>) -> OAuthError {
     OAuthError::bad_request("invalid_client_metadata", description)
 }
 
-fn bad_redirect(description: impl Into<String>) -> OAuthError {
-    OAuthError::bad_request("invalid_redirect_uri", description)
-}
-
-/// Register a client. Metadata the server does not understand is ignored, as RFC 7591 §2
-/// requires; metadata it does understand is checked strictly.
+/// Register a client. Metadata the server does not understand is ignored (neither kept
+/// nor echoed), as RFC 7591 §2 allows; metadata it does understand is checked strictly,
+/// each field within its limit (see [`super::limits`]), so a client holds about 15 KiB at most.
 pub async fn register(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -90,7 +91,10 @@ fn parse_metadata(m: &Map<String, Value>, client_id: &str) -> Result<Client, OAu
     let redirect_uris = parse_redirect_uris(m.get("redirect_uris"))?;
     let client_name = match m.get("client_name") {
         None | Some(Value::Null) => client_id.to_string(),
-        Some(Value::String(name)) if !name.trim().is_empty() => name.trim().to_string(),
+        Some(Value::String(name)) if !name.trim().is_empty() => {
+            check_metadata_len("client_name", name.trim(), MAX_CLIENT_NAME)?;
+            name.trim().to_string()
+        }
         Some(_) => return Err(bad_metadata("client_name must be a non-empty string")),
     };
     let scope = match m.get("scope") {
@@ -121,23 +125,27 @@ fn parse_metadata(m: &Map<String, Value>, client_id: &str) -> Result<Client, OAu
         Some(Value::String(method)) if AUTH_METHODS.contains(&method.as_str()) => method.clone(),
         Some(other) => {
             return Err(bad_metadata(format!(
-                "token_endpoint_auth_method {other} is not supported; use one of {}",
+                "token_endpoint_auth_method {} is not supported; use one of {}",
+                shorten(&other.to_string()),
                 AUTH_METHODS.join(", ")
             )))
         }
     };
     let grant_types = match m.get("grant_types") {
         None | Some(Value::Null) => GRANT_TYPES.iter().map(|g| g.to_string()).collect(),
-        Some(value) => string_list(value, "grant_types")?
-            .into_iter()
-            .map(|g| {
-                if GRANT_TYPES.contains(&g.as_str()) {
-                    Ok(g)
-                } else {
-                    Err(bad_metadata(format!("grant type {g:?} is not supported; use authorization_code and refresh_token")))
+        Some(value) => {
+            let mut kept: Vec<String> = Vec::new();
+            for g in string_list(value, "grant_types")? {
+                if !GRANT_TYPES.contains(&g.as_str()) {
+                    return Err(bad_metadata(format!("grant type {:?} is not supported; use authorization_code and refresh_token", shorten(&g))));
                 }
-            })
-            .collect::<Result<Vec<_>, _>>()?,
+                // Each once, whatever was sent: the list kept is at most the supported ones.
+                if !kept.contains(&g) {
+                    kept.push(g);
+                }
+            }
+            kept
+        }
     };
     if let Some(value) = m.get("response_types").filter(|v| !v.is_null()) {
         if string_list(value, "response_types")?
@@ -148,20 +156,38 @@ fn parse_metadata(m: &Map<String, Value>, client_id: &str) -> Result<Client, OAu
         }
     }
     let mut extra = Map::new();
-    for key in ECHOED_STRINGS {
+    for (key, limit) in ECHOED_STRINGS {
         match m.get(*key) {
             None | Some(Value::Null) => {}
             Some(Value::String(s)) => {
+                check_metadata_len(key, s, *limit)?;
                 extra.insert(key.to_string(), Value::String(s.clone()));
             }
             Some(_) => return Err(bad_metadata(format!("{key} must be a string"))),
         }
     }
+    // URIs for what this server does not do yet (jwks_uri, initiate_login_uri, …) are not
+    // kept, but are held to the same limit, ready for the day they are.
+    for key in METADATA_URIS {
+        match m.get(*key) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => check_metadata_len(key, s, MAX_URI)?,
+            Some(_) => return Err(bad_metadata(format!("{key} must be a string"))),
+        }
+    }
     if let Some(contacts) = m.get("contacts").filter(|v| !v.is_null()) {
-        extra.insert(
-            "contacts".to_string(),
-            json!(string_list(contacts, "contacts")?),
-        );
+        let contacts = string_list(contacts, "contacts")?;
+        let (most, longest) = MAX_CONTACTS;
+        if contacts.len() > most {
+            return Err(bad_metadata(format!(
+                "contacts has {} entries; at most {most} are allowed",
+                contacts.len()
+            )));
+        }
+        for contact in &contacts {
+            check_metadata_len("each contact", contact, longest)?;
+        }
+        extra.insert("contacts".to_string(), json!(contacts));
     }
     Ok(Client {
         client_id: client_id.to_string(),
@@ -176,7 +202,8 @@ fn parse_metadata(m: &Map<String, Value>, client_id: &str) -> Result<Client, OAu
     })
 }
 
-fn string_list(value: &Value, field: &str) -> Result<Vec<String>, OAuthError> {
+/// A JSON array of strings, or `invalid_client_metadata` naming the field.
+pub(super) fn string_list(value: &Value, field: &str) -> Result<Vec<String>, OAuthError> {
     let items = value
         .as_array()
         .ok_or_else(|| bad_metadata(format!("{field} must be an array of strings")))?;
@@ -190,65 +217,11 @@ fn string_list(value: &Value, field: &str) -> Result<Vec<String>, OAuthError> {
         .collect()
 }
 
-fn parse_redirect_uris(value: Option<&Value>) -> Result<Vec<String>, OAuthError> {
-    let uris = match value {
-        None | Some(Value::Null) => {
-            return Err(bad_redirect(
-                "redirect_uris is required: an array with the URI the server sends codes to, e.g. [\"http://localhost:9001/authorized\"]",
-            ))
-        }
-        Some(v) => string_list(v, "redirect_uris")?,
-    };
-    if uris.is_empty() {
-        return Err(bad_redirect(
-            "redirect_uris is empty; give at least one absolute URI",
-        ));
+/// The first characters of a value too long to echo whole.
+fn shorten(value: &str) -> String {
+    let mut short: String = value.chars().take(64).collect();
+    if short.len() < value.len() {
+        short.push('…');
     }
-    for uri in &uris {
-        // The URL parser forgives spaces, tabs, newlines and backslashes by cleaning them up,
-        // but the URI is stored and compared as sent and must fit in a Location header.
-        if !uri.bytes().all(is_uri_byte) {
-            return Err(bad_redirect(format!(
-                "redirect URI {uri:?} has spaces, control characters, non-ASCII or characters such as \\ < > {{ }} that a URI cannot contain (RFC 3986); percent-encode them"
-            )));
-        }
-        let parsed = url::Url::parse(uri).map_err(|_| {
-            bad_redirect(format!("redirect URI {uri:?} is not an absolute URI with a scheme such as http:// or https://"))
-        })?;
-        if uri.contains('#') {
-            return Err(bad_redirect(format!(
-                "redirect URI {uri:?} has a fragment (#…), which RFC 6749 §3.1.2 forbids"
-            )));
-        }
-        if !parsed.username().is_empty() || parsed.password().is_some() {
-            return Err(bad_redirect(format!(
-                "redirect URI {uri:?} carries credentials (user:password@); leave them out"
-            )));
-        }
-        if uri == "urn:ietf:wg:oauth:2.0:oob" {
-            return Err(bad_redirect(
-                "the out-of-band redirect urn:ietf:wg:oauth:2.0:oob is not supported; use a loopback URI such as http://localhost:9001/authorized",
-            ));
-        }
-        if matches!(
-            parsed.scheme(),
-            "javascript" | "data" | "file" | "vbscript" | "mailto"
-        ) {
-            return Err(bad_redirect(format!(
-                "redirect URI {uri:?} uses the {} scheme, which cannot receive a code safely",
-                parsed.scheme()
-            )));
-        }
-        if matches!(parsed.scheme(), "http" | "https")
-            && parsed.host_str().is_none_or(str::is_empty)
-        {
-            return Err(bad_redirect(format!("redirect URI {uri:?} has no host")));
-        }
-    }
-    Ok(uris)
-}
-
-/// A byte RFC 3986 allows somewhere in a URI (printable ASCII, less what it excludes).
-fn is_uri_byte(b: u8) -> bool {
-    b.is_ascii_graphic() && !b"\"<>\\^`{|}".contains(&b)
+    short
 }
