@@ -120,9 +120,14 @@ struct ServeArgs {
     /// Port to listen on; 0 picks a free one.
     #[arg(long, default_value_t = 9000)]
     port: u16,
-    /// Serve /oauth/debug/* even when not listening on loopback.
+    /// Serve /oauth/debug/* when the server faces outside (a non-loopback --public-url or
+    /// --host); even then only to programs on this machine, never through a proxy.
     #[arg(long)]
     debug_endpoints: bool,
+    /// Answer whatever host a request's Host header names (default: only the --public-url
+    /// host, the --host address and loopback names; others get 421, against DNS rebinding).
+    #[arg(long)]
+    allow_any_host: bool,
     /// Turn off /api/open-fhir, the tokenless copy of the FHIR API.
     #[arg(long)]
     no_open_fhir: bool,
@@ -154,6 +159,10 @@ struct ServeArgs {
     /// Seconds between sweeps of expired codes, tokens, approvals and sessions (0: never).
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     sweep_every: u64,
+    /// Seconds after registering that a client which never got an approval is swept
+    /// (default 7 days; 0 keeps such clients forever).
+    #[arg(long, default_value_t = server::store::CLIENT_IDLE_LIFETIME, value_name = "SECONDS")]
+    client_idle_lifetime: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -275,6 +284,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         host: args.host,
         port: args.port,
         debug_endpoints: args.debug_endpoints,
+        allow_any_host: args.allow_any_host,
         open_fhir: !args.no_open_fhir,
         access_lifetime: args.access_lifetime,
         code_lifetime: args.code_lifetime,
@@ -284,6 +294,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         fhir_upstream_timeout: std::time::Duration::from_secs(args.fhir_upstream_timeout.max(1)),
         state: args.state.unwrap_or_default(),
         sweep_interval: std::time::Duration::from_secs(args.sweep_every),
+        client_idle_lifetime: args.client_idle_lifetime,
         ..server::Config::default()
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -65,6 +65,101 @@ fn fhir_seeds_replay() {
     replay("fhir", harness::fhir);
 }
 
+#[test]
+fn ingress_seeds_replay() {
+    replay("ingress", harness::ingress);
+}
+
+/// The ingress seeds get what they were written for: the debug endpoints answer only a
+/// loopback peer naming a loopback Host with the port, hosts the server is not get 421,
+/// a JSON body without Content-Type: application/json gets 415.
+#[test]
+fn ingress_seeds_get_what_they_were_written_for() {
+    let expected = [
+        ("debug_token_loopback", 200),
+        ("debug_token_ipv6", 200),
+        ("debug_token_trailing_dot", 200),
+        ("debug_token_public_host", 403),
+        ("debug_token_public_url_unflagged", 403),
+        ("debug_token_public_url_flagged", 200),
+        ("debug_token_remote_peer", 403),
+        ("debug_token_unknown_peer", 403),
+        ("debug_token_forwarded", 403),
+        ("debug_token_no_port", 403),
+        ("debug_token_text_plain", 415),
+        ("debug_token_rebind", 421),
+        ("debug_token_any_host_rebind", 403),
+        ("debug_introspect_loopback", 200),
+        ("debug_introspect_rebind", 421),
+        ("debug_preflight", 403),
+        ("register_json", 201),
+        ("register_text_plain", 415),
+        ("register_no_content_type", 415),
+        ("register_latin1", 415),
+        ("register_problem_json", 415),
+        ("register_public_host", 201),
+        ("register_any_host", 201),
+        ("fhir_rebind", 421),
+        ("open_fhir_rebind", 421),
+        ("open_fhir_loopback", 200),
+        ("login_no_host", 400),
+        ("login_user_info", 400),
+        ("login_bad_port", 400),
+        ("discovery_rebind", 421),
+    ];
+    let all = seeds("ingress");
+    assert_eq!(
+        all.len(),
+        expected.len(),
+        "every ingress seed has an expectation"
+    );
+    for (name, status) in expected {
+        let bytes = std::fs::read(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("fuzz/seeds/ingress")
+                .join(name),
+        )
+        .expect("a seed");
+        let (got, _, body) = harness::ingress_response(&bytes).expect("a valid request");
+        assert_eq!(
+            got.as_u16(),
+            status,
+            "{name}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+}
+
+#[test]
+fn next_seeds_replay() {
+    replay("next", harness::next);
+}
+
+/// The next seeds: the server's own paths are kept, every attack lands on /apps.
+#[test]
+fn next_seeds_stay_on_the_server() {
+    let kept = [
+        (
+            "consent",
+            "/oauth/consent?request=0123456789abcdef0123456789abcdef",
+        ),
+        ("apps", "/apps"),
+        // Bytes that are not UTF-8 are read as U+FFFD, which is sent percent-encoded.
+        ("invalid_utf8", "/%EF%BF%BD%EF%BF%BD/apps"),
+    ];
+    for (name, bytes) in seeds("next") {
+        let expected = kept
+            .iter()
+            .find(|(seed, _)| name.ends_with(&format!("/{seed}")))
+            .map_or("/apps", |(_, location)| location);
+        for (what, status, location) in harness::next_answers(&bytes) {
+            if status.is_redirection() {
+                assert_eq!(location.as_deref(), Some(expected), "{name}: {what}");
+            }
+        }
+    }
+}
+
 /// The token seeds reach the grants they were written for (the fixtures in the harness).
 #[test]
 fn token_seeds_reach_the_grants() {

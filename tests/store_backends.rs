@@ -96,6 +96,91 @@ async fn the_server_sweeps_sqlite_by_itself() {
     periodic_sweep(StateLocation::Sqlite(dir.path().join("state.db"))).await;
 }
 
+/// A server's sweep forgets registrations older than `--client-idle-lifetime` that never
+/// got an approval, keeps the ones that did and the young ones, and with 0 keeps them all.
+async fn idle_registrations_are_swept(state: StateLocation) {
+    for (lifetime, expected) in [(7 * 24 * 3600, 1), (0, 0)] {
+        let running = server::spawn(Config {
+            port: 0,
+            state: state.clone(),
+            sweep_interval: Duration::ZERO,
+            client_idle_lifetime: lifetime,
+            ..Config::default()
+        })
+        .await
+        .expect("the server starts");
+        let store = running.store();
+        let http = reqwest::Client::new();
+        let registered: serde_json::Value = http
+            .post(format!("{}/oauth/register", running.base_url))
+            .json(&json!({
+                "client_name": "young",
+                "redirect_uris": ["http://localhost:9001/authorized"],
+                "scope": "launch/patient patient/*.read offline_access",
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let young = registered["client_id"].as_str().unwrap().to_string();
+        // Two clients registered eight days ago (saved with their registration time set
+        // back), one of them used once through the debug endpoint.
+        let mut idle = store_suite::client();
+        idle.issued_at -= 8 * 24 * 3600;
+        let mut used = store_suite::client();
+        used.issued_at -= 8 * 24 * 3600;
+        for c in [&idle, &used] {
+            store.insert_client(c.clone()).await.unwrap();
+        }
+        let minted = http
+            .post(format!("{}/oauth/debug/token", running.base_url))
+            .json(&json!({
+                "client_id": used.client_id,
+                "username": "daniel-adams",
+                "patient_id": "smart-1288992",
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(minted.status(), 200);
+
+        let report = running.sweep().await.unwrap();
+        assert_eq!(
+            report.store.clients, expected,
+            "lifetime {lifetime}: {report:?}"
+        );
+        let kept = store.client(&idle.client_id).await.unwrap().is_some();
+        assert_eq!(kept, lifetime == 0, "lifetime {lifetime}");
+        for id in [&young, &used.client_id] {
+            assert!(
+                store.client(id).await.unwrap().is_some(),
+                "lifetime {lifetime}"
+            );
+        }
+        running.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_sweep_forgets_idle_registrations_in_memory() {
+    idle_registrations_are_swept(StateLocation::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_sweep_forgets_idle_registrations_in_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    idle_registrations_are_swept(StateLocation::Sqlite(dir.path().join("state.db"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_sqlite_file_of_the_old_schema_keeps_its_rows_as_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let location = StateLocation::Sqlite(dir.path().join("old.db"));
+    store_suite::upgrade::upgrade_keeps_what_the_old_schema_stored(location).await;
+}
+
 #[tokio::test]
 async fn an_unopenable_state_file_stops_the_start_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();

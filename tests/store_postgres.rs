@@ -18,6 +18,12 @@ use store_suite::process::Served;
 
 store_suite!(postgres, store_suite::fresh::postgres());
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_of_the_old_schema_keeps_its_rows_as_hashes() {
+    let location = StateLocation::Postgres(store_suite::fresh::postgres_database().await);
+    store_suite::upgrade::upgrade_keeps_what_the_old_schema_stored(location).await;
+}
+
 async fn json_of(request: reqwest::RequestBuilder) -> (u16, Value) {
     let response = request.send().await.expect("the server answers");
     let status = response.status().as_u16();

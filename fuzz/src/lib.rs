@@ -19,11 +19,17 @@ use tower::ServiceExt;
 use smartnb::kernel::{connection, history, wire};
 use smartnb::server::fhir::data::{DataStore, SERVED_TYPES};
 use smartnb::server::fhir::search::{self, Search};
+use smartnb::server::oauth::sha256;
 use smartnb::server::scopes::{Scope, Scopes};
 use smartnb::server::state::AppState;
 use smartnb::server::store::{Approval, AuthCode, Client, MemoryStore, Store, Token};
 use smartnb::server::{self as server_mod, Config};
 use smartnb::session::parse;
+
+// The ingress target (Host, debug gate, Content-Type) lives in its own file.
+#[path = "ingress.rs"]
+mod ingress;
+pub use ingress::{ingress, ingress_response};
 
 // ---------------------------------------------------------------------------------------
 // cell: the helper-command parser.
@@ -162,8 +168,14 @@ impl Server {
     }
 }
 
-/// Send one request through the whole router; the status and the body.
-async fn send(router: Router, request: Request<Body>) -> (StatusCode, Bytes) {
+/// Send one request through the whole router, naming the server in a Host header as a
+/// client would (every route checks it); the status and the body.
+async fn send(router: Router, mut request: Request<Body>) -> (StatusCode, Bytes) {
+    if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
+        request
+            .headers_mut()
+            .insert(header::HOST, HeaderValue::from_static("localhost:9000"));
+    }
     let response = router
         .oneshot(request)
         .await
@@ -334,25 +346,27 @@ async fn reset_grants(state: &AppState) {
             .expect("memory");
         store
             .insert_code(AuthCode {
-                code: format!("fuzz-code-{name}"),
+                code_sha256: sha256(&format!("fuzz-code-{name}")),
                 approval_id: approval_id.clone(),
                 redirect_uri: REDIRECT.to_string(),
                 redirect_uri_given: name != "confidential",
                 scope: SCOPE.to_string(),
                 code_challenge: (name == "public").then(|| PKCE_CHALLENGE.to_string()),
                 expires: now + 100,
+                session_sha256: None,
             })
             .await
             .expect("memory");
         store
             .insert_token(Token {
-                access_token: format!("fuzz-access-{name}"),
-                refresh_token: Some(format!("fuzz-refresh-{name}")),
+                access_sha256: sha256(&format!("fuzz-access-{name}")),
+                refresh_sha256: Some(sha256(&format!("fuzz-refresh-{name}"))),
                 approval_id,
                 scope: SCOPE.to_string(),
                 issued_at: now - 100,
                 access_expires: now + 3600,
-                from_code: None,
+                from_code_sha256: None,
+                session_sha256: None,
             })
             .await
             .expect("memory");
@@ -360,27 +374,41 @@ async fn reset_grants(state: &AppState) {
     // A code exchanged once already: sending it again is a replay.
     store
         .insert_code(AuthCode {
-            code: "fuzz-code-used".to_string(),
+            code_sha256: sha256("fuzz-code-used"),
             approval_id: "fuzz-approval-confidential".to_string(),
             redirect_uri: REDIRECT.to_string(),
             redirect_uri_given: false,
             scope: SCOPE.to_string(),
             code_challenge: None,
             expires: now + 100,
+            session_sha256: None,
         })
         .await
         .expect("memory");
-    let _ = store.redeem_code("fuzz-code-used").await;
+    let first_use = Token {
+        access_sha256: sha256("fuzz-access-used"),
+        refresh_sha256: None,
+        approval_id: "fuzz-approval-confidential".to_string(),
+        scope: SCOPE.to_string(),
+        issued_at: now - 100,
+        access_expires: now + 3600,
+        from_code_sha256: Some(sha256("fuzz-code-used")),
+        session_sha256: None,
+    };
+    let _ = store
+        .redeem_code(&sha256("fuzz-code-used"), first_use)
+        .await;
     // A code that has expired although its approval is live.
     store
         .insert_code(AuthCode {
-            code: "fuzz-code-stale".to_string(),
+            code_sha256: sha256("fuzz-code-stale"),
             approval_id: "fuzz-approval-confidential".to_string(),
             redirect_uri: REDIRECT.to_string(),
             redirect_uri_given: false,
             scope: SCOPE.to_string(),
             code_challenge: None,
             expires: now - 10,
+            session_sha256: None,
         })
         .await
         .expect("memory");
@@ -444,7 +472,9 @@ pub fn token_response(data: &[u8]) -> (StatusCode, Value) {
         );
         // Forget what was issued, so the store does not grow run after run.
         let access = json["access_token"].as_str().unwrap_or_default();
-        let _ = server.runtime.block_on(state.store.revoke_token(access));
+        let _ = server
+            .runtime
+            .block_on(state.store.revoke_token(&sha256(access)));
     }
     if status == StatusCode::UNAUTHORIZED {
         assert_eq!(json["error"], "invalid_client");
@@ -604,4 +634,144 @@ pub fn open_fhir_search(resource_type: &str, query: &[u8]) -> Option<(StatusCode
     };
     assert_eq!(json["resourceType"], expected, "{status}: {text}");
     Some((status, json))
+}
+
+// ---------------------------------------------------------------------------------------
+// next: where sign-in sends the browser afterwards.
+
+/// The base URL of the harness's servers.
+const BASE_URL: &str = "http://localhost:9000";
+/// The user the `next` target signs in as, again and again.
+const NEXT_SIGNER: &str = "daniel-adams";
+/// A user kept signed in, who is sent on at once by GET /login.
+const NEXT_SIGNED_IN: &str = "joseph-ross";
+
+/// A server, a signed-in browser's cookie, and an anonymous browser's cookie and CSRF token.
+struct NextFixture {
+    router: Router,
+    signed_in: String,
+    anonymous: String,
+    anonymous_csrf: String,
+}
+
+fn next_fixture() -> &'static NextFixture {
+    static FIXTURE: OnceLock<NextFixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let (state, router) = new_app();
+        let signed_in = state.sessions.start(NEXT_SIGNED_IN);
+        let (anonymous, _) = state.sessions.ensure(&axum::http::HeaderMap::new(), false);
+        NextFixture {
+            router,
+            signed_in: signed_in.id,
+            anonymous: anonymous.id,
+            anonymous_csrf: anonymous.csrf,
+        }
+    })
+}
+
+/// Where each way of handing in `next` led: the status and Location of GET /login
+/// without a cookie, GET /login signed in, and a right sign-in posted with it.
+pub type NextAnswers = Vec<(&'static str, StatusCode, Option<String>)>;
+
+/// Hand the bytes to the sign-in pages as `next`; every Location must be a path on this
+/// server with no control character, whitespace or backslash, and nothing a 5xx.
+pub fn next(data: &[u8]) {
+    next_answers(data);
+}
+
+/// [`next`], returning what each request was answered.
+pub fn next_answers(data: &[u8]) -> NextAnswers {
+    let fixture = next_fixture();
+    let server = server();
+    let query: String = form_urlencoded::byte_serialize(data).collect();
+    let cookie = |id: &str| format!("smartnb_session={id}");
+    let get = |cookie: Option<String>| {
+        let mut request =
+            Request::get(format!("/login?next={query}")).header(header::HOST, "localhost:9000");
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        request.body(Body::empty()).expect("a valid request")
+    };
+    let form: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("csrf", &fixture.anonymous_csrf)
+        .append_pair("username", NEXT_SIGNER)
+        .append_pair("password", "demo-password")
+        .finish()
+        + "&next="
+        + &query;
+    let post = Request::post("/login")
+        .header(header::HOST, "localhost:9000")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, cookie(&fixture.anonymous))
+        .body(Body::from(form))
+        .expect("a valid request");
+    let requests = [
+        ("GET /login", get(None)),
+        (
+            "GET /login signed in",
+            get(Some(cookie(&fixture.signed_in))),
+        ),
+        ("POST /login", post),
+    ];
+    let mut answers = Vec::new();
+    for (what, request) in requests {
+        let response = server
+            .runtime
+            .block_on(fixture.router.clone().oneshot(request));
+        let response = response.unwrap_or_else(|never| match never {});
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let body = server
+            .runtime
+            .block_on(axum::body::to_bytes(response.into_body(), usize::MAX))
+            .expect("the response body can be read");
+        let text = String::from_utf8_lossy(&body);
+        assert!(!status.is_server_error(), "{what}: {status} {text}");
+        if let Some(location) = &location {
+            check_same_origin_path(what, location);
+        }
+        // The sign-in form hands `next` back in a hidden field: it must be safe too.
+        if let Some(hidden) = hidden_next(&text) {
+            check_same_origin_path(what, hidden);
+        }
+        answers.push((what, status, location));
+    }
+    // GET signed in and a right sign-in always go on; the first shows the form.
+    assert_eq!(answers[0].1, StatusCode::OK, "{answers:?}");
+    assert_eq!(answers[1].1, StatusCode::SEE_OTHER, "{answers:?}");
+    assert_eq!(answers[2].1, StatusCode::SEE_OTHER, "{answers:?}");
+    answers
+}
+
+/// The `value` of the form's hidden `next` field, as written in the page.
+fn hidden_next(page: &str) -> Option<&str> {
+    let marker = "name=\"next\" value=\"";
+    let start = page.find(marker)? + marker.len();
+    let len = page[start..].find('"')?;
+    Some(&page[start..start + len])
+}
+
+/// A Location a browser would follow to this server's origin, and to nothing else.
+fn check_same_origin_path(what: &str, location: &str) {
+    assert!(
+        location.starts_with('/') && !location.starts_with("//"),
+        "{what}: {location:?} is not a path starting with a single /"
+    );
+    assert!(
+        location.bytes().all(|b| b.is_ascii_graphic() && b != b'\\'),
+        "{what}: {location:?} holds a control character, whitespace, a backslash or non-ASCII"
+    );
+    let base = url::Url::parse(BASE_URL).expect("the base URL");
+    let joined = base
+        .join(location)
+        .unwrap_or_else(|e| panic!("{what}: {location:?} does not parse ({e})"));
+    assert_eq!(
+        joined.origin(),
+        base.origin(),
+        "{what}: {location:?} leaves for {joined}"
+    );
 }

@@ -8,6 +8,8 @@ pub mod clock;
 pub mod discovery;
 pub mod error;
 pub mod fhir;
+pub mod host_check;
+pub mod no_store;
 pub mod oauth;
 pub mod pages;
 pub mod password_check;
@@ -21,6 +23,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::middleware::from_fn_with_state;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -37,8 +40,12 @@ pub struct Config {
     pub host: IpAddr,
     /// Port to bind; 0 picks a free ephemeral port.
     pub port: u16,
-    /// Serve `/oauth/debug/*` even when not bound to loopback.
+    /// Serve `/oauth/debug/*` to this machine's programs even when the server faces outside
+    /// (a non-loopback public URL or bound address); never to other machines.
     pub debug_endpoints: bool,
+    /// Answer requests whatever host their `Host` header names (off: only the public URL's
+    /// host, the bound address and loopback names, against DNS rebinding).
+    pub allow_any_host: bool,
     /// Serve `/api/open-fhir`, the unauthenticated copy of the FHIR API.
     pub open_fhir: bool,
     /// Lifetime of access tokens in seconds.
@@ -60,6 +67,9 @@ pub struct Config {
     /// How often expired codes, tokens, approvals, pending requests and browser sessions
     /// are swept; zero turns the sweep off.
     pub sweep_interval: Duration,
+    /// Seconds after registering that a client which never got an approval is swept;
+    /// zero keeps such clients forever.
+    pub client_idle_lifetime: u64,
 }
 
 impl Default for Config {
@@ -68,6 +78,7 @@ impl Default for Config {
             host: IpAddr::from([127, 0, 0, 1]),
             port: 9000,
             debug_endpoints: false,
+            allow_any_host: false,
             open_fhir: true,
             access_lifetime: 3600,
             code_lifetime: 100,
@@ -78,14 +89,8 @@ impl Default for Config {
             login_limits: LoginLimits::default(),
             state: StateLocation::Memory,
             sweep_interval: Duration::from_secs(60),
+            client_idle_lifetime: store::CLIENT_IDLE_LIFETIME,
         }
-    }
-}
-
-impl Config {
-    /// Debug endpoints answer on loopback by default, elsewhere only when asked for.
-    pub fn debug_enabled(&self) -> bool {
-        self.debug_endpoints || self.host.is_loopback()
     }
 }
 
@@ -216,8 +221,11 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
     })
 }
 
-/// The whole application: OAuth, discovery and FHIR routes over one shared state.
+/// The whole application: OAuth, discovery and FHIR routes over one shared state, behind
+/// the host check (every route) and the debug gate (everything under `/oauth/debug`).
 pub fn router(state: Arc<AppState>) -> Router {
+    let hosts = Arc::new(host_check::HostPolicy::of(&state));
+    let debug = Arc::new(oauth::debug_gate::DebugPolicy::of(&state));
     Router::new()
         .merge(oauth::routes())
         .merge(pages::routes())
@@ -226,6 +234,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(error::BODY_LIMIT))
+        .layer(from_fn_with_state(debug, oauth::debug_gate::gate))
+        .layer(from_fn_with_state(hosts, host_check::check))
         .with_state(state)
 }
 

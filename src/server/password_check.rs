@@ -20,13 +20,23 @@
 //! arena per thread: 200 participants signing in at once left the server at 390 MB. Here
 //! at most one check per core runs at a time, each in a buffer kept for the next, so after
 //! the first sign-in the server holds at most one buffer per core, and never more.
+//!
+//! Why a stand-in hash: a user name nobody has must cost what a wrong password costs, or
+//! the time sign-in takes tells which names exist (argon2 is ~18 ms, no check ~0.5 ms).
+//! `verify_stand_in` runs the same path (the memo's lookup and HMAC, a permit, argon2 in a
+//! pooled buffer) against a hash with the real ones' parameters, and then fails. The memo
+//! too costs the same either way: a lookup that finds no entry still computes and compares
+//! an HMAC, so only a right password is ever faster.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use argon2::password_hash::{Output, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
@@ -43,6 +53,8 @@ pub struct PasswordCheck {
     buffers: Mutex<Vec<Vec<Block>>>,
     /// One argon2 check per core at a time.
     permits: Semaphore,
+    /// argon2 checks run so far.
+    verifications: AtomicU64,
 }
 
 impl std::fmt::Debug for PasswordCheck {
@@ -59,6 +71,7 @@ impl Default for PasswordCheck {
             memo: RwLock::default(),
             buffers: Mutex::default(),
             permits: Semaphore::new(cores),
+            verifications: AtomicU64::new(0),
         }
     }
 }
@@ -66,6 +79,22 @@ impl Default for PasswordCheck {
 impl PasswordCheck {
     /// Whether `password` matches `phc`, the stored argon2 hash of `username`'s password.
     pub async fn verify(&self, username: &str, phc: &str, password: &str) -> bool {
+        self.check(username, phc, password, true).await
+    }
+
+    /// For a user name nobody has: the same work as a wrong password for a real user (see
+    /// the module's doc), against `stand_in` (from [`stand_in_for`]); always false.
+    pub async fn verify_stand_in(&self, username: &str, stand_in: &str, password: &str) -> bool {
+        let _ = self.check(username, stand_in, password, false).await;
+        false
+    }
+
+    /// How many argon2 checks have run (a memo hit runs none).
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
+    }
+
+    async fn check(&self, username: &str, phc: &str, password: &str, keep: bool) -> bool {
         if self.remembered(username, phc, password) {
             return true;
         }
@@ -84,6 +113,7 @@ impl PasswordCheck {
             .pop()
             .unwrap_or_default();
         let (stored, given) = (phc.to_string(), password.to_string());
+        self.verifications.fetch_add(1, Ordering::Relaxed);
         // Hashing is deliberately slow: keep it off the async workers.
         let checked = tokio::task::spawn_blocking(move || {
             let mut buffer = buffer;
@@ -98,7 +128,7 @@ impl PasswordCheck {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(buffer);
-        if ok {
+        if ok && keep {
             self.remember(username, phc, password);
         }
         ok
@@ -109,11 +139,11 @@ impl PasswordCheck {
             return false;
         };
         let memo = self.memo.read().unwrap_or_else(|e| e.into_inner());
-        let Some((tag, at)) = memo.get(username) else {
-            return false;
-        };
-        at.elapsed() < MEMO_LIFETIME
-            && hmac::verify(key, &message(username, phc, password), tag.as_ref()).is_ok()
+        let found = memo.get(username);
+        // No entry still pays for the HMAC, against a tag nothing matches.
+        let tag = found.map_or(&[0u8; 32][..], |(tag, _)| tag.as_ref());
+        let matches = hmac::verify(key, &message(username, phc, password), tag).is_ok();
+        matches && found.is_some_and(|(_, at)| at.elapsed() < MEMO_LIFETIME)
     }
 
     fn remember(&self, username: &str, phc: &str, password: &str) {
@@ -136,6 +166,30 @@ fn message(username: &str, phc: &str, password: &str) -> Vec<u8> {
         out.extend_from_slice(part.as_bytes());
     }
     out
+}
+
+/// A PHC string with `phc`'s algorithm, version and parameters, a random salt and a random
+/// output of the same lengths: checking any password against it costs what checking
+/// against `phc` costs, and matches nothing. `None` when `phc` is not an argon2 hash.
+pub fn stand_in_for(phc: &str) -> Option<String> {
+    let hash = PasswordHash::new(phc).ok()?;
+    let mut salt_buf = [0u8; 64];
+    let salt_len = hash.salt?.decode_b64(&mut salt_buf).ok()?.len();
+    let out_len = hash.hash?.len();
+    let random = SystemRandom::new();
+    let mut salt = vec![0u8; salt_len];
+    let mut output = vec![0u8; out_len];
+    random.fill(&mut salt).ok()?;
+    random.fill(&mut output).ok()?;
+    let salt = SaltString::encode_b64(&salt).ok()?;
+    let stand_in = PasswordHash {
+        algorithm: hash.algorithm,
+        version: hash.version,
+        params: hash.params.clone(),
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&output).ok()?),
+    };
+    Some(stand_in.to_string())
 }
 
 /// argon2 verification of a PHC string, in `memory` (grown when too small, then reused).
@@ -214,6 +268,37 @@ mod tests {
         // A wrong password is refused (by argon2) and does not replace the memo.
         assert!(!check.verify("daniel", &stored, "wrong").await);
         assert!(check.remembered("daniel", &stored, "demo-password"));
+    }
+
+    #[tokio::test]
+    async fn a_stand_in_costs_one_argon2_check_like_a_wrong_password() {
+        let check = PasswordCheck::default();
+        let stored = phc("demo-password");
+        let stand_in = stand_in_for(&stored).unwrap();
+        let (real, fake) = (
+            PasswordHash::new(&stored).unwrap(),
+            PasswordHash::new(&stand_in).unwrap(),
+        );
+        assert_eq!(
+            (real.algorithm, real.version, &real.params),
+            (fake.algorithm, fake.version, &fake.params)
+        );
+        assert_eq!(real.hash.unwrap().len(), fake.hash.unwrap().len());
+        assert_ne!(stand_in, stand_in_for(&stored).unwrap(), "random salt");
+        assert!(check.verify("daniel", &stored, "demo-password").await);
+        let before = check.verifications();
+        assert!(!check.verify("daniel", &stored, "wrong").await);
+        assert_eq!(check.verifications(), before + 1);
+        assert!(
+            !check
+                .verify_stand_in("nobody", &stand_in, "demo-password")
+                .await
+        );
+        assert_eq!(check.verifications(), before + 2);
+        assert!(check.verify("daniel", &stored, "demo-password").await);
+        assert_eq!(check.verifications(), before + 2, "a memo hit");
+        assert!(!check.remembered("nobody", &stand_in, "demo-password"));
+        assert!(stand_in_for("not a hash").is_none());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The periodic sweep: expired codes, tokens, approvals, pending authorize requests and
-//! browser sessions are forgotten, so memory and tables stay bounded by what is live.
+//! The periodic sweep: expired codes, tokens, approvals, pending authorize requests,
+//! browser sessions and registrations never used are forgotten, so memory and tables stay
+//! bounded by what is live.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use tokio::time::MissedTickBehavior;
 
 use super::clock;
 use super::state::AppState;
-use super::store::{code_replay_memory, StoreError, Swept};
+use super::store::{code_replay_memory, Retention, StoreError, Swept};
 
 /// What one sweep removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,8 +28,12 @@ pub async fn sweep_once(state: &AppState) -> Result<SweepReport, StoreError> {
     let now = clock::now();
     let pending = state.pending.sweep(now);
     let sessions = state.sessions.sweep(now);
-    let code_memory = code_replay_memory(state.config.code_lifetime);
-    let store = state.store.sweep(now, code_memory).await?;
+    let idle = state.config.client_idle_lifetime;
+    let retention = Retention {
+        code_memory: code_replay_memory(state.config.code_lifetime),
+        client_idle: (idle > 0).then(|| i64::try_from(idle).unwrap_or(i64::MAX)),
+    };
+    let store = state.store.sweep(now, retention).await?;
     Ok(SweepReport {
         store,
         pending,
@@ -91,7 +96,7 @@ mod tests {
             .pending
             .insert(pending("stale", now - PENDING_LIFETIME - 1));
         state.pending.insert(pending("live", now));
-        state.sessions.start(Some("daniel-adams".into()));
+        state.sessions.start("daniel-adams");
 
         let report = sweep_once(&state).await.unwrap();
         assert_eq!((report.pending, report.sessions), (1, 0));

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use serde::Deserialize;
 
-use super::password_check::PasswordCheck;
+use super::password_check::{stand_in_for, PasswordCheck};
 
 /// How a user relates to a patient they can share.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -68,21 +68,36 @@ pub struct Users {
     users: Vec<User>,
     /// Sign-in checks: argon2 in bounded memory, and a memo of verified logins.
     check: Arc<PasswordCheck>,
+    /// What an unknown name's password is checked against, so it costs what a wrong one
+    /// does: a hash with the shipped ones' parameters that matches nothing.
+    stand_in: Arc<str>,
 }
+
+/// The stand-in when no shipped hash can lend its parameters: argon2's defaults, which
+/// the shipped hashes use.
+const FALLBACK_STAND_IN: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c3RhbmQtaW4tc2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
 impl Users {
     /// Load the shipped users.
     pub fn shipped() -> Self {
         let file: UserFile = serde_json::from_str(include_str!("users.json"))
             .expect("src/server/users.json is valid (checked by tests)");
+        let stand_in = file
+            .users
+            .first()
+            .and_then(|u| stand_in_for(&u.password_argon2))
+            .unwrap_or_else(|| FALLBACK_STAND_IN.to_string());
         Users {
             users: file.users,
             check: Arc::default(),
+            stand_in: stand_in.into(),
         }
     }
 
     /// Whether this user name and password sign in. A login argon2 accepted lately is
-    /// recognised by a keyed digest instead of argon2 again (see `password_check`).
+    /// recognised by a keyed digest instead of argon2 again (see `password_check`). An
+    /// unknown name costs one argon2 check against a stand-in, as a wrong password does.
     pub async fn verify_login(&self, username: &str, password: &str) -> bool {
         match self.get(username) {
             Some(user) => {
@@ -90,8 +105,17 @@ impl Users {
                     .verify(&user.username, &user.password_argon2, password)
                     .await
             }
-            None => false,
+            None => {
+                self.check
+                    .verify_stand_in(username, &self.stand_in, password)
+                    .await
+            }
         }
+    }
+
+    /// How many argon2 checks sign-in has run so far (a remembered login runs none).
+    pub fn verifications(&self) -> u64 {
+        self.check.verifications()
     }
 
     /// Find a user by login name.
@@ -128,6 +152,28 @@ mod tests {
         assert!(!users.verify_login("joseph-ross", "demo-passwore").await);
         assert!(!users.verify_login("daniel-adams", "").await);
         assert!(!users.verify_login("nobody", "demo-password").await);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_name_costs_one_argon2_check_like_a_wrong_password() {
+        let users = Users::shipped();
+        let cost = |before: u64| users.verifications() - before;
+        let before = users.verifications();
+        assert!(!users.verify_login("joseph-ross", "wrong").await);
+        assert_eq!(cost(before), 1, "a wrong password");
+        let before = users.verifications();
+        assert!(!users.verify_login("nobody-here", "wrong").await);
+        assert_eq!(cost(before), 1, "an unknown name");
+        let real = PasswordHash::new(&users.get("joseph-ross").unwrap().password_argon2)
+            .unwrap()
+            .params
+            .to_string();
+        let stand_in = PasswordHash::new(&users.stand_in)
+            .unwrap()
+            .params
+            .to_string();
+        assert_eq!(real, stand_in);
+        assert!(PasswordHash::new(FALLBACK_STAND_IN).is_ok());
     }
 
     #[test]

@@ -38,9 +38,11 @@ impl RawReply {
     }
 }
 
-/// A request with `Connection: close`: method, raw target, extra headers, body.
+/// A request with `Connection: close`: method, raw target, extra headers, body. Without a
+/// Host among the headers, [`send`] names `localhost` with the server's port, as a client
+/// library would.
 pub fn request(method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut out = format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    let mut out = format!("{method} {target} HTTP/1.1\r\nConnection: close\r\n");
     for (name, value) in headers {
         out.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -53,11 +55,40 @@ pub fn request(method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]
     bytes
 }
 
-/// Send one request and read the response until the server closes the connection.
+/// Send one request (with a Host header added when it has none) and read the response
+/// until the server closes the connection.
 pub async fn send(addr: SocketAddr, request: Vec<u8>) -> RawReply {
+    send_exact(addr, with_host(request, addr.port())).await
+}
+
+/// Send these bytes as they are, Host or not.
+pub async fn send_exact(addr: SocketAddr, request: Vec<u8>) -> RawReply {
     tokio::task::spawn_blocking(move || exchange(addr, &request))
         .await
         .expect("the raw exchange does not panic")
+}
+
+/// `Host: localhost:{port}` after the request line, unless the head has a Host already.
+fn with_host(request: Vec<u8>, port: u16) -> Vec<u8> {
+    let head_end = request
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(request.len());
+    let head = String::from_utf8_lossy(&request[..head_end]);
+    let has_host = head
+        .split("\r\n")
+        .skip(1)
+        .any(|line| line.to_ascii_lowercase().starts_with("host:"));
+    let Some(line_end) = request.windows(2).position(|w| w == b"\r\n") else {
+        return request;
+    };
+    if has_host {
+        return request;
+    }
+    let mut out = request[..line_end + 2].to_vec();
+    out.extend_from_slice(format!("Host: localhost:{port}\r\n").as_bytes());
+    out.extend_from_slice(&request[line_end + 2..]);
+    out
 }
 
 fn exchange(addr: SocketAddr, request: &[u8]) -> RawReply {

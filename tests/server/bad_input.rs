@@ -256,6 +256,8 @@ async fn malformed_bodies_get_a_4xx_with_a_json_reason() {
         assert_explained_4xx(&reply, &label);
         if case.label == "over 64 KiB" {
             assert_eq!(reply.status, 413, "{label}");
+        } else if case.content_type != Some("application/json") {
+            assert_eq!(reply.status, 415, "{label}: {}", reply.text());
         } else {
             assert_eq!(reply.status, 400, "{label}: {}", reply.text());
         }

@@ -1,8 +1,6 @@
 //! Discovery: the SMART configuration document, the CapabilityStatement with its oauth-uris,
 //! CORS on both, and the switches that turn parts of the server off.
 
-use std::net::IpAddr;
-
 use crate::common::*;
 use serde_json::{json, Value};
 use smartnb::server::Config;
@@ -292,28 +290,6 @@ async fn every_search_parameter_the_statement_lists_is_understood() {
             );
         }
     }
-}
-
-#[test]
-fn debug_endpoints_are_on_for_loopback_and_off_elsewhere_unless_asked_for() {
-    let config = |host: &str, debug_endpoints: bool| Config {
-        host: host.parse::<IpAddr>().unwrap(),
-        debug_endpoints,
-        ..Config::default()
-    };
-    assert!(config("127.0.0.1", false).debug_enabled());
-    assert!(config("127.5.6.7", false).debug_enabled());
-    assert!(config("::1", false).debug_enabled());
-    assert!(!config("0.0.0.0", false).debug_enabled());
-    assert!(!config("::", false).debug_enabled());
-    assert!(!config("192.0.2.10", false).debug_enabled());
-    assert!(config("0.0.0.0", true).debug_enabled());
-    assert!(config("192.0.2.10", true).debug_enabled());
-    assert!(!Config::default().debug_endpoints, "off unless asked for");
-    assert!(
-        Config::default().debug_enabled(),
-        "the default host is loopback"
-    );
 }
 
 #[tokio::test]

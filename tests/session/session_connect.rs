@@ -47,7 +47,7 @@ impl Remote {
     fn knows_token(&self, access_token: &str) -> bool {
         let store = self.server.as_ref().unwrap().store();
         self.runtime
-            .block_on(store.token_by_access(access_token))
+            .block_on(store.token_by_access(&smartnb::server::oauth::sha256(access_token)))
             .unwrap()
             .is_some()
     }

@@ -96,6 +96,14 @@ fn debug_endpoints_part_of_the_walkthrough() {
         Some(var(&s, "access_token").as_str())
     );
     assert_eq!(field(table, "client_id"), Some(client_id.as_str()));
+    // Only hashes are stored: the other token of the pair is null, and the cell says why.
+    assert_eq!(field(table, "refresh_token"), Some("null"));
+    assert!(
+        texts(&out)
+            .iter()
+            .any(|t| t.starts_with("refresh_token is null") && t.contains("hash")),
+        "{out:?}"
+    );
     assert_eq!(field(table, "username"), Some("daniel-adams"));
     assert_eq!(field(table, "active"), Some("true"));
     assert_eq!(field(table, "token_type"), Some("Bearer"));

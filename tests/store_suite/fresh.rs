@@ -98,7 +98,8 @@ impl Fresh {
         self.store.insert_approval(approval.clone()).await.unwrap();
         let code = super::code(&approval.id, super::now() + 100);
         self.store.insert_code(code.clone()).await.unwrap();
-        let token = super::token(&approval.id, super::now() + 3600, true, Some(&code.code));
+        let hash = code.code_sha256;
+        let token = super::token(&approval.id, super::now() + 3600, true, Some(&hash));
         assert!(self.store.insert_token(token.clone()).await.unwrap());
 
         let reopened = store::open(&self.location).await.expect("it opens again");
@@ -111,19 +112,32 @@ impl Fresh {
             reopened.approval(&approval.id).await.unwrap().is_some(),
             expect
         );
-        let found = reopened.token_by_access(&token.access_token).await.unwrap();
+        let found = reopened
+            .token_by_access(&token.access_sha256)
+            .await
+            .unwrap();
         assert_eq!(found, expect.then(|| token.clone()));
-        let refresh = token.refresh_token.as_deref().unwrap();
+        let refresh = token.refresh_sha256.unwrap();
         assert_eq!(
-            reopened.token_by_refresh(refresh).await.unwrap().is_some(),
+            reopened.token_by_refresh(&refresh).await.unwrap().is_some(),
             expect
         );
-        let redeemed = reopened.redeem_code(&code.code).await.unwrap();
+        let issued = super::token(&approval.id, super::now() + 3600, true, Some(&hash));
+        let redeemed = reopened.redeem_code(&hash, issued.clone()).await.unwrap();
         if expect {
-            assert_eq!(redeemed, Redeemed::Fresh(code.clone()));
+            assert_eq!(redeemed, Redeemed::Fresh);
             // ... and the reopened store's redemption is seen by the first handle.
-            let again = self.store.redeem_code(&code.code).await.unwrap();
-            assert_eq!(again, Redeemed::Replayed(code));
+            let again = super::token(&approval.id, super::now() + 3600, true, Some(&hash));
+            assert_eq!(
+                self.store.redeem_code(&hash, again).await.unwrap(),
+                Redeemed::Replayed
+            );
+            let seen = self
+                .store
+                .token_by_access(&issued.access_sha256)
+                .await
+                .unwrap();
+            assert_eq!(seen, Some(issued));
         } else {
             assert_eq!(redeemed, Redeemed::Unknown);
         }

@@ -28,26 +28,32 @@ macro_rules! store_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn codes_are_single_use() {
                 let fresh = $fresh.await;
-                store_suite::codes(fresh.store.clone()).await;
+                store_suite::codes::codes(fresh.store.clone()).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn races_have_one_winner() {
                 let fresh = $fresh.await;
                 let stores = vec![fresh.store.clone(), fresh.second().await];
-                store_suite::races(stores).await;
+                store_suite::codes::races(stores).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn sweep_removes_only_the_dead() {
                 let fresh = $fresh.await;
-                store_suite::sweep(fresh.store.clone()).await;
+                store_suite::sweeps::sweep(fresh.store.clone()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sweep_forgets_clients_never_approved() {
+                let fresh = $fresh.await;
+                store_suite::sweeps::sweep_idle_clients(fresh.store.clone()).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn sweep_keeps_tables_bounded() {
                 let fresh = $fresh.await;
-                store_suite::sweep_keeps_tables_bounded(fresh.store.clone()).await;
+                store_suite::sweeps::sweep_keeps_tables_bounded(fresh.store.clone()).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

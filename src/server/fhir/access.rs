@@ -37,6 +37,10 @@ pub struct Confinement {
     /// The v2 filter every grant for this type shares; empty when any grant has none or
     /// they differ (the answer is then filtered resource by resource instead).
     pub filter: Vec<(String, String)>,
+    /// Whether `patients` and `filter` together say exactly what the token may see of this
+    /// type; false when the grants' filters differ, so a count of matches is not one of
+    /// what the token may see.
+    pub complete: bool,
 }
 
 /// The kind of operation a check is for.
@@ -110,13 +114,18 @@ impl Access {
             .collect();
         patients.sort();
         patients.dedup();
-        let filter = match relevant.split_first() {
+        let (filter, complete) = match relevant.split_first() {
             Some((first, rest)) if rest.iter().all(|g| g.scope.filter == first.scope.filter) => {
-                first.scope.filter.clone()
+                (first.scope.filter.clone(), true)
             }
-            _ => Vec::new(),
+            Some(_) => (Vec::new(), false),
+            None => (Vec::new(), true),
         };
-        Some(Confinement { patients, filter })
+        Some(Confinement {
+            patients,
+            filter,
+            complete,
+        })
     }
 
     /// Whether this patient's compartment is reachable at all.
@@ -141,7 +150,7 @@ pub async fn from_bearer(state: &AppState, headers: &HeaderMap) -> Result<Access
     };
     let stored: Token = state
         .store
-        .token_by_access(token)
+        .token_by_access(&crate::server::oauth::sha256(token))
         .await
         .map_err(store_trouble)?
         .ok_or_else(unknown)?;

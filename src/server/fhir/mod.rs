@@ -28,6 +28,7 @@ use data::{Resource, SERVED_TYPES};
 use search::Search;
 
 use super::error::{fhir_json, method_not_allowed, FhirError};
+use super::no_store::no_store;
 use super::state::AppState;
 
 type Shared = State<Arc<AppState>>;
@@ -46,10 +47,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .allow_methods([Method::GET, Method::OPTIONS])
         .allow_headers([header::AUTHORIZATION, header::ACCEPT, header::CONTENT_TYPE])
         .expose_headers([header::WWW_AUTHENTICATE, header::LOCATION]);
-    Router::new()
+    // Patient data: never cached, errors included.
+    let data = Router::new()
         .route("/api/fhir", get(page_protected))
-        .route("/api/fhir/metadata", get(metadata))
-        .route("/api/open-fhir/metadata", get(open_metadata))
         .route("/api/fhir/{type}", get(search_protected))
         .route("/api/open-fhir/{type}", get(search_open))
         .route("/api/fhir/{type}/{id}", get(read_protected))
@@ -62,10 +62,15 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/api/open-fhir/{type}/{id}/{operation}",
             get(operation_open),
         )
-        // Set here, under the CORS layer: the router-wide 405 fallback would replace the
-        // layered one and answer browsers' OPTIONS preflights with 405.
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(cors)
+        // Set before the layers: the router-wide 405 fallback would not reach layered
+        // routes, and under the CORS layer it would answer browsers' preflights with 405.
+        .method_not_allowed_fallback(method_not_allowed);
+    // The CapabilityStatements describe the server, not a patient: cacheable.
+    let metadata = Router::new()
+        .route("/api/fhir/metadata", get(metadata))
+        .route("/api/open-fhir/metadata", get(open_metadata))
+        .method_not_allowed_fallback(method_not_allowed);
+    no_store(data).merge(metadata).layer(cors)
 }
 
 async fn metadata(State(state): Shared, RawQuery(query): RawQuery) -> Response {
@@ -382,16 +387,7 @@ fn everything(
         return Err(unknown_operation(resource_type, operation));
     }
     check_id(id)?;
-    let pairs = query::pairs(query)?;
-    if let Some((name, _)) = pairs
-        .iter()
-        .find(|(k, _)| !matches!(k.as_str(), "_count" | "_offset" | "_format"))
-    {
-        return Err(FhirError::invalid(format!(
-            "$everything does not take {name:?}; it takes only _count (and the _offset of its paging links)"
-        )));
-    }
-    let search = Search::parse("Patient", &pairs)?;
+    let search = Search::everything(&query::pairs(query)?)?;
     // An unknown patient and one outside the token's reach look the same.
     if state.data.get("Patient", id).is_none() || !access.reaches_patient(id) {
         return Err(FhirError::not_found(format!("Patient/{id} is not known")));

@@ -3,6 +3,7 @@
 
 use axum::http::{header, HeaderMap, StatusCode};
 use base64::Engine;
+use percent_encoding::percent_decode_str;
 use subtle::ConstantTimeEq;
 
 use crate::server::error::OAuthError;
@@ -96,8 +97,11 @@ pub async fn authenticate(
     }
 }
 
-/// `(client_id, client_secret)` from `Authorization: Basic`, form-urlencoding undone
-/// (RFC 6749 §2.3.1); `None` when there is no Basic header.
+/// `(client_id, client_secret)` from `Authorization: Basic` (RFC 6749 §2.3.1): base64 of
+/// `id:secret`, split at the first `:`, then each whole part percent-decoded and nothing
+/// else: `&` and `=` are ordinary characters, and `+` stays `+` (clients that do not encode,
+/// as most do not, must not see a `+` in a secret turned into a space). `None` when there is
+/// no Basic header.
 fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
@@ -118,13 +122,72 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
         .map_err(|_| malformed())?;
-    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
-    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
-    let undo = |s: &str| {
-        form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
+    let not_utf8 = |what: &str| {
+        invalid_client(
+            format!("the Basic credentials' {what} is not UTF-8 once decoded; percent-encode the UTF-8 bytes of client_id and client_secret"),
+            true,
+        )
     };
-    Ok(Some((undo(id), undo(secret))))
+    let decoded = String::from_utf8(decoded).map_err(|_| not_utf8("text"))?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+    let undo = |part: &str, what: &str| {
+        percent_decode_str(part)
+            .decode_utf8()
+            .map(|text| text.into_owned())
+            .map_err(|_| not_utf8(what))
+    };
+    Ok(Some((
+        undo(id, "client_id")?,
+        undo(secret, "client_secret")?,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(raw: &[u8]) -> Result<Option<(String, String)>, OAuthError> {
+        let mut headers = HeaderMap::new();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
+        headers.insert(
+            header::AUTHORIZATION,
+            format!("Basic {encoded}").parse().unwrap(),
+        );
+        basic_credentials(&headers)
+    }
+
+    fn pair(id: &str, secret: &str) -> Option<(String, String)> {
+        Some((id.to_string(), secret.to_string()))
+    }
+
+    #[test]
+    fn each_whole_part_is_percent_decoded_and_nothing_else() {
+        assert_eq!(
+            basic(b"id:SECRET&anything").unwrap(),
+            pair("id", "SECRET&anything")
+        );
+        assert_eq!(basic(b"id:SECRET%26x").unwrap(), pair("id", "SECRET&x"));
+        assert_eq!(basic(b"my%3Aid:a%3Ab%25c").unwrap(), pair("my:id", "a:b%c"));
+        assert_eq!(basic(b"id:a=b:c").unwrap(), pair("id", "a=b:c"));
+        assert_eq!(basic(b"id:a+b").unwrap(), pair("id", "a+b"));
+        assert_eq!(basic(b"id:%zz%").unwrap(), pair("id", "%zz%"));
+        assert_eq!(
+            basic("id:caf%C3%A9".as_bytes()).unwrap(),
+            pair("id", "caf\u{e9}")
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_invalid_client_saying_so() {
+        for raw in [&b"id:%FF%FE"[..], b"%C3:secret", b"id:\xff"] {
+            let error = basic(raw).unwrap_err();
+            assert_eq!(error.code, "invalid_client");
+            assert_eq!(error.status, StatusCode::UNAUTHORIZED);
+            assert!(
+                error.description.contains("not UTF-8"),
+                "{}",
+                error.description
+            );
+        }
+    }
 }

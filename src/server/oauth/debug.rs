@@ -1,12 +1,12 @@
 //! The seed server's token debug endpoints: mint a token for a user without the browser
-//! dance, and look any token up. For development only; off unless on loopback or asked for.
+//! dance, and look any token up. For development only: `debug_gate` decides who reaches them.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::{json, Value};
 
@@ -15,7 +15,7 @@ use crate::server::error::OAuthError;
 use crate::server::scopes::Scopes;
 use crate::server::state::AppState;
 
-use super::{grants, json_object, store_failed};
+use super::{grants, json_object, sha256, store_failed};
 
 /// The default approval lifetime: one year.
 pub const APPROVAL_LIFETIME: i64 = 365 * 24 * 3600;
@@ -31,23 +31,13 @@ const FIELDS: &[&str] = &[
     "scope",
 ];
 
-fn debug_off() -> OAuthError {
-    OAuthError::bad_request(
-        "not_found",
-        "the debug endpoints are off on this server; start it on a loopback address or with --debug-endpoints",
-    )
-    .with_status(StatusCode::NOT_FOUND)
-}
-
 /// POST /oauth/debug/token: `{"access_token", "refresh_token"}` for a client, user and patient.
 pub async fn token(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, OAuthError> {
-    if !state.config.debug_enabled() {
-        return Err(debug_off());
-    }
-    let m = json_object(body)?;
+    let m = json_object(&headers, body)?;
     if let Some(unknown) = m.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(OAuthError::invalid_request(format!(
             "unknown field {unknown:?}; the fields are {}",
@@ -161,7 +151,9 @@ pub async fn token(
         expires: approval_expires,
     };
     let approval = grants::approve(&state, grant).await?;
-    let token = grants::issue(
+    // No browser session is behind a debug mint: its refresh token is never bound to a
+    // sign-in, whatever the scope (online_access included).
+    let issued = grants::issue(
         &state,
         grants::TokenRequest {
             approval_id: &approval.id,
@@ -169,33 +161,38 @@ pub async fn token(
             lifetime,
             force_refresh: true,
             refresh_allowed: true,
-            from_code: None,
+            from_code_sha256: None,
+            session_sha256: None,
         },
     )
     .await?;
     Ok(Json(json!({
-        "access_token": token.access_token,
-        "refresh_token": token.refresh_token,
+        "access_token": issued.access_token,
+        "refresh_token": issued.refresh_token,
     })))
 }
 
 /// GET /oauth/debug/introspect?token=T: everything known about an access or refresh token.
+/// The store keeps only hashes, so of the pair only the token given is shown; the other
+/// field is null.
 pub async fn introspect(
     State(state): State<Arc<AppState>>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, OAuthError> {
-    if !state.config.debug_enabled() {
-        return Err(debug_off());
-    }
     let token = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.into_owned())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| OAuthError::invalid_request("give the token to look up as ?token=…"))?;
     let store = &state.store;
-    let found = match store.token_by_access(&token).await.map_err(store_failed)? {
-        Some(t) => Some(t),
-        None => store.token_by_refresh(&token).await.map_err(store_failed)?,
+    let hash = sha256(&token);
+    let (found, access, refresh) = match store.token_by_access(&hash).await.map_err(store_failed)? {
+        Some(t) => (Some(t), Some(token), None),
+        None => (
+            store.token_by_refresh(&hash).await.map_err(store_failed)?,
+            None,
+            Some(token),
+        ),
     };
     let no_token = || {
         OAuthError::bad_request("no_token", "no access or refresh token matches; it may never have existed, or was revoked or rotated")
@@ -208,8 +205,8 @@ pub async fn introspect(
         .ok_or_else(no_token)?;
     let now = clock::now();
     Ok(Json(json!({
-        "access_token": found.access_token,
-        "refresh_token": found.refresh_token,
+        "access_token": access,
+        "refresh_token": refresh,
         "client_id": approval.client_id,
         "username": approval.username,
         "patient": approval.patient_id,

@@ -5,7 +5,7 @@ use crate::server::scopes::Scopes;
 use crate::server::state::AppState;
 use crate::server::store::{Approval, GrantKey, Token};
 
-use super::{new_secret, store_failed};
+use super::{new_secret, sha256, store_failed};
 use crate::server::error::OAuthError;
 
 /// Who approved which app to read which patient's records, for how long.
@@ -69,6 +69,13 @@ async fn save(state: &AppState, approval: Approval) -> Result<Approval, OAuthErr
     Ok(approval)
 }
 
+/// Whether tokens from a grant of these scopes last only as long as the participant's
+/// sign-in: `online_access` without `offline_access` (SMART App Launch: usable "for as long
+/// as the end-user remains online").
+pub fn bound_to_sign_in(scopes: &Scopes) -> bool {
+    scopes.has("online_access") && !scopes.has("offline_access")
+}
+
 /// What a new token pair should look like.
 pub struct TokenRequest<'a> {
     /// The approval it lives under.
@@ -82,35 +89,57 @@ pub struct TokenRequest<'a> {
     pub force_refresh: bool,
     /// Whether the client may use refresh tokens at all (it registered the grant).
     pub refresh_allowed: bool,
-    /// The authorization code it is exchanged for, if any.
-    pub from_code: Option<&'a str>,
+    /// SHA-256 of the authorization code it is exchanged for, if any.
+    pub from_code_sha256: Option<[u8; 32]>,
+    /// SHA-256 of the browser session whose sign-in the refresh token lasts as long as.
+    pub session_sha256: Option<[u8; 32]>,
+}
+
+/// A token pair just minted: the values, which only the answer that hands them out
+/// carries, and the record the store keeps (their hashes).
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The bearer token.
+    pub access_token: String,
+    /// The refresh token, if one was issued.
+    pub refresh_token: Option<String>,
+    /// What is stored.
+    pub record: Token,
 }
 
 impl TokenRequest<'_> {
     /// Build the token pair, with fresh random values.
-    pub fn build(&self) -> Token {
+    pub fn build(&self) -> Issued {
         let now = clock::now();
         let scopes = Scopes::parse(self.scope).unwrap_or_default();
         let refresh = self.refresh_allowed
             && (self.force_refresh || scopes.has("offline_access") || scopes.has("online_access"));
-        Token {
-            access_token: new_secret(),
-            refresh_token: refresh.then(new_secret),
+        let access_token = new_secret();
+        let refresh_token = refresh.then(new_secret);
+        let record = Token {
+            access_sha256: sha256(&access_token),
+            refresh_sha256: refresh_token.as_deref().map(sha256),
             approval_id: self.approval_id.to_string(),
             scope: self.scope.to_string(),
             issued_at: now,
             access_expires: now.saturating_add(self.lifetime),
-            from_code: self.from_code.map(str::to_string),
+            from_code_sha256: self.from_code_sha256,
+            session_sha256: self.session_sha256,
+        };
+        Issued {
+            access_token,
+            refresh_token,
+            record,
         }
     }
 }
 
 /// Mint and save a token pair.
-pub async fn issue(state: &AppState, request: TokenRequest<'_>) -> Result<Token, OAuthError> {
-    let token = request.build();
+pub async fn issue(state: &AppState, request: TokenRequest<'_>) -> Result<Issued, OAuthError> {
+    let issued = request.build();
     let saved = state
         .store
-        .insert_token(token.clone())
+        .insert_token(issued.record.clone())
         .await
         .map_err(store_failed)?;
     if !saved {
@@ -119,5 +148,5 @@ pub async fn issue(state: &AppState, request: TokenRequest<'_>) -> Result<Token,
             "the authorization code was used again meanwhile; the tokens issued for it have been revoked",
         ));
     }
-    Ok(token)
+    Ok(issued)
 }

@@ -21,7 +21,7 @@ use crate::server::store::Token;
 
 use super::client_auth::authenticate;
 use super::form::Form;
-use super::store_failed;
+use super::{sha256, store_failed};
 
 /// Describe a token to the client it was issued to.
 pub async fn introspect(
@@ -69,7 +69,7 @@ async fn client_of_live_token(
 ) -> Result<Option<String>, OAuthError> {
     let Some(token) = state
         .store
-        .token_by_access(access)
+        .token_by_access(&sha256(access))
         .await
         .map_err(store_failed)?
     else {
@@ -83,10 +83,11 @@ async fn client_of_live_token(
 /// The owning client and the RFC 7662 body for an active token, or `None`.
 async fn describe(state: &AppState, token: &str) -> Result<Option<(String, Value)>, OAuthError> {
     let store = &state.store;
-    if let Some(found) = store.token_by_access(token).await.map_err(store_failed)? {
+    let hash = sha256(token);
+    if let Some(found) = store.token_by_access(&hash).await.map_err(store_failed)? {
         return live_description(state, &found, false).await;
     }
-    if let Some(found) = store.token_by_refresh(token).await.map_err(store_failed)? {
+    if let Some(found) = store.token_by_refresh(&hash).await.map_err(store_failed)? {
         return live_description(state, &found, true).await;
     }
     Ok(None)

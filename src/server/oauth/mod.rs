@@ -3,6 +3,7 @@
 pub mod authorize;
 pub mod client_auth;
 mod debug;
+pub mod debug_gate;
 pub mod form;
 pub mod grants;
 mod introspect;
@@ -17,18 +18,20 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::error::{OAuthError, BODY_LIMIT};
+use super::error::{method_not_allowed, OAuthError, BODY_LIMIT};
+use super::no_store::no_store;
 use super::state::AppState;
 
-/// Routes under `/oauth`.
+/// Routes under `/oauth`, none of whose answers may be cached (they carry tokens, client
+/// secrets, codes in redirects, or errors about them).
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
+    let routes = Router::new()
         .route("/oauth/register", post(register::register))
         .route(
             "/oauth/authorize",
@@ -39,6 +42,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/oauth/revoke", post(revoke::revoke))
         .route("/oauth/debug/token", post(debug::token))
         .route("/oauth/debug/introspect", get(debug::introspect))
+        // Set before the layers: the router-wide 405 fallback does not reach layered routes.
+        .method_not_allowed_fallback(method_not_allowed);
+    no_store(routes)
 }
 
 /// A store failure, as the 503 a client can retry.
@@ -57,8 +63,13 @@ pub fn sha256(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
-/// The request body as a JSON object, or an error saying what to fix.
-pub fn json_object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, OAuthError> {
+/// The request body as a JSON object, or an error saying what to fix: 415 unless the
+/// request says `Content-Type: application/json`, 413 over the body limit, 400 otherwise.
+pub fn json_object(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Map<String, Value>, OAuthError> {
+    require_json(headers)?;
     let bytes = body.map_err(|rejection| {
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -80,4 +91,44 @@ pub fn json_object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Va
             "the body is not valid JSON ({e}); send a JSON object with Content-Type: application/json"
         ))),
     }
+}
+
+/// `Content-Type: application/json`, with at most a `charset=utf-8` parameter (any case);
+/// anything else, `application/*+json` included, or none at all, is 415. A browser cannot
+/// send this type to another site without a CORS preflight, which these endpoints refuse.
+pub fn require_json(headers: &HeaderMap) -> Result<(), OAuthError> {
+    let unsupported = |what: String| {
+        OAuthError::invalid_request(format!(
+            "{what}; this endpoint takes a JSON object sent with Content-Type: application/json"
+        ))
+        .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+    };
+    let values: Vec<_> = headers.get_all(header::CONTENT_TYPE).iter().collect();
+    let value = match values.as_slice() {
+        [] => return Err(unsupported("the request has no Content-Type".into())),
+        [one] => *one,
+        _ => {
+            return Err(unsupported(
+                "the request has several Content-Type headers".into(),
+            ))
+        }
+    };
+    let text = String::from_utf8_lossy(value.as_bytes());
+    let media: mime::Mime = text
+        .parse()
+        .map_err(|_| unsupported(format!("Content-Type {text:?} is not a media type")))?;
+    if media.essence_str() != "application/json" {
+        return Err(unsupported(format!(
+            "Content-Type {:?} is not application/json",
+            media.essence_str()
+        )));
+    }
+    for (name, value) in media.params() {
+        if name != mime::CHARSET || !value.as_str().eq_ignore_ascii_case("utf-8") {
+            return Err(unsupported(format!(
+                "the Content-Type parameter {name}={value} is not accepted (JSON is UTF-8; only charset=utf-8 may be given)"
+            )));
+        }
+    }
+    Ok(())
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
@@ -46,9 +46,10 @@ fn bad_metadata(description: impl Into<String>) -> OAuthError {
 /// each field within its limit (see [`super::limits`]), so a client holds about 15 KiB at most.
 pub async fn register(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
-    let metadata = json_object(body)?;
+    let metadata = json_object(&headers, body)?;
     let client_id = new_secret();
     let mut client = parse_metadata(&metadata, &client_id)?;
     let secret = (client.token_endpoint_auth_method != "none").then(new_secret);

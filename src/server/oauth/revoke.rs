@@ -13,7 +13,7 @@ use crate::server::state::AppState;
 
 use super::client_auth::authenticate;
 use super::form::Form;
-use super::store_failed;
+use super::{sha256, store_failed};
 
 /// Revoke an access or refresh token (and its pair) issued to the calling client.
 ///
@@ -29,9 +29,10 @@ pub async fn revoke(
     let (client, _) = authenticate(&state, &headers, &form).await?;
     let token = form.require("token", "send the access or refresh token to revoke")?;
     let store = &state.store;
-    let found = match store.token_by_access(token).await.map_err(store_failed)? {
+    let hash = sha256(token);
+    let found = match store.token_by_access(&hash).await.map_err(store_failed)? {
         Some(t) => Some(t),
-        None => store.token_by_refresh(token).await.map_err(store_failed)?,
+        None => store.token_by_refresh(&hash).await.map_err(store_failed)?,
     };
     if let Some(found) = found {
         let owner = store
@@ -40,7 +41,7 @@ pub async fn revoke(
             .map_err(store_failed)?
             .map(|a| a.client_id);
         if owner.as_deref() == Some(client.client_id.as_str()) {
-            store.revoke_token(token).await.map_err(store_failed)?;
+            store.revoke_token(&hash).await.map_err(store_failed)?;
         }
     }
     Ok(([(header::CACHE_CONTROL, "no-store")], "").into_response())

@@ -21,8 +21,8 @@ use crate::server::store::{Approval, Client, Redeemed, Token};
 
 use super::client_auth::authenticate;
 use super::form::Form;
-use super::grants::{self, TokenRequest};
-use super::store_failed;
+use super::grants::{Issued, TokenRequest};
+use super::{sha256, store_failed};
 
 fn invalid_grant(description: impl Into<String>) -> OAuthError {
     OAuthError::bad_request("invalid_grant", description)
@@ -52,20 +52,21 @@ pub async fn token(
             format!("this client did not register the {grant_type} grant"),
         ));
     }
-    let (token, approval) = match grant_type {
+    let (issued, approval) = match grant_type {
         "authorization_code" => exchange_code(&state, &client, &form).await?,
         _ => refresh(&state, &client, &form).await?,
     };
+    let token = &issued.record;
     let scopes = Scopes::parse(&token.scope).unwrap_or_default();
     let mut body = json!({
-        "access_token": token.access_token,
+        "access_token": issued.access_token,
         "token_type": "Bearer",
         "expires_in": (token.access_expires - token.issued_at).max(0),
         "scope": token.scope,
         "patient": approval.patient_id,
         "need_patient_banner": true,
     });
-    if let Some(refresh) = &token.refresh_token {
+    if let Some(refresh) = &issued.refresh_token {
         body["refresh_token"] = json!(refresh);
     }
     if !(scopes.has("launch/patient") || scopes.resource_scopes().next().is_some()) {
@@ -81,7 +82,9 @@ pub async fn token(
         .into_response())
 }
 
-async fn live_approval(
+/// The approval behind a grant, if it is this client's: a grant issued to another client
+/// is refused before anything about it changes.
+async fn own_approval(
     state: &AppState,
     client: &Client,
     approval_id: &str,
@@ -97,39 +100,38 @@ async fn live_approval(
     if approval.client_id != client.client_id {
         return Err(invalid_grant("this grant was issued to another client"));
     }
+    Ok(approval)
+}
+
+fn still_live(approval: &Approval) -> Result<(), OAuthError> {
     if approval.expires <= clock::now() {
         return Err(invalid_grant(
             "the participant's approval has expired; ask them to authorize again",
         ));
     }
-    Ok(approval)
+    Ok(())
 }
 
+/// A code is looked at before it is spent: the wrong client, redirect_uri or verifier is
+/// refused and leaves the code to its owner. Only its own client, proving itself as the
+/// exchange would have it (secret, redirect_uri, PKCE verifier), can replay it, and only
+/// then are the tokens it issued revoked (RFC 6749 §4.1.2).
 async fn exchange_code(
     state: &AppState,
     client: &Client,
     form: &Form,
-) -> Result<(Token, Approval), OAuthError> {
+) -> Result<(Issued, Approval), OAuthError> {
     let code = form.require("code", "send the code from the redirect")?;
-    let record = match state.store.redeem_code(code).await.map_err(store_failed)? {
-        Redeemed::Fresh(record) => record,
-        Redeemed::Unknown => return Err(invalid_grant("the authorization code is unknown")),
-        Redeemed::Replayed(record) => {
-            // A code used twice may have been stolen: revoke what the first use issued.
-            state
-                .store
-                .revoke_tokens_from_code(&record.code)
-                .await
-                .map_err(store_failed)?;
-            return Err(invalid_grant(
-                "the authorization code was already used; the tokens issued for it have been revoked",
-            ));
-        }
-    };
-    let approval = live_approval(state, client, &record.approval_id).await?;
-    if record.expires <= clock::now() {
-        return Err(invalid_grant("the authorization code has expired; codes last a short time, so exchange it right away"));
-    }
+    let code_sha256 = sha256(code);
+    let unknown = || invalid_grant("the authorization code is unknown");
+    let stored = state
+        .store
+        .code(&code_sha256)
+        .await
+        .map_err(store_failed)?
+        .ok_or_else(unknown)?;
+    let record = stored.code;
+    let approval = own_approval(state, client, &record.approval_id).await?;
     match form.get("redirect_uri") {
         Some(uri) if uri == record.redirect_uri => {}
         None if !record.redirect_uri_given => {}
@@ -145,19 +147,44 @@ async fn exchange_code(
         }
     }
     check_pkce(record.code_challenge.as_deref(), form.get("code_verifier"))?;
-    let token = grants::issue(
-        state,
-        TokenRequest {
-            approval_id: &approval.id,
-            scope: &record.scope,
-            lifetime: state.config.access_lifetime as i64,
-            force_refresh: false,
-            refresh_allowed: client.grant_types.iter().any(|g| g == "refresh_token"),
-            from_code: Some(&record.code),
-        },
-    )
-    .await?;
-    Ok((token, approval))
+    if stored.used {
+        return Err(replay(state, &code_sha256).await);
+    }
+    still_live(&approval)?;
+    if record.expires <= clock::now() {
+        return Err(invalid_grant("the authorization code has expired; codes last a short time, so exchange it right away"));
+    }
+    let issued = TokenRequest {
+        approval_id: &approval.id,
+        scope: &record.scope,
+        lifetime: state.config.access_lifetime as i64,
+        force_refresh: false,
+        refresh_allowed: client.grant_types.iter().any(|g| g == "refresh_token"),
+        from_code_sha256: Some(code_sha256),
+        session_sha256: record.session_sha256,
+    }
+    .build();
+    match state
+        .store
+        .redeem_code(&code_sha256, issued.record.clone())
+        .await
+        .map_err(store_failed)?
+    {
+        Redeemed::Fresh => Ok((issued, approval)),
+        // Another exchange of the same code won meanwhile.
+        Redeemed::Replayed => Err(replay(state, &code_sha256).await),
+        Redeemed::Unknown => Err(unknown()),
+    }
+}
+
+/// A code used twice may have been stolen: revoke what its first use issued.
+async fn replay(state: &AppState, code_sha256: &[u8; 32]) -> OAuthError {
+    match state.store.revoke_tokens_from_code(code_sha256).await {
+        Ok(()) => invalid_grant(
+            "the authorization code was already used; the tokens issued for it have been revoked",
+        ),
+        Err(e) => store_failed(e),
+    }
 }
 
 /// RFC 7636 S256: BASE64URL(SHA256(verifier)) must equal the challenge.
@@ -201,18 +228,41 @@ async fn refresh(
     state: &AppState,
     client: &Client,
     form: &Form,
-) -> Result<(Token, Approval), OAuthError> {
+) -> Result<(Issued, Approval), OAuthError> {
     let refresh_token = form.require(
         "refresh_token",
         "send the refresh_token from an earlier token response",
     )?;
+    let refresh_sha256 = sha256(refresh_token);
     let old = state
         .store
-        .token_by_refresh(refresh_token)
+        .token_by_refresh(&refresh_sha256)
         .await
         .map_err(store_failed)?
         .ok_or_else(|| invalid_grant("the refresh token is unknown, revoked or already used (refresh tokens are rotated)"))?;
-    let approval = live_approval(state, client, &old.approval_id).await?;
+    let approval = own_approval(state, client, &old.approval_id).await?;
+    still_live(&approval)?;
+    if let Some(session) = &old.session_sha256 {
+        if !state.sessions.is_signed_in(session) {
+            // The refresh token can never work again: drop it now (the access token lives
+            // out its lifetime, then the sweep takes the pair) rather than keep it for the
+            // approval's whole life.
+            let spent = Token {
+                refresh_sha256: None,
+                ..old.clone()
+            };
+            state
+                .store
+                .rotate_token(&refresh_sha256, spent)
+                .await
+                .map_err(store_failed)?;
+            return Err(invalid_grant(
+                "online access ended when the participant signed out here (or their sign-in \
+                 expired); the grant had online_access without offline_access, so ask them \
+                 to authorize again",
+            ));
+        }
+    }
     let scope = match form.get("scope") {
         None => old.scope.clone(),
         // The refresh token's own scope is the approval's (RFC 6749 §6 keeps it identical
@@ -241,12 +291,13 @@ async fn refresh(
         lifetime: state.config.access_lifetime as i64,
         force_refresh: true,
         refresh_allowed: true,
-        from_code: old.from_code.as_deref(),
+        from_code_sha256: old.from_code_sha256,
+        session_sha256: old.session_sha256,
     }
     .build();
     if !state
         .store
-        .rotate_token(refresh_token, new.clone())
+        .rotate_token(&refresh_sha256, new.record.clone())
         .await
         .map_err(store_failed)?
     {

@@ -15,8 +15,8 @@ use super::{csrf_failure, error_page, field, form_pairs, html, see_other, sign_i
 use crate::server::clock;
 use crate::server::fhir::data::SERVED_TYPES;
 use crate::server::oauth::authorize::redirect_to_client;
-use crate::server::oauth::grants;
 use crate::server::oauth::pending::PendingAuthorization;
+use crate::server::oauth::{grants, sha256};
 use crate::server::scopes::Scopes;
 use crate::server::state::AppState;
 use crate::server::store::AuthCode;
@@ -120,15 +120,15 @@ async fn page(
         Ok(Some(c)) => c.client_name,
         _ => pending.client_id.clone(),
     };
+    let scopes = Scopes::parse(&pending.scope).unwrap_or_default();
+    // user/ scopes reach every patient of the user's (fhir::access), whoever is chosen.
+    let reach = words::reach(&scopes);
     let Some(patient_id) = &pending.patient_id else {
         let patients = user
             .patients
             .iter()
             .map(|p| PatientChoice {
-                name: state
-                    .data
-                    .patient_name(&p.id)
-                    .unwrap_or_else(|| p.id.clone()),
+                name: name_of(state, &p.id),
                 id: p.id.clone(),
                 relation: match p.relation {
                     Relation::Own => "You",
@@ -143,11 +143,20 @@ async fn page(
             request: &pending.id,
             app_name: &app_name,
             patients,
+            reach,
             error,
         };
         return html(status, &picker);
     };
-    let scopes = Scopes::parse(&pending.scope).unwrap_or_default();
+    let also_reached = if reach.every_patient.is_empty() {
+        Vec::new()
+    } else {
+        user.patients
+            .iter()
+            .filter(|p| p.id != *patient_id)
+            .map(|p| name_of(state, &p.id))
+            .collect()
+    };
     let now = clock::now();
     let durations = (1..=3u8)
         .map(|years| {
@@ -160,10 +169,7 @@ async fn page(
             }
         })
         .collect();
-    let patient_name = state
-        .data
-        .patient_name(patient_id)
-        .unwrap_or_else(|| patient_id.clone());
+    let patient_name = name_of(state, patient_id);
     let consent = ConsentPage {
         title: "Share your records?",
         user: Some(&user.username),
@@ -179,6 +185,7 @@ async fn page(
         client_id: &pending.client_id,
         patient_name: &patient_name,
         patient_id,
+        also_reached,
         scope_words: words::describe(&scopes),
         categories: words::categories(&scopes),
         durations,
@@ -189,6 +196,14 @@ async fn page(
         error,
     };
     html(status, &consent)
+}
+
+/// A patient's name from the bundled charts, or their id.
+fn name_of(state: &AppState, patient_id: &str) -> String {
+    state
+        .data
+        .patient_name(patient_id)
+        .unwrap_or_else(|| patient_id.to_string())
 }
 
 /// Read a page form: its session must be live and its CSRF token right.
@@ -326,15 +341,28 @@ pub async fn decide(
             if state.pending.take(id).is_none() {
                 return expired_request();
             }
-            approve(&state, &pending, &user, &patient_id, &scope, years).await
+            approve(
+                &state,
+                &pending,
+                &session,
+                &user,
+                &patient_id,
+                &scope,
+                years,
+            )
+            .await
         }
         _ => refuse("Press Approve or Deny.").await,
     }
 }
 
+/// Save the approval and a code for it. A grant with `online_access` and no
+/// `offline_access` is bound to this browser session: its refresh token works only while
+/// the participant stays signed in here.
 async fn approve(
     state: &AppState,
     pending: &PendingAuthorization,
+    session: &BrowserSession,
     user: &User,
     patient_id: &str,
     scope: &str,
@@ -359,16 +387,19 @@ async fn approve(
             )
         }
     };
-    let code = AuthCode {
-        code: uuid::Uuid::new_v4().simple().to_string(),
+    let code = uuid::Uuid::new_v4().simple().to_string();
+    let bound = grants::bound_to_sign_in(&Scopes::parse(scope).unwrap_or_default());
+    let record = AuthCode {
+        code_sha256: sha256(&code),
         approval_id: approval.id,
         redirect_uri: pending.redirect_uri.clone(),
         redirect_uri_given: pending.redirect_uri_given,
         scope: scope.to_string(),
         code_challenge: pending.code_challenge.clone(),
         expires: clock::now() + state.config.code_lifetime as i64,
+        session_sha256: bound.then(|| sha256(&session.id)),
     };
-    if let Err(e) = state.store.insert_code(code.clone()).await {
+    if let Err(e) = state.store.insert_code(record).await {
         return error_page(
             StatusCode::SERVICE_UNAVAILABLE,
             "Try again shortly",
@@ -376,9 +407,6 @@ async fn approve(
             "",
         );
     }
-    let params = [
-        ("code", code.code.as_str()),
-        ("state", pending.state.as_str()),
-    ];
+    let params = [("code", code.as_str()), ("state", pending.state.as_str())];
     redirect_to_client(&pending.redirect_uri, &params, StatusCode::SEE_OTHER)
 }

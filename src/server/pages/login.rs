@@ -13,7 +13,7 @@ use axum::Extension;
 use super::session::{clear_cookie, set_cookie};
 use super::templates::{LoginPage, LogoutPage};
 use super::throttle::{Paused, Standing};
-use super::{csrf_failure, error_page, field, form_pairs, html, safe_next, see_other, with_cookie};
+use super::{csrf_failure, error_page, field, form_pairs, html, next, see_other, with_cookie};
 use crate::server::state::AppState;
 
 const BAD_LOGIN: &str = "That user name and password do not match an account.";
@@ -25,11 +25,18 @@ pub async fn show(
     RawQuery(query): RawQuery,
 ) -> Response {
     let pairs = form_pairs(query.unwrap_or_default().as_bytes());
-    let next = safe_next(field(&pairs, "next")).to_string();
+    // A refused `next` is not an error: sign-in goes on, to the default page instead.
+    let (next, refused) = next::or_default(&state.base_url, field(&pairs, "next"));
     let (session, cookie) = state.sessions.ensure(&headers, state.secure_cookies());
     if session.username.is_some() {
         return see_other(&next, cookie);
     }
+    let notice = refused.map(|why| {
+        format!(
+            "The link's return address was not used: {why}. After signing in you will go to {}.",
+            next::DEFAULT
+        )
+    });
     let page = LoginPage {
         title: "Sign in",
         user: None,
@@ -37,6 +44,7 @@ pub async fn show(
         next: &next,
         username: "",
         error: None,
+        notice: notice.as_deref(),
     };
     with_cookie(html(StatusCode::OK, &page), cookie)
 }
@@ -49,7 +57,8 @@ pub async fn submit(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let Some(session) = state.sessions.current(&headers) else {
+    // Signed in already, or an anonymous browser whose nonce the CSRF token is made from.
+    let Some(session) = state.sessions.visitor(&headers) else {
         return csrf_failure();
     };
     let Ok(body) = body else {
@@ -64,7 +73,7 @@ pub async fn submit(
     if !session.csrf_matches(field(&pairs, "csrf")) {
         return csrf_failure();
     }
-    let next = safe_next(field(&pairs, "next")).to_string();
+    let (next, _) = next::or_default(&state.base_url, field(&pairs, "next"));
     let username = field(&pairs, "username")
         .unwrap_or_default()
         .trim()
@@ -78,6 +87,7 @@ pub async fn submit(
             next: &next,
             username: &username,
             error: Some(message),
+            notice: None,
         };
         html(status, &page)
     };
@@ -108,7 +118,7 @@ pub async fn submit(
     attempt.succeeded();
     // A new session id at sign-in, so an id planted before cannot be ridden after.
     state.sessions.end(&session.id);
-    let signed_in = state.sessions.start(Some(username));
+    let signed_in = state.sessions.start(&username);
     see_other(&next, Some(set_cookie(&signed_in, state.secure_cookies())))
 }
 
@@ -142,12 +152,12 @@ pub async fn submit_logout(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let Some(session) = state.sessions.current(&headers) else {
-        return see_other("/login", Some(clear_cookie()));
+        return see_other("/login", Some(clear_cookie(state.secure_cookies())));
     };
     let pairs = form_pairs(&body.unwrap_or_default());
     if !session.csrf_matches(field(&pairs, "csrf")) {
         return csrf_failure();
     }
     state.sessions.end(&session.id);
-    see_other("/login", Some(clear_cookie()))
+    see_other("/login", Some(clear_cookie(state.secure_cookies())))
 }

@@ -4,6 +4,7 @@
 mod apps;
 mod consent;
 mod login;
+pub mod next;
 pub mod session;
 pub mod templates;
 pub mod throttle;
@@ -20,9 +21,9 @@ use axum::Router;
 use super::state::AppState;
 use templates::ErrorPage;
 
-/// Page routes.
+/// Page routes; none may be cached (they name patients and carry CSRF tokens).
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
+    let routes = Router::new()
         .route("/login", get(login::show).post(login::submit))
         .route(
             "/logout",
@@ -32,6 +33,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/oauth/consent/patient", post(consent::choose_patient))
         .route("/apps", get(apps::show))
         .route("/apps/revoke", post(apps::revoke))
+        // Set before the layers: the router-wide 405 fallback does not reach layered routes.
+        .method_not_allowed_fallback(super::error::method_not_allowed);
+    super::no_store::no_store(routes)
 }
 
 /// A rendered page with the headers every page gets: no caching, no framing (the consent
@@ -140,12 +144,4 @@ pub fn sign_in_first(next: &str) -> String {
         "/login?next={}",
         form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
     )
-}
-
-/// Only same-site paths may be returned to after sign-in (no open redirects).
-pub fn safe_next(next: Option<&str>) -> &str {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
-        _ => "/apps",
-    }
 }

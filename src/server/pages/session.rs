@@ -1,33 +1,54 @@
-//! Browser sessions for the portal pages: a cookie naming a server-side session that holds
-//! the signed-in user and the CSRF token every form must echo.
+//! Browser sessions for the portal pages.
+//!
+//! Nothing is stored for a browser until it signs in. An anonymous browser gets a cookie
+//! holding a random nonce, and the CSRF token its forms carry is an HMAC-SHA256 of that
+//! nonce under a random key made when the process starts (never stored or sent): checking
+//! a form recomputes it and compares in constant time. So any number of visitors to the
+//! sign-in page cost no memory and cannot push anyone's sign-in out of the table. The key
+//! being per process, an anonymous form is valid only on the replica that drew it (and not
+//! after a restart: the form says it expired and a reload fixes it).
+//!
+//! A sign-in starts a stored session with a fresh cookie id (so an id planted before cannot
+//! be ridden after) and a random CSRF token. The table keys sessions by the SHA-256 of
+//! their id, and is bounded in all and per user (see `table::Caps`).
 
-use std::collections::{HashMap, VecDeque};
+mod table;
+
 use std::sync::Mutex;
 
 use axum::http::{header, HeaderMap, HeaderValue};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use cookie::{Cookie, SameSite};
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::server::clock;
+pub use table::Caps;
+use table::Table;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "smartnb_session";
 /// How long a session lasts without being renewed by a login, unless the server is told
 /// otherwise (`smartnb serve --session-lifetime`).
 pub const DEFAULT_LIFETIME: i64 = 12 * 3600;
-/// Beyond this many sessions, expired ones are swept and then the oldest dropped.
-const CAPACITY: usize = 100_000;
+/// Random bytes in a nonce or session id (43 characters of base64url).
+const ID_BYTES: usize = 32;
+/// What the anonymous CSRF HMAC covers besides the nonce, so it is good for nothing else.
+const CSRF_LABEL: &[u8] = b"smartnb anonymous csrf\0";
 
-/// One browser's session.
+/// One browser's session: signed in (stored), or anonymous (made from its cookie's nonce).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrowserSession {
-    /// The cookie value.
+    /// The cookie value: a signed-in session's id, or an anonymous browser's nonce.
     pub id: String,
     /// The token every form of this session carries.
     pub csrf: String,
     /// Who signed in, if anyone has.
     pub username: Option<String>,
-    /// Unix time it started.
+    /// Unix time it started (for an anonymous browser, now).
     pub created: i64,
 }
 
@@ -36,11 +57,19 @@ impl BrowserSession {
     pub fn csrf_matches(&self, given: Option<&str>) -> bool {
         given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(self.csrf.as_bytes())))
     }
+
+    /// SHA-256 of the cookie id: what the table is keyed by, and what other records may
+    /// keep to ask `Sessions::is_signed_in` later.
+    pub fn id_sha256(&self) -> [u8; 32] {
+        sha256(&self.id)
+    }
 }
 
-/// Every live session.
+/// The signed-in sessions, and the key anonymous CSRF tokens are made with.
 pub struct Sessions {
     lifetime: i64,
+    csrf_key: hmac::Key,
+    random: SystemRandom,
     table: Mutex<Table>,
 }
 
@@ -50,91 +79,125 @@ impl Default for Sessions {
     }
 }
 
-/// Sessions by id, and their ids in the order they started: the oldest is found in O(1)
-/// when the table is full (a scan of 100,000 sessions on every sign-in made the server's
-/// throughput collapse once a long load test filled it).
-#[derive(Default)]
-struct Table {
-    map: HashMap<String, BrowserSession>,
-    order: VecDeque<(i64, String)>,
-}
-
-impl Table {
-    /// Drop sessions from the front of the order: expired ones, then the oldest while full.
-    fn make_room(&mut self, now: i64, lifetime: i64) {
-        while let Some((created, id)) = self.order.front() {
-            let expired = *created + lifetime <= now;
-            if !expired && self.map.len() < CAPACITY {
-                break;
-            }
-            if self.map.get(id).is_some_and(|s| s.created == *created) {
-                self.map.remove(id);
-            }
-            self.order.pop_front();
-        }
-        // Ended sessions leave their ids in the order; keep it within twice the live ones.
-        if self.order.len() > 2 * self.map.len() + 1024 {
-            let map = &self.map;
-            self.order
-                .retain(|(created, id)| map.get(id).is_some_and(|s| s.created == *created));
-        }
-    }
-}
-
 impl Sessions {
-    /// No sessions yet; each will last `lifetime` seconds (at least 1).
+    /// No sessions yet; each will last `lifetime` seconds (at least 1); default caps.
     pub fn new(lifetime: i64) -> Sessions {
+        Sessions::with_caps(lifetime, Caps::default())
+    }
+
+    /// No sessions yet, with these bounds on how many signed-in sessions are kept.
+    pub fn with_caps(lifetime: i64, caps: Caps) -> Sessions {
+        let random = SystemRandom::new();
+        let csrf_key = hmac::Key::new(hmac::HMAC_SHA256, &random_bytes(&random));
         Sessions {
             lifetime: lifetime.max(1),
-            table: Mutex::default(),
+            csrf_key,
+            random,
+            table: Mutex::new(Table::new(caps)),
         }
     }
 
-    /// The session the request's cookie names, if it is live.
-    pub fn current(&self, headers: &HeaderMap) -> Option<BrowserSession> {
-        let id = cookie_value(headers)?;
-        let table = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        table
-            .map
-            .get(&id)
-            .filter(|s| s.created + self.lifetime > clock::now())
-            .cloned()
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Start a new session (anonymous, or signed in after a login).
-    pub fn start(&self, username: Option<String>) -> BrowserSession {
+    /// The signed-in session the request's cookie names, if it is live.
+    pub fn current(&self, headers: &HeaderMap) -> Option<BrowserSession> {
+        let id = cookie_value(headers)?;
+        let table = self.table();
+        let entry = table
+            .get(&sha256(&id))
+            .filter(|e| e.created + self.lifetime > clock::now())?;
+        Some(BrowserSession {
+            csrf: entry.csrf.clone(),
+            username: Some(entry.username.clone()),
+            created: entry.created,
+            id,
+        })
+    }
+
+    /// The signed-in session, or else the anonymous browser its cookie's nonce makes;
+    /// `None` without a well-formed cookie. Nothing is stored.
+    pub fn visitor(&self, headers: &HeaderMap) -> Option<BrowserSession> {
+        if let Some(session) = self.current(headers) {
+            return Some(session);
+        }
+        cookie_value(headers)
+            .filter(|v| is_well_formed(v))
+            .map(|nonce| self.anonymous(nonce))
+    }
+
+    /// The request's visitor, or a new anonymous browser with the cookie to set.
+    pub fn ensure(
+        &self,
+        headers: &HeaderMap,
+        secure: bool,
+    ) -> (BrowserSession, Option<HeaderValue>) {
+        match self.visitor(headers) {
+            Some(session) => (session, None),
+            None => {
+                let session = self.anonymous(self.new_id());
+                let cookie = set_cookie(&session, secure);
+                (session, Some(cookie))
+            }
+        }
+    }
+
+    fn anonymous(&self, nonce: String) -> BrowserSession {
+        let mut message = CSRF_LABEL.to_vec();
+        message.extend_from_slice(nonce.as_bytes());
+        let tag = hmac::sign(&self.csrf_key, &message);
+        BrowserSession {
+            id: nonce,
+            csrf: URL_SAFE_NO_PAD.encode(tag.as_ref()),
+            username: None,
+            created: clock::now(),
+        }
+    }
+
+    fn new_id(&self) -> String {
+        URL_SAFE_NO_PAD.encode(random_bytes(&self.random))
+    }
+
+    /// Start a signed-in session for `username` (after a login).
+    pub fn start(&self, username: &str) -> BrowserSession {
         let now = clock::now();
         let session = BrowserSession {
-            id: uuid::Uuid::new_v4().simple().to_string(),
-            csrf: uuid::Uuid::new_v4().simple().to_string(),
-            username,
+            id: self.new_id(),
+            csrf: self.new_id(),
+            username: Some(username.to_string()),
             created: now,
         };
-        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        table.make_room(now, self.lifetime);
-        table.order.push_back((now, session.id.clone()));
-        table.map.insert(session.id.clone(), session.clone());
+        self.table().insert(
+            session.id_sha256(),
+            username,
+            session.csrf.clone(),
+            now,
+            self.lifetime,
+        );
         session
+    }
+
+    /// Whether a live signed-in session has a cookie id whose SHA-256 is `id_sha256`.
+    pub fn is_signed_in(&self, id_sha256: &[u8; 32]) -> bool {
+        self.table()
+            .get(id_sha256)
+            .is_some_and(|e| e.created + self.lifetime > clock::now())
     }
 
     /// Forget sessions past their lifetime at Unix time `now`; how many.
     pub fn sweep(&self, now: i64) -> usize {
-        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        let before = table.map.len();
-        let lifetime = self.lifetime;
-        table.map.retain(|_, s| s.created + lifetime > now);
-        let Table { map, order } = &mut *table;
-        order.retain(|(created, id)| map.get(id).is_some_and(|s| s.created == *created));
-        before - map.len()
+        self.table().sweep(now, self.lifetime)
     }
 
-    /// How many sessions are kept.
+    /// How many signed-in sessions are kept (anonymous browsers are never kept).
     pub fn len(&self) -> usize {
-        self.table
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .map
-            .len()
+        self.table().len()
+    }
+
+    /// How many signed-in sessions of this user are kept.
+    pub fn len_for(&self, username: &str) -> usize {
+        self.table().len_for(username)
     }
 
     /// Whether no session is kept.
@@ -142,30 +205,34 @@ impl Sessions {
         self.len() == 0
     }
 
-    /// End a session (logout, or replaced at login so its id cannot be fixed in advance).
+    /// End a session (logout, or replaced at login); an anonymous id ends nothing.
     pub fn end(&self, id: &str) {
-        self.table
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .map
-            .remove(id);
+        self.table().remove(&sha256(id));
     }
+}
 
-    /// The request's live session, or a new anonymous one with the cookie to set.
-    pub fn ensure(
-        &self,
-        headers: &HeaderMap,
-        secure: bool,
-    ) -> (BrowserSession, Option<HeaderValue>) {
-        match self.current(headers) {
-            Some(session) => (session, None),
-            None => {
-                let session = self.start(None);
-                let cookie = set_cookie(&session, secure);
-                (session, Some(cookie))
-            }
+fn sha256(id: &str) -> [u8; 32] {
+    Sha256::digest(id.as_bytes()).into()
+}
+
+/// Fresh random bytes; should the system's source fail, uuid's (also the OS's) instead.
+fn random_bytes(random: &SystemRandom) -> [u8; ID_BYTES] {
+    let mut bytes = [0u8; ID_BYTES];
+    if random.fill(&mut bytes).is_err() {
+        for chunk in bytes.chunks_mut(16) {
+            let id = uuid::Uuid::new_v4();
+            chunk.copy_from_slice(&id.as_bytes()[..chunk.len()]);
         }
     }
+    bytes
+}
+
+/// Whether a cookie value has the shape of an id this server makes.
+fn is_well_formed(value: &str) -> bool {
+    value.len() == URL_SAFE_NO_PAD.encode([0u8; ID_BYTES]).len()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// `Set-Cookie` for a session: HttpOnly, SameSite=Lax, Path=/, Secure on https.
@@ -179,9 +246,16 @@ pub fn set_cookie(session: &BrowserSession, secure: bool) -> HeaderValue {
     HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// `Set-Cookie` that deletes the session cookie.
-pub fn clear_cookie() -> HeaderValue {
-    HeaderValue::from_static("smartnb_session=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0")
+/// `Set-Cookie` that deletes the session cookie, with the attributes `set_cookie` gives it.
+pub fn clear_cookie(secure: bool) -> HeaderValue {
+    let mut cookie = Cookie::build((COOKIE, ""))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .path("/")
+        .secure(secure)
+        .build();
+    cookie.make_removal();
+    HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 fn cookie_value(headers: &HeaderMap) -> Option<String> {
@@ -199,59 +273,69 @@ fn cookie_value(headers: &HeaderMap) -> Option<String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_cookie_finds_its_session_and_csrf_is_checked() {
-        let sessions = Sessions::default();
-        let s = sessions.start(Some("daniel-adams".into()));
+    fn with_cookie(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::COOKIE,
-            HeaderValue::from_str(&format!("other=1; {COOKIE}={}", s.id)).unwrap(),
+            HeaderValue::from_str(&format!("other=1; {COOKIE}={value}")).unwrap(),
         );
+        headers
+    }
+
+    #[test]
+    fn a_cookie_finds_its_session_and_csrf_is_checked() {
+        let sessions = Sessions::default();
+        let s = sessions.start("daniel-adams");
+        let headers = with_cookie(&s.id);
         let found = sessions.current(&headers).unwrap();
         assert_eq!(found.username.as_deref(), Some("daniel-adams"));
         assert!(found.csrf_matches(Some(&s.csrf)));
         assert!(!found.csrf_matches(Some("x")));
         assert!(!found.csrf_matches(None));
+        assert!(sessions.is_signed_in(&s.id_sha256()));
         sessions.end(&s.id);
         assert!(sessions.current(&headers).is_none());
+        assert!(!sessions.is_signed_in(&s.id_sha256()));
     }
 
     #[test]
-    fn a_full_table_drops_the_oldest_and_expired_sessions_go_first() {
-        let mut table = Table::default();
-        let session = |id: &str, created: i64| BrowserSession {
-            id: id.into(),
-            csrf: String::new(),
-            username: None,
-            created,
-        };
-        for (id, created) in [("old", 100), ("ended", 200), ("live", 300)] {
-            table.order.push_back((created, id.into()));
-            table.map.insert(id.into(), session(id, created));
-        }
-        table.map.remove("ended");
-        table.make_room(300, DEFAULT_LIFETIME);
-        assert_eq!(table.map.len(), 2, "nothing expired, room left");
-        table.make_room(100 + DEFAULT_LIFETIME, DEFAULT_LIFETIME);
-        assert!(!table.map.contains_key("old"), "expired");
-        assert!(table.map.contains_key("live"));
-        assert_eq!(table.order.len(), 2, "an ended id waits for its turn");
-        for n in 0..CAPACITY {
-            let id = format!("s{n}");
-            table.order.push_back((400, id.clone()));
-            table.map.insert(id.clone(), session(&id, 400));
-        }
-        table.make_room(400, DEFAULT_LIFETIME);
-        assert_eq!(table.map.len(), CAPACITY - 1, "full: the oldest made room");
-        assert!(!table.map.contains_key("live") && !table.map.contains_key("s0"));
-        assert!(table.map.contains_key("s1"));
+    fn anonymous_browsers_are_not_stored_and_their_tokens_are_their_own() {
+        let sessions = Sessions::default();
+        let (first, cookie) = sessions.ensure(&HeaderMap::new(), false);
+        assert!(cookie.is_some() && first.username.is_none());
+        assert_eq!(sessions.len(), 0);
+        let again = sessions.visitor(&with_cookie(&first.id)).unwrap();
+        assert_eq!((&again.id, &again.csrf), (&first.id, &first.csrf));
+        let (other, _) = sessions.ensure(&HeaderMap::new(), false);
+        assert_ne!(other.csrf, first.csrf);
+        assert!(!again.csrf_matches(Some(&other.csrf)));
+        // Another process (replica, restart) makes other tokens for the same nonce.
+        let elsewhere = Sessions::default()
+            .visitor(&with_cookie(&first.id))
+            .unwrap();
+        assert_ne!(elsewhere.csrf, first.csrf);
+        // Junk in the cookie is no visitor; the table keeps nothing of it.
+        assert!(sessions.visitor(&with_cookie("x")).is_none());
+        assert!(sessions.current(&with_cookie(&first.id)).is_none());
+        assert!(!sessions.is_signed_in(&first.id_sha256()));
+        assert_eq!(sessions.len(), 0);
+    }
+
+    #[test]
+    fn the_table_holds_hashes_of_ids_not_ids() {
+        let sessions = Sessions::default();
+        let s = sessions.start("joseph-ross");
+        let table = sessions.table();
+        assert!(table.get(&sha256(&s.id)).is_some());
+        let mut raw = [0u8; 32];
+        raw[..32].copy_from_slice(&s.id.as_bytes()[..32]);
+        assert!(table.get(&raw).is_none());
     }
 
     #[test]
     fn a_shorter_lifetime_is_what_the_sweep_goes_by() {
         let sessions = Sessions::new(5);
-        let s = sessions.start(Some("daniel-adams".into()));
+        let s = sessions.start("daniel-adams");
         assert_eq!(sessions.sweep(s.created + 4), 0);
         assert_eq!(sessions.sweep(s.created + 5), 1);
         assert!(sessions.is_empty());
@@ -259,7 +343,7 @@ mod tests {
 
     #[test]
     fn the_cookie_is_http_only_and_lax() {
-        let s = Sessions::default().start(None);
+        let (s, _) = Sessions::default().ensure(&HeaderMap::new(), false);
         let value = set_cookie(&s, false);
         let text = value.to_str().unwrap();
         assert!(

@@ -2,7 +2,7 @@
 
 use askama::Template;
 
-use super::words::Category;
+use super::words::{Category, Reach};
 
 /// /login.
 #[derive(Template)]
@@ -20,6 +20,8 @@ pub struct LoginPage<'a> {
     pub username: &'a str,
     /// Why the last attempt failed.
     pub error: Option<&'a str>,
+    /// Something the participant should know, e.g. that the link's `next` was not used.
+    pub notice: Option<&'a str>,
 }
 
 /// /logout.
@@ -60,6 +62,8 @@ pub struct PickerPage<'a> {
     pub app_name: &'a str,
     /// Patients to choose from.
     pub patients: Vec<PatientChoice>,
+    /// What the app may do, for every listed patient and for the chosen one.
+    pub reach: Reach,
     /// Why the last choice was refused.
     pub error: Option<&'a str>,
 }
@@ -90,10 +94,12 @@ pub struct ConsentPage<'a> {
     pub app_initial: String,
     /// The app's client id.
     pub client_id: &'a str,
-    /// Whose records.
+    /// The patient the app opens with.
     pub patient_name: &'a str,
     /// Their FHIR id.
     pub patient_id: &'a str,
+    /// The other patients whose records `user/` scopes reach too.
+    pub also_reached: Vec<String>,
     /// The scopes in words.
     pub scope_words: Vec<String>,
     /// Data categories to tick.

@@ -45,9 +45,47 @@ pub fn categories(scopes: &Scopes) -> Vec<Category> {
         .collect()
 }
 
+/// What a scope set lets an app do, by whose records: a `user/` scope reaches every patient
+/// the participant can share whichever one is chosen (see `fhir::access`), a `patient/`
+/// scope only the chosen one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reach {
+    /// Sentences for the `user/` scopes: these hold for every patient listed.
+    pub every_patient: Vec<String>,
+    /// Sentences for the `patient/` scopes: these hold for the chosen patient only.
+    pub chosen_patient: Vec<String>,
+}
+
+/// The resource scopes in words, split by whose records they reach.
+pub fn reach(scopes: &Scopes) -> Reach {
+    let mut reach = Reach::default();
+    for scope in scopes.resource_scopes() {
+        let line = describe_one(&Scope::Resource(scope.clone()));
+        match scope.context {
+            Context::User => reach.every_patient.push(line),
+            Context::Patient => reach.chosen_patient.push(line),
+            Context::System => {}
+        }
+    }
+    reach
+}
+
 /// One sentence per scope token.
 pub fn describe(scopes: &Scopes) -> Vec<String> {
-    scopes.items.iter().map(describe_one).collect()
+    let offline = scopes.has("offline_access");
+    scopes
+        .items
+        .iter()
+        .map(|scope| match scope {
+            // With offline_access too, the grant outlives the sign-in (see grants.rs).
+            Scope::Other(token) if token == "online_access" && offline => {
+                "Keep access while you are signed in here, and after you leave as well \
+                 (the offline access above)"
+                    .to_string()
+            }
+            other => describe_one(other),
+        })
+        .collect()
 }
 
 fn describe_one(scope: &Scope) -> String {
@@ -59,7 +97,9 @@ fn describe_one(scope: &Scope) -> String {
                 "Keep access after you leave, until the sharing period ends or you revoke it"
                     .to_string()
             }
-            "online_access" => "Keep access while you are signed in here".to_string(),
+            "online_access" => "Keep access while you stay signed in here: when you sign out or \
+                 your sign-in ends, the app can no longer renew its access"
+                .to_string(),
             "openid" | "fhirUser" | "profile" => {
                 "Know who you are (your name and account)".to_string()
             }
@@ -72,7 +112,7 @@ fn describe_one(scope: &Scope) -> String {
             };
             let whose = match r.context {
                 Context::Patient => "of the chosen patient",
-                Context::User => "of every patient you can see",
+                Context::User => "of every patient you can share",
                 Context::System => "of any patient",
             };
             let verb = match (
@@ -108,6 +148,14 @@ mod tests {
     }
 
     #[test]
+    fn online_access_says_when_it_ends() {
+        let online = Scopes::parse("patient/*.read online_access").unwrap();
+        assert!(describe(&online)[1].contains("when you sign out or your sign-in ends"));
+        let both = Scopes::parse("patient/*.read online_access offline_access").unwrap();
+        assert!(describe(&both)[1].contains("after you leave as well"));
+    }
+
+    #[test]
     fn narrow_scopes_offer_narrow_categories() {
         let scopes =
             Scopes::parse("patient/Observation.rs?category=laboratory launch/patient").unwrap();
@@ -115,5 +163,20 @@ mod tests {
         assert_eq!(offered.len(), 1);
         assert_eq!(offered[0].resource_type, "Observation");
         assert!(describe(&scopes)[0].ends_with("(only category laboratory)"));
+    }
+
+    #[test]
+    fn user_scopes_reach_every_patient_and_patient_scopes_the_chosen_one() {
+        let scopes =
+            Scopes::parse("launch/patient user/Observation.rs patient/Condition.read").unwrap();
+        let reach = reach(&scopes);
+        assert_eq!(
+            reach.every_patient,
+            ["Read vital signs, lab results and smoking status of every patient you can share"]
+        );
+        assert_eq!(
+            reach.chosen_patient,
+            ["Read conditions and diagnoses of the chosen patient"]
+        );
     }
 }

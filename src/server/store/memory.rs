@@ -1,11 +1,17 @@
 //! The in-memory store: ephemeral, like the seed's demo server.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::{Approval, AuthCode, Client, GrantKey, Redeemed, Store, StoreResult, Swept, Token};
+use super::{
+    Approval, AuthCode, Client, GrantKey, Redeemed, Retention, Store, StoreResult, StoredCode,
+    Swept, Token,
+};
+
+/// A SHA-256, the key of tokens and codes.
+type Hash = [u8; 32];
 
 /// A code and what has happened to it.
 struct CodeEntry {
@@ -19,21 +25,23 @@ struct CodeEntry {
 #[derive(Default)]
 struct Tables {
     clients: HashMap<String, Client>,
+    /// Clients that got an approval at some time (the sweep keeps them).
+    approved_clients: HashSet<String>,
     approvals: HashMap<String, Approval>,
     /// The newest approval saved for each grant (entries whose approval is gone are dropped
     /// when it goes).
     grants: HashMap<GrantKey, String>,
-    /// Token pairs by access token.
-    tokens: HashMap<String, Token>,
-    /// Refresh token -> access token.
-    refresh_index: HashMap<String, String>,
-    codes: HashMap<String, CodeEntry>,
+    /// Token pairs by access token hash.
+    tokens: HashMap<Hash, Token>,
+    /// Refresh token hash -> access token hash.
+    refresh_index: HashMap<Hash, Hash>,
+    codes: HashMap<Hash, CodeEntry>,
 }
 
 impl Tables {
-    fn remove_token(&mut self, access_token: &str) -> Option<Token> {
-        let token = self.tokens.remove(access_token)?;
-        if let Some(refresh) = &token.refresh_token {
+    fn remove_token(&mut self, access: &Hash) -> Option<Token> {
+        let token = self.tokens.remove(access)?;
+        if let Some(refresh) = &token.refresh_sha256 {
             self.refresh_index.remove(refresh);
         }
         Some(token)
@@ -42,18 +50,18 @@ impl Tables {
     /// Whether the token comes from a code that was replayed (so it must not be saved).
     fn comes_from_replayed_code(&self, token: &Token) -> bool {
         token
-            .from_code
+            .from_code_sha256
             .as_ref()
             .and_then(|code| self.codes.get(code))
             .is_some_and(|entry| entry.replayed)
     }
 
     fn remove_tokens_where(&mut self, doomed: impl Fn(&Token, &Self) -> bool) -> u64 {
-        let keys: Vec<String> = self
+        let keys: Vec<Hash> = self
             .tokens
             .values()
             .filter(|t| doomed(t, self))
-            .map(|t| t.access_token.clone())
+            .map(|t| t.access_sha256)
             .collect();
         for access in &keys {
             self.remove_token(access);
@@ -62,11 +70,10 @@ impl Tables {
     }
 
     fn put_token(&mut self, token: Token) {
-        if let Some(refresh) = &token.refresh_token {
-            self.refresh_index
-                .insert(refresh.clone(), token.access_token.clone());
+        if let Some(refresh) = token.refresh_sha256 {
+            self.refresh_index.insert(refresh, token.access_sha256);
         }
-        self.tokens.insert(token.access_token.clone(), token);
+        self.tokens.insert(token.access_sha256, token);
     }
 }
 
@@ -106,6 +113,7 @@ impl Store for MemoryStore {
 
     async fn insert_approval(&self, approval: Approval) -> StoreResult<()> {
         let mut tables = self.lock();
+        tables.approved_clients.insert(approval.client_id.clone());
         tables
             .grants
             .insert(GrantKey::of(&approval), approval.id.clone());
@@ -165,22 +173,22 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
-    async fn token_by_access(&self, access_token: &str) -> StoreResult<Option<Token>> {
-        Ok(self.lock().tokens.get(access_token).cloned())
+    async fn token_by_access(&self, access_sha256: &Hash) -> StoreResult<Option<Token>> {
+        Ok(self.lock().tokens.get(access_sha256).cloned())
     }
 
-    async fn token_by_refresh(&self, refresh_token: &str) -> StoreResult<Option<Token>> {
+    async fn token_by_refresh(&self, refresh_sha256: &Hash) -> StoreResult<Option<Token>> {
         let tables = self.lock();
         Ok(tables
             .refresh_index
-            .get(refresh_token)
+            .get(refresh_sha256)
             .and_then(|access| tables.tokens.get(access))
             .cloned())
     }
 
-    async fn rotate_token(&self, old_refresh: &str, new: Token) -> StoreResult<bool> {
+    async fn rotate_token(&self, old_refresh_sha256: &Hash, new: Token) -> StoreResult<bool> {
         let mut tables = self.lock();
-        let Some(access) = tables.refresh_index.get(old_refresh).cloned() else {
+        let Some(access) = tables.refresh_index.get(old_refresh_sha256).copied() else {
             return Ok(false);
         };
         if tables.comes_from_replayed_code(&new) {
@@ -191,21 +199,21 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
-    async fn revoke_token(&self, token: &str) -> StoreResult<bool> {
+    async fn revoke_token(&self, token_sha256: &Hash) -> StoreResult<bool> {
         let mut tables = self.lock();
-        let access = match tables.refresh_index.get(token) {
-            Some(access) => access.clone(),
-            None => token.to_string(),
+        let access = match tables.refresh_index.get(token_sha256) {
+            Some(access) => *access,
+            None => *token_sha256,
         };
         Ok(tables.remove_token(&access).is_some())
     }
 
-    async fn revoke_tokens_from_code(&self, code: &str) -> StoreResult<()> {
+    async fn revoke_tokens_from_code(&self, code_sha256: &Hash) -> StoreResult<()> {
         let mut tables = self.lock();
-        if let Some(entry) = tables.codes.get_mut(code) {
+        if let Some(entry) = tables.codes.get_mut(code_sha256) {
             entry.replayed = true;
         }
-        tables.remove_tokens_where(|t, _| t.from_code.as_deref() == Some(code));
+        tables.remove_tokens_where(|t, _| t.from_code_sha256.as_ref() == Some(code_sha256));
         Ok(())
     }
 
@@ -219,23 +227,31 @@ impl Store for MemoryStore {
             used: false,
             replayed: false,
         };
-        self.lock().codes.insert(entry.code.code.clone(), entry);
+        self.lock().codes.insert(entry.code.code_sha256, entry);
         Ok(())
     }
 
-    async fn redeem_code(&self, code: &str) -> StoreResult<Redeemed> {
+    async fn code(&self, code_sha256: &Hash) -> StoreResult<Option<StoredCode>> {
+        Ok(self.lock().codes.get(code_sha256).map(|entry| StoredCode {
+            code: entry.code.clone(),
+            used: entry.used,
+        }))
+    }
+
+    async fn redeem_code(&self, code_sha256: &Hash, token: Token) -> StoreResult<Redeemed> {
         let mut tables = self.lock();
-        Ok(match tables.codes.get_mut(code) {
+        Ok(match tables.codes.get_mut(code_sha256) {
             None => Redeemed::Unknown,
-            Some(entry) if entry.used => Redeemed::Replayed(entry.code.clone()),
+            Some(entry) if entry.used || entry.replayed => Redeemed::Replayed,
             Some(entry) => {
                 entry.used = true;
-                Redeemed::Fresh(entry.code.clone())
+                tables.put_token(token);
+                Redeemed::Fresh
             }
         })
     }
 
-    async fn sweep(&self, now: i64, code_memory: i64) -> StoreResult<Swept> {
+    async fn sweep(&self, now: i64, retention: Retention) -> StoreResult<Swept> {
         let mut tables = self.lock();
         let before = tables.approvals.len();
         tables.approvals.retain(|_, a| a.expires > now);
@@ -243,28 +259,34 @@ impl Store for MemoryStore {
         let Tables {
             approvals: live,
             grants,
+            codes,
+            clients,
+            approved_clients,
             ..
         } = &mut *tables;
         grants.retain(|_, id| live.contains_key(id));
-        let Tables {
-            approvals: live,
-            codes,
-            ..
-        } = &mut *tables;
         let before = codes.len();
         codes.retain(|_, entry| {
-            entry.code.expires.saturating_add(code_memory) > now
+            entry.code.expires.saturating_add(retention.code_memory) > now
                 && live.contains_key(&entry.code.approval_id)
         });
         let codes = (before - codes.len()) as u64;
+        let before = clients.len();
+        if let Some(idle) = retention.client_idle {
+            clients.retain(|id, c| {
+                c.issued_at.saturating_add(idle) > now || approved_clients.contains(id)
+            });
+        }
+        let clients = (before - clients.len()) as u64;
         let tokens = tables.remove_tokens_where(|t, tables| {
-            (t.access_expires <= now && t.refresh_token.is_none())
+            (t.access_expires <= now && t.refresh_sha256.is_none())
                 || !tables.approvals.contains_key(&t.approval_id)
         });
         Ok(Swept {
             approvals,
             tokens,
             codes,
+            clients,
         })
     }
 }

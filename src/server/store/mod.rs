@@ -2,6 +2,11 @@
 //!
 //! One trait, so the in-memory backend (the default, ephemeral like the seed's demo) and
 //! the durable SQL backends (SQLite and PostgreSQL, one code path) share every caller.
+//!
+//! Tokens and codes are kept only as their SHA-256 and looked up by it: the values
+//! themselves exist only in the answer that hands them out. A plain hash is enough because
+//! every value is random with 122 bits of entropy (a UUIDv4): nothing can be guessed from
+//! its hash, and there is no dictionary of likely values to precompute.
 
 mod location;
 mod memory;
@@ -61,10 +66,10 @@ pub struct Approval {
 /// A pair of access and refresh token issued under an approval.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Token {
-    /// The bearer token.
-    pub access_token: String,
-    /// The refresh token, when offline or online access was granted.
-    pub refresh_token: Option<String>,
+    /// SHA-256 of the bearer token.
+    pub access_sha256: [u8; 32],
+    /// SHA-256 of the refresh token, when offline or online access was granted.
+    pub refresh_sha256: Option<[u8; 32]>,
     /// The approval this token lives under.
     pub approval_id: String,
     /// Scopes of this token (a subset of the approval's).
@@ -73,15 +78,19 @@ pub struct Token {
     pub issued_at: i64,
     /// Unix time after which the access token stops working.
     pub access_expires: i64,
-    /// The authorization code this token came from, if any (for replay revocation).
-    pub from_code: Option<String>,
+    /// SHA-256 of the authorization code this token came from, if any (for replay
+    /// revocation).
+    pub from_code_sha256: Option<[u8; 32]>,
+    /// SHA-256 of the browser session's id that approved with `online_access` (and not
+    /// `offline_access`): the refresh token works only while that sign-in lasts.
+    pub session_sha256: Option<[u8; 32]>,
 }
 
 /// An authorization code waiting to be exchanged.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AuthCode {
-    /// The code itself.
-    pub code: String,
+    /// SHA-256 of the code.
+    pub code_sha256: [u8; 32],
     /// The approval behind it.
     pub approval_id: String,
     /// The redirect URI the code was sent to.
@@ -94,6 +103,18 @@ pub struct AuthCode {
     pub code_challenge: Option<String>,
     /// Unix time after which the code cannot be exchanged.
     pub expires: i64,
+    /// SHA-256 of the approving browser session's id when the grant lasts only as long
+    /// as that sign-in (see [`Token::session_sha256`]); the tokens inherit it.
+    pub session_sha256: Option<[u8; 32]>,
+}
+
+/// A code as the store holds it: what it was issued for, and whether it was spent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredCode {
+    /// The code's record.
+    pub code: AuthCode,
+    /// Exchanged already: another exchange is a replay.
+    pub used: bool,
 }
 
 /// What makes two approvals the same grant: app, participant, patient and scope.
@@ -122,13 +143,13 @@ impl GrantKey {
 }
 
 /// What happened when a code was redeemed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Redeemed {
-    /// First use: here is the code.
-    Fresh(AuthCode),
-    /// The code had been redeemed before: a replay.
-    Replayed(AuthCode),
-    /// No such code.
+    /// First use: the code is spent and the token pair saved.
+    Fresh,
+    /// The code had been redeemed, or revoked as replayed, before (nothing saved).
+    Replayed,
+    /// No such code (nothing saved).
     Unknown,
 }
 
@@ -161,6 +182,16 @@ pub fn code_replay_memory(code_lifetime: u64) -> i64 {
         .min(CODE_REPLAY_MEMORY)
 }
 
+/// How long a sweep keeps what could otherwise go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Seconds a code is remembered past its expiry (see [`code_replay_memory`]).
+    pub code_memory: i64,
+    /// Seconds a client that never got an approval is kept after it registered; `None`
+    /// keeps it forever.
+    pub client_idle: Option<i64>,
+}
+
 /// What one sweep removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Swept {
@@ -170,6 +201,8 @@ pub struct Swept {
     pub tokens: u64,
     /// Codes remembered long enough past their expiry, or whose approval is gone.
     pub codes: u64,
+    /// Clients registered longer ago than the idle lifetime that never got an approval.
+    pub clients: u64,
 }
 
 impl Swept {
@@ -178,6 +211,10 @@ impl Swept {
         *self == Swept::default()
     }
 }
+
+/// The default of `--client-idle-lifetime`: a registration that never got an approval is
+/// forgotten after seven days.
+pub const CLIENT_IDLE_LIFETIME: u64 = 7 * 24 * 3600;
 
 /// Open (and for SQL, create or migrate) the store a `--state` value names.
 pub async fn open(location: &StateLocation) -> StoreResult<Arc<dyn Store>> {
@@ -190,7 +227,8 @@ pub async fn open(location: &StateLocation) -> StoreResult<Arc<dyn Store>> {
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// The server's memory. Every method is atomic on its own.
+/// The server's memory. Every method is atomic on its own. Tokens and codes are named by
+/// their SHA-256 (see the module's documentation).
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Save a newly registered client.
@@ -200,7 +238,8 @@ pub trait Store: Send + Sync {
     /// How many clients are registered.
     async fn client_count(&self) -> StoreResult<usize>;
 
-    /// Save an approval, replacing the one with the same id if there is one.
+    /// Save an approval, replacing the one with the same id if there is one; its client
+    /// counts as used from now on (the sweep keeps it).
     async fn insert_approval(&self, approval: Approval) -> StoreResult<()>;
     /// Look an approval up by id.
     async fn approval(&self, id: &str) -> StoreResult<Option<Approval>>;
@@ -216,31 +255,36 @@ pub trait Store: Send + Sync {
     /// Save a token pair; false (and nothing saved) when it comes from a code that has
     /// been replayed meanwhile, so a replay revokes even a token still being issued.
     async fn insert_token(&self, token: Token) -> StoreResult<bool>;
-    /// Find a token pair by its access token.
-    async fn token_by_access(&self, access_token: &str) -> StoreResult<Option<Token>>;
-    /// Find a token pair by its refresh token.
-    async fn token_by_refresh(&self, refresh_token: &str) -> StoreResult<Option<Token>>;
-    /// Replace the pair holding `old_refresh` with `new`, atomically; false if it was gone
-    /// or `new` comes from a code that has been replayed.
-    async fn rotate_token(&self, old_refresh: &str, new: Token) -> StoreResult<bool>;
-    /// Delete the pair holding this access or refresh token; true if one was deleted.
-    async fn revoke_token(&self, token: &str) -> StoreResult<bool>;
+    /// Find a token pair by its access token's SHA-256.
+    async fn token_by_access(&self, access_sha256: &[u8; 32]) -> StoreResult<Option<Token>>;
+    /// Find a token pair by its refresh token's SHA-256.
+    async fn token_by_refresh(&self, refresh_sha256: &[u8; 32]) -> StoreResult<Option<Token>>;
+    /// Replace the pair holding the refresh token `old_refresh_sha256` with `new`,
+    /// atomically; false if it was gone or `new` comes from a code that has been replayed.
+    async fn rotate_token(&self, old_refresh_sha256: &[u8; 32], new: Token) -> StoreResult<bool>;
+    /// Delete the pair holding this access or refresh token (by SHA-256); true if one was
+    /// deleted.
+    async fn revoke_token(&self, token_sha256: &[u8; 32]) -> StoreResult<bool>;
     /// Mark a code replayed and delete every token issued from it, atomically with
-    /// respect to `insert_token` and `rotate_token` for that code.
-    async fn revoke_tokens_from_code(&self, code: &str) -> StoreResult<()>;
+    /// respect to `redeem_code`, `insert_token` and `rotate_token` for that code.
+    async fn revoke_tokens_from_code(&self, code_sha256: &[u8; 32]) -> StoreResult<()>;
     /// How many token pairs are live.
     async fn token_count(&self) -> StoreResult<usize>;
 
     /// Save an authorization code.
     async fn insert_code(&self, code: AuthCode) -> StoreResult<()>;
-    /// Mark a code used and say whether this was its first use.
-    async fn redeem_code(&self, code: &str) -> StoreResult<Redeemed>;
+    /// Look a code up without spending it, so the request can be checked first.
+    async fn code(&self, code_sha256: &[u8; 32]) -> StoreResult<Option<StoredCode>>;
+    /// Spend a code and save `token` (whose `from_code_sha256` names it) in one atomic
+    /// step: of concurrent redemptions exactly one is `Fresh`, and a replay's revocation
+    /// always sees the token of the one that won.
+    async fn redeem_code(&self, code_sha256: &[u8; 32], token: Token) -> StoreResult<Redeemed>;
 
     /// Forget what can no longer be used at Unix time `now`: expired approvals, token
     /// pairs whose access token expired without a refresh token or whose approval is gone,
-    /// and codes `code_memory` seconds past expiry (see [`code_replay_memory`]) or whose
-    /// approval is gone.
-    async fn sweep(&self, now: i64, code_memory: i64) -> StoreResult<Swept>;
+    /// codes `retention.code_memory` seconds past expiry or whose approval is gone, and
+    /// clients that never got an approval registered `retention.client_idle` seconds ago.
+    async fn sweep(&self, now: i64, retention: Retention) -> StoreResult<Swept>;
 }
 
 #[cfg(test)]

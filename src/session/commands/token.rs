@@ -117,6 +117,15 @@ pub(super) fn introspect(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError>
                 rows,
                 json: Some(Value::Object(map.clone())),
             }));
+            if let Some(other) = ["access_token", "refresh_token"]
+                .into_iter()
+                .find(|name| map.get(*name).is_some_and(Value::is_null))
+            {
+                ctx.emit(Output::Text(format!(
+                    "{other} is null: the server keeps only a hash of each token, so it can \
+                     show only the one it was given"
+                )));
+            }
             Ok(())
         }
         Some(other) => {

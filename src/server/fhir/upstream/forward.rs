@@ -1,17 +1,19 @@
-//! The FHIR interactions, forwarded: the same checks as the bundled store first, then the
-//! upstream with the compartment added to the question, then the guard over the answer.
+//! The FHIR interactions, forwarded: the same checks as the bundled store first (its own
+//! parser for every query), then the upstream with the compartment written into the
+//! question, then the guard over the answer.
 
 use axum::body::Bytes;
 use serde_json::{json, Value};
 
 use super::super::access::{Access, Operation};
-use super::super::data::Resource;
+use super::super::data::{Resource, SERVED_TYPES};
+use super::super::search::Search;
 use super::super::{
-    check_format, check_id, check_query_format, check_type, forbidden_type, query,
-    unknown_operation,
+    check_id, check_query_format, check_type, forbidden_type, query, unknown_operation,
 };
 use super::error::Asked;
 use super::guard::{self, Screen};
+use super::params;
 use super::{Upstream, UpstreamError};
 use crate::server::clock;
 use crate::server::error::FhirError;
@@ -54,7 +56,9 @@ pub async fn read(
     Ok(resource)
 }
 
-/// GET `{type}?params`, with the token's compartment (and shared v2 filter) added.
+/// GET `{type}?params`: the query as the bundled store's parser reads it (what it refuses is
+/// refused here with the same 400, before anything is asked), with the token's compartment
+/// (and shared v2 filter) written by the proxy.
 pub async fn search(
     state: &AppState,
     upstream: &Upstream,
@@ -66,35 +70,29 @@ pub async fn search(
     if !access.reaches_type(resource_type, Operation::Search) {
         return Err(forbidden_type(resource_type, Operation::Search));
     }
-    let mut pairs = forwardable(query)?;
+    let search = Search::parse(resource_type, &query::pairs(query)?)?;
+    let confinement = access.confinement(resource_type, Operation::Search);
     let proxy_base = state.fhir_base();
-    if let Some(confinement) = access.confinement(resource_type, Operation::Search) {
-        if confinement.patients.is_empty() {
-            return Ok(empty_searchset(&proxy_base, resource_type, &pairs));
-        }
-        let name = if resource_type == "Patient" {
-            "_id"
-        } else {
-            "patient"
-        };
-        pairs.push((name.to_string(), confinement.patients.join(",")));
-        pairs.extend(confinement.filter);
-    }
+    let Some(pairs) = params::search(resource_type, &search, confinement.as_ref()) else {
+        return Ok(empty_searchset(&proxy_base, resource_type, &search));
+    };
     let bundle = upstream
         .get(&format!("/{resource_type}"), &pairs)
         .await
         .map_err(|e| e.into_fhir(Asked::Search))?;
+    let verified = confinement.as_ref().is_none_or(|c| c.complete);
     screen(
         upstream,
         access,
         Operation::Search,
         &proxy_base,
-        true,
+        verified,
         bundle,
     )
 }
 
-/// GET `Patient/{id}/$everything`, only for a patient the token reaches.
+/// GET `Patient/{id}/$everything`, only for a patient the token reaches, with only the
+/// paging parameters the bundled store's `$everything` takes.
 pub async fn everything(
     state: &AppState,
     upstream: &Upstream,
@@ -106,12 +104,15 @@ pub async fn everything(
         return Err(unknown_operation(resource_type, operation));
     }
     check_id(id)?;
-    let pairs = forwardable(query)?;
+    let search = Search::everything(&query::pairs(query)?)?;
     if !access.reaches_patient(id) {
         return Err(FhirError::not_found(format!("Patient/{id} is not known")));
     }
     let bundle = upstream
-        .get(&format!("/Patient/{id}/$everything"), &pairs)
+        .get(
+            &format!("/Patient/{id}/$everything"),
+            &params::paging(&search),
+        )
         .await
         .map_err(|e| e.into_fhir(Asked::Everything(id)))?;
     screen(
@@ -119,29 +120,31 @@ pub async fn everything(
         access,
         Operation::Read,
         &state.fhir_base(),
-        true,
+        reaches_whole_compartment(access, id),
         bundle,
     )
 }
 
-/// GET `?params` on the bare base: the upstream's own paging links (`?_getpages=…`).
+/// GET `?params` on the bare base: only the upstream's own paging links (`?_getpages=…`).
 pub async fn page(
     state: &AppState,
     upstream: &Upstream,
     access: &Access,
     query: Option<&str>,
 ) -> Result<Value, FhirError> {
-    let pairs = forwardable(query)?;
+    let pairs = query::pairs(query)?;
     if pairs.is_empty() {
         return Err(FhirError::not_found(
             "no FHIR endpoint at the bare base without a query; reads look like /api/fhir/Patient/{id} and searches like /api/fhir/Observation?patient={id}",
         ));
     }
+    let pairs = params::page(&pairs)?;
     let bundle = upstream
         .get("", &pairs)
         .await
         .map_err(|e| e.into_fhir(Asked::Search))?;
-    // No compartment parameter could be added here, so `total` is never trusted.
+    // Nothing says whose search this page belongs to: every entry is checked, and the page
+    // is never verified (no total; paging links only while every entry passes).
     screen(
         upstream,
         access,
@@ -152,16 +155,14 @@ pub async fn page(
     )
 }
 
-/// The client's query pairs as they go upstream: `_format` checked and left out.
-fn forwardable(query: Option<&str>) -> Result<Vec<(String, String)>, FhirError> {
-    let mut pairs = query::pairs(query)?;
-    for (name, value) in &pairs {
-        if name == "_format" {
-            check_format(value)?;
-        }
-    }
-    pairs.retain(|(name, _)| name != "_format");
-    Ok(pairs)
+/// Whether the token may see every served type of this patient's compartment, unfiltered,
+/// so that the upstream's count of `$everything` is one of what the token may see.
+fn reaches_whole_compartment(access: &Access, id: &str) -> bool {
+    SERVED_TYPES.iter().all(|t| {
+        access.confinement(t, Operation::Read).is_some_and(|c| {
+            c.complete && c.filter.is_empty() && c.patients.iter().any(|p| p == id)
+        })
+    })
 }
 
 fn screen(
@@ -169,7 +170,7 @@ fn screen(
     access: &Access,
     op: Operation,
     proxy_base: &str,
-    keep_total: bool,
+    verified: bool,
     bundle: Value,
 ) -> Result<Value, FhirError> {
     Screen {
@@ -177,19 +178,24 @@ fn screen(
         op,
         upstream_base: upstream.base(),
         proxy_base,
-        keep_total,
+        verified,
     }
     .bundle(bundle)
     .map_err(|what| UpstreamError::Unexpected(what).into_fhir(Asked::Search))
 }
 
-/// A token that reaches no patient for this type finds nothing, without asking upstream.
-fn empty_searchset(proxy_base: &str, resource_type: &str, pairs: &[(String, String)]) -> Value {
+/// A search whose own compartment parameters leave no patient the token reaches finds
+/// nothing, without asking upstream; its self link is the bundled store's.
+fn empty_searchset(proxy_base: &str, resource_type: &str, search: &Search) -> Value {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.extend_pairs(&search.link_params);
+    if search.offset > 0 {
+        query.append_pair("_offset", &search.offset.to_string());
+    }
+    let query = query.finish();
     let mut url = format!("{proxy_base}/{resource_type}");
-    if !pairs.is_empty() {
-        let mut query = form_urlencoded::Serializer::new(String::new());
-        query.extend_pairs(pairs);
-        url = format!("{url}?{}", query.finish());
+    if !query.is_empty() {
+        url = format!("{url}?{query}");
     }
     json!({
         "resourceType": "Bundle",

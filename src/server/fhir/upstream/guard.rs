@@ -72,25 +72,26 @@ pub struct Screen<'a> {
     pub upstream_base: &'a str,
     /// The proxy's FHIR base.
     pub proxy_base: &'a str,
-    /// Whether the upstream's `total` may be passed on when nothing was removed.
-    pub keep_total: bool,
+    /// Whether the upstream was asked for exactly what the token may see (its compartment
+    /// and scope filter), so that its `total` counts only that.
+    pub verified: bool,
 }
 
 impl Screen<'_> {
     /// The Bundle with only permitted entries (each with a proxy `fullUrl` and its `search`
-    /// element), links on the proxy's base, and `total` only when it can be trusted.
-    /// `Err` names what arrived instead of a Bundle.
-    pub fn bundle(&self, mut bundle: Value) -> Result<Value, String> {
+    /// element), links on the proxy's base, and `total` and paging links only when they
+    /// tell nothing about what was removed. `Err` names what arrived instead of a Bundle.
+    pub fn bundle(&self, bundle: Value) -> Result<Value, String> {
         if bundle["resourceType"] != "Bundle" {
             let kind = bundle["resourceType"].as_str().unwrap_or("a non-resource");
             return Err(format!(
                 "the upstream FHIR server answered with {kind} where a Bundle was expected"
             ));
         }
-        let Some(object) = bundle.as_object_mut() else {
+        let Value::Object(mut upstream) = bundle else {
             return Err("the upstream FHIR server's Bundle is not an object".into());
         };
-        let entries = match object.remove("entry") {
+        let entries = match upstream.remove("entry") {
             Some(Value::Array(entries)) => entries,
             _ => Vec::new(),
         };
@@ -99,26 +100,48 @@ impl Screen<'_> {
             .into_iter()
             .filter_map(|entry| self.entry(entry))
             .collect();
-        if kept.len() < offered || !self.keep_total {
-            object.remove("total");
+        let whole = kept.len() == offered;
+        // Built afresh: nothing of the upstream's Bundle passes unless it is known to be
+        // harmless (no extensions, signatures or other elements the proxy cannot judge).
+        let mut out = Map::new();
+        out.insert("resourceType".into(), "Bundle".into());
+        for field in ["id", "type", "timestamp"] {
+            if let Some(Value::String(text)) = upstream.remove(field) {
+                out.insert(field.into(), text.into());
+            }
         }
-        if !kept.is_empty() {
-            object.insert("entry".into(), Value::Array(kept));
+        if let Some(updated) = upstream.get("meta").and_then(|m| m["lastUpdated"].as_str()) {
+            out.insert("meta".into(), json!({"lastUpdated": updated}));
         }
-        let links: Vec<Value> = match object.remove("link") {
+        // A total is believed only if the page shows some of what it counts: an empty page
+        // (`_count=0`) from an upstream that ignored the compartment would count everyone.
+        if let Some(Value::Number(total)) = upstream.remove("total") {
+            let counted = offered > 0 || total.as_u64() == Some(0);
+            if self.verified && whole && counted {
+                out.insert("total".into(), total.into());
+            }
+        }
+        // Whether more pages exist says something only about what this page let through.
+        let paging = whole && (self.verified || offered > 0);
+        let links: Vec<Value> = match upstream.remove("link") {
             Some(Value::Array(links)) => links
                 .into_iter()
+                .filter(|link| paging || link["relation"] == "self")
                 .filter_map(|link| {
+                    let relation = link["relation"].as_str()?;
                     let url = rewrite(link["url"].as_str()?, self.upstream_base, self.proxy_base)?;
-                    Some(json!({"relation": link["relation"], "url": url}))
+                    Some(json!({"relation": relation, "url": url}))
                 })
                 .collect(),
             _ => Vec::new(),
         };
         if !links.is_empty() {
-            object.insert("link".into(), Value::Array(links));
+            out.insert("link".into(), Value::Array(links));
         }
-        Ok(bundle)
+        if !kept.is_empty() {
+            out.insert("entry".into(), Value::Array(kept));
+        }
+        Ok(Value::Object(out))
     }
 
     fn entry(&self, mut entry: Value) -> Option<Value> {

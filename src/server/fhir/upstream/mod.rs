@@ -2,24 +2,35 @@
 //! real FHIR server instead of the bundled charts, with the same token, scope and compartment
 //! enforcement.
 //!
+//! What may be asked: exactly what the bundled store answers, checked by its own parser
+//! (`Search::parse`, `Search::everything`), so `_has`, chains, modifiers, `_summary`,
+//! `_include` and any other parameter it does not evaluate are the same 400 and never reach
+//! the upstream. The bare base takes only the upstream's paging links (`params::page`).
+//!
 //! How the proxy keeps a token inside its patient compartment, twice over:
-//! 1. What is asked: every search carries the compartment as an extra parameter
-//!    (`patient=<ids>`, or `_id=<ids>` on Patient) and, when every grant for the type has the
-//!    same v2 filter, that filter too. Repeated parameters AND together in FHIR, so a client's
-//!    own `patient=` for someone else finds nothing. Reads and `$everything` name their
-//!    resource, and `$everything` is only asked for a patient the token reaches.
+//! 1. What is asked: the client's `patient`/`subject` (`_id` on Patient) are parsed and
+//!    intersected with the patients the token reaches, and the proxy sends one compartment
+//!    parameter of its own (`patient=<ids>`, `_id=<ids>` on Patient), plus the v2 filter
+//!    when every grant for the type shares it. Nothing left: an empty searchset, unasked.
+//!    Reads and `$everything` name their resource, and `$everything` is only asked for a
+//!    patient the token reaches.
 //! 2. What comes back: every resource in an answer is checked as the bundled store checks its
 //!    own: a served type, in a reached patient's compartment (`subject` / `patient` naming
 //!    `Patient/<id>`, relative or on the upstream's base), passing the scope's filter. A read
 //!    that fails is 404, as in bundled mode. A Bundle entry that fails is *removed* rather
-//!    than refusing the whole answer, since a v2 filter the upstream was not asked to apply,
-//!    or an `_include`, legitimately brings in such entries; when anything was removed the
-//!    Bundle's `total` goes too, as it would count what the token may not see.
+//!    than refusing the whole answer, since a v2 filter the upstream was not asked to apply
+//!    legitimately brings in such entries.
+//!
+//! What a page may tell: its `total` only when the upstream was asked exactly the token's
+//! reach and every entry passed; its paging links (`next`, `previous`, `first`, `last`) only
+//! when every entry passed, and on a page nobody verified (the bare base) only when it had
+//! entries. Otherwise only `self` stays, so neither a count nor the existence of more pages
+//! says anything about what the token may not see.
 //!
 //! Bundle links and `fullUrl`s are rewritten onto the proxy's FHIR base; links elsewhere are
 //! dropped. Paging links the upstream mints on its bare base (`?_getpages=…`) are answered at
-//! the proxy's bare FHIR base, as search pages: checked like any other and never with a
-//! `total`, since no compartment parameter could be added to them.
+//! the proxy's bare FHIR base, as unverified pages: nothing ties them to the token's search,
+//! so every entry is checked and no `total` is ever passed on.
 //!
 //! Never sent upstream: the client's bearer token or any other header of the client's, and
 //! `_format` (the proxy always asks for JSON). Redirects are not followed. Open FHIR
@@ -31,6 +42,7 @@
 pub mod error;
 mod forward;
 mod guard;
+mod params;
 
 use std::time::Duration;
 

@@ -19,6 +19,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "approvals by grant",
         include_str!("../migrations/0002_approvals_by_grant.sql"),
     ),
+    (
+        3,
+        "hashed credentials",
+        include_str!("../migrations/0003_hashed_credentials.sql"),
+    ),
 ];
 
 /// The migrations above as a source for sqlx's `Migrator`.

@@ -3,6 +3,8 @@
 //! `DELETE … RETURNING`) or short transactions serialised on the code's row, which holds
 //! across several server processes sharing one PostgreSQL.
 
+mod conversions;
+mod credentials;
 mod migrations;
 mod ops;
 mod rows;
@@ -44,6 +46,7 @@ impl SqlStore {
         };
         let store = match location {
             StateLocation::Sqlite(path) => {
+                create_private(path).map_err(fail)?;
                 let url = sqlite_url(path).map_err(fail)?;
                 let writer = sqlite_pool(&url, 1)
                     .await
@@ -82,6 +85,19 @@ impl SqlStore {
         migrations::run(&store.writer)
             .await
             .map_err(|e| fail(format!("migrating the schema failed: {e}")))?;
+        let rewritten = conversions::run(&store.writer)
+            .await
+            .map_err(|e| fail(format!("converting the stored rows failed: {e}")))?;
+        if rewritten > 0 && matches!(location, StateLocation::Sqlite(_)) {
+            // Dropped rows stay on free pages and in the log until overwritten: rebuild the
+            // file and empty the log, so the values converted to hashes are gone from disk.
+            for sql in ["VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"] {
+                sqlx::query(sql)
+                    .execute(&store.writer)
+                    .await
+                    .map_err(|e| fail(format!("clearing the converted rows failed: {e}")))?;
+            }
+        }
         Ok(store)
     }
 
@@ -109,6 +125,41 @@ async fn sqlite_pool(url: &str, connections: u32) -> Result<AnyPool, sqlx::Error
         })
         .connect(url)
         .await
+}
+
+/// Create a missing SQLite file readable and writable by its owner only (0600 whatever the
+/// umask), before SQLite opens it: SQLite gives its `-wal` and `-shm` files the database
+/// file's mode. An existing file keeps its mode, with a warning when others may read it.
+fn create_private(path: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let mode = std::fs::metadata(path)
+                    .map_err(|e| e.to_string())?
+                    .permissions()
+                    .mode();
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        "{} can be read by other users (mode {:o}); `chmod 600` it",
+                        path.display(),
+                        mode & 0o777
+                    );
+                }
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// `sqlite://PATH?mode=rwc`, the path percent-encoded (sqlx decodes it again).

@@ -11,12 +11,12 @@ pub const CLIENT_COLUMNS: &str = "client_id, secret_sha256, client_name, redirec
      token_endpoint_auth_method, grant_types, issued_at, extra";
 /// Columns of `approvals`.
 pub const APPROVAL_COLUMNS: &str = "id, client_id, username, patient_id, scope, expires, created";
-/// Columns of `tokens`.
-pub const TOKEN_COLUMNS: &str =
-    "access_token, refresh_token, approval_id, scope, issued_at, access_expires, from_code";
-/// Columns of `codes` that make an [`AuthCode`].
-pub const CODE_COLUMNS: &str =
-    "code, approval_id, redirect_uri, redirect_uri_given, scope, code_challenge, expires";
+/// Columns of `token_pairs`.
+pub const TOKEN_COLUMNS: &str = "access_sha256, refresh_sha256, approval_id, scope, issued_at, \
+     access_expires, from_code_sha256, session_sha256";
+/// Columns of `auth_codes` that make an [`AuthCode`].
+pub const CODE_COLUMNS: &str = "code_sha256, approval_id, redirect_uri, redirect_uri_given, \
+     scope, code_challenge, expires, session_sha256";
 
 /// A column that must hold a value of this type.
 fn get<'r, T>(row: &'r AnyRow, column: &str) -> StoreResult<T>
@@ -39,18 +39,27 @@ pub fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_string())
 }
 
+/// A column that may hold a SHA-256 in hex.
+fn optional_hash(row: &AnyRow, column: &str) -> StoreResult<Option<[u8; 32]>> {
+    let text: Option<String> = get(row, column)?;
+    text.map(|hex| {
+        from_hex(&hex)
+            .ok_or_else(|| StoreError::Backend(format!("column {column} holds no SHA-256 in hex")))
+    })
+    .transpose()
+}
+
+/// A column that must hold a SHA-256 in hex.
+fn hash(row: &AnyRow, column: &str) -> StoreResult<[u8; 32]> {
+    optional_hash(row, column)?
+        .ok_or_else(|| StoreError::Backend(format!("column {column} is empty")))
+}
+
 /// A client from a row of [`CLIENT_COLUMNS`].
 pub fn client(row: &AnyRow) -> StoreResult<Client> {
-    let secret: Option<String> = get(row, "secret_sha256")?;
-    let secret_sha256 = match secret {
-        None => None,
-        Some(hex) => Some(from_hex(&hex).ok_or_else(|| {
-            StoreError::Backend("column secret_sha256 holds no SHA-256 in hex".into())
-        })?),
-    };
     Ok(Client {
         client_id: get(row, "client_id")?,
-        secret_sha256,
+        secret_sha256: optional_hash(row, "secret_sha256")?,
         client_name: get(row, "client_name")?,
         redirect_uris: json(row, "redirect_uris")?,
         scope: get(row, "scope")?,
@@ -77,32 +86,39 @@ pub fn approval(row: &AnyRow) -> StoreResult<Approval> {
 /// A token pair from a row of [`TOKEN_COLUMNS`].
 pub fn token(row: &AnyRow) -> StoreResult<Token> {
     Ok(Token {
-        access_token: get(row, "access_token")?,
-        refresh_token: get(row, "refresh_token")?,
+        access_sha256: hash(row, "access_sha256")?,
+        refresh_sha256: optional_hash(row, "refresh_sha256")?,
         approval_id: get(row, "approval_id")?,
         scope: get(row, "scope")?,
         issued_at: get(row, "issued_at")?,
         access_expires: get(row, "access_expires")?,
-        from_code: get(row, "from_code")?,
+        from_code_sha256: optional_hash(row, "from_code_sha256")?,
+        session_sha256: optional_hash(row, "session_sha256")?,
     })
 }
 
 /// A code from a row of [`CODE_COLUMNS`].
 pub fn code(row: &AnyRow) -> StoreResult<AuthCode> {
     Ok(AuthCode {
-        code: get(row, "code")?,
+        code_sha256: hash(row, "code_sha256")?,
         approval_id: get(row, "approval_id")?,
         redirect_uri: get(row, "redirect_uri")?,
         redirect_uri_given: get::<i64>(row, "redirect_uri_given")? != 0,
         scope: get(row, "scope")?,
         code_challenge: get(row, "code_challenge")?,
         expires: get(row, "expires")?,
+        session_sha256: optional_hash(row, "session_sha256")?,
     })
 }
 
 /// Lowercase hex of a hash.
 pub fn to_hex(bytes: &[u8; 32]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Lowercase hex of a hash that may be absent.
+pub fn to_hex_opt(bytes: Option<&[u8; 32]>) -> Option<String> {
+    bytes.map(to_hex)
 }
 
 fn from_hex(text: &str) -> Option<[u8; 32]> {

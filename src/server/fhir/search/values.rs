@@ -1,0 +1,255 @@
+//! Search values: token and date values parsed from a query, and matched against a resource.
+
+use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::server::error::FhirError;
+
+/// A token search value: `system|code`, `|code`, `code` or `system|`.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct TokenValue {
+    system: Option<String>,
+    code: Option<String>,
+}
+
+/// A date comparator from FHIR's prefixes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Prefix {
+    Eq,
+    Ne,
+    Gt,
+    Lt,
+    Ge,
+    Le,
+}
+
+/// A date search value: a comparator and a date, day or instant.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct DateValue {
+    prefix: Prefix,
+    /// The value as written, without its prefix.
+    text: String,
+    /// Set when the value carries a time: compare instants, not calendar prefixes.
+    instant: Option<OffsetDateTime>,
+}
+
+/// Whether a resource passes one v2 scope restriction such as `category=laboratory`.
+/// Restrictions on parameters this server cannot evaluate match nothing (fail closed).
+pub fn matches_filter(json: &Value, name: &str, value: &str) -> bool {
+    let Ok(tokens) = token_values(name, value) else {
+        return false;
+    };
+    let codings = match name {
+        "category" => categories(json),
+        "code" => codes(json),
+        _ => return false,
+    };
+    tokens.iter().any(|t| token_matches(&codings, t))
+}
+
+pub(super) fn split_values(name: &str, value: &str) -> Result<Vec<String>, FhirError> {
+    let values: Vec<String> = value.split(',').map(str::to_string).collect();
+    if values.iter().any(String::is_empty) {
+        return Err(FhirError::invalid(format!(
+            "parameter {name} has an empty value; give one or more comma-separated values"
+        )));
+    }
+    Ok(values)
+}
+
+pub(super) fn token_values(name: &str, value: &str) -> Result<Vec<TokenValue>, FhirError> {
+    split_values(name, value)?
+        .into_iter()
+        .map(|v| {
+            let (system, code) = match v.split_once('|') {
+                Some((s, c)) => (Some(s.to_string()), c),
+                None => (None, v.as_str()),
+            };
+            let code = (!code.is_empty()).then(|| code.to_string());
+            if system.as_deref() == Some("") && code.is_none() {
+                return Err(FhirError::invalid(format!(
+                    "{name}={v:?} names neither a system nor a code"
+                )));
+            }
+            Ok(TokenValue { system, code })
+        })
+        .collect()
+}
+
+pub(super) fn parse_number(name: &str, value: &str) -> Result<usize, FhirError> {
+    value
+        .parse()
+        .map_err(|_| FhirError::invalid(format!("{name} must be a whole number, not {value:?}")))
+}
+
+pub(super) fn parse_date(value: &str) -> Result<DateValue, FhirError> {
+    let prefixes = [
+        ("eq", Prefix::Eq),
+        ("ne", Prefix::Ne),
+        ("gt", Prefix::Gt),
+        ("lt", Prefix::Lt),
+        ("ge", Prefix::Ge),
+        ("le", Prefix::Le),
+    ];
+    let (prefix, text) = prefixes
+        .iter()
+        .find_map(|(p, k)| value.strip_prefix(p).map(|rest| (*k, rest)))
+        .unwrap_or((Prefix::Eq, value));
+    let bad = || {
+        FhirError::invalid(format!(
+            "date={value:?} is not a date search; write [eq|ne|gt|lt|ge|le]YYYY, YYYY-MM, YYYY-MM-DD or a full dateTime like 2018-03-14T09:30:00Z"
+        ))
+    };
+    // Byte by byte: a value may hold any UTF-8, and slicing a str inside a character panics.
+    let shape_ok = |s: &str| {
+        let b = s.as_bytes();
+        let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+        match b.len() {
+            4 => digits(0..4),
+            7 => digits(0..4) && b[4] == b'-' && digits(5..7),
+            10 => digits(0..4) && b[4] == b'-' && digits(5..7) && b[7] == b'-' && digits(8..10),
+            _ => false,
+        }
+    };
+    if text.len() > 10 {
+        let instant = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| bad())?;
+        return Ok(DateValue {
+            prefix,
+            text: text.to_string(),
+            instant: Some(instant),
+        });
+    }
+    if !shape_ok(text) {
+        return Err(bad());
+    }
+    Ok(DateValue {
+        prefix,
+        text: text.to_string(),
+        instant: None,
+    })
+}
+
+/// The clinically relevant date of a resource, as written in it.
+fn clinical_date(json: &Value) -> Option<&str> {
+    const PATHS: &[&[&str]] = &[
+        &["effectiveDateTime"],
+        &["effectivePeriod", "start"],
+        &["onsetDateTime"],
+        &["performedDateTime"],
+        &["performedPeriod", "start"],
+        &["occurrenceDateTime"],
+        &["authoredOn"],
+        &["period", "start"],
+        &["recordedDate"],
+    ];
+    PATHS.iter().find_map(|path| {
+        path.iter()
+            .try_fold(json, |v, key| v.get(key))
+            .and_then(Value::as_str)
+    })
+}
+
+pub(super) fn date_matches(json: &Value, wanted: &DateValue) -> bool {
+    let Some(have) = clinical_date(json) else {
+        return false;
+    };
+    let ordering = match wanted.instant {
+        Some(instant) => {
+            let have_instant = if have.len() > 10 {
+                OffsetDateTime::parse(have, &Rfc3339).ok()
+            } else {
+                OffsetDateTime::parse(&format!("{have}T00:00:00Z"), &Rfc3339).ok()
+            };
+            match have_instant {
+                Some(h) => h.cmp(&instant),
+                None => return false,
+            }
+        }
+        None => {
+            // Calendar comparison at the precision the searcher wrote, on the resource's own
+            // local date: "date=2018-03-14" finds what happened on that day where it happened.
+            // Compared as bytes (the order str uses), so a cut inside a character cannot panic.
+            let n = wanted.text.len().min(have.len());
+            have.as_bytes()[..n].cmp(&wanted.text.as_bytes()[..n])
+        }
+    };
+    use std::cmp::Ordering::*;
+    match wanted.prefix {
+        Prefix::Eq => ordering == Equal,
+        Prefix::Ne => ordering != Equal,
+        Prefix::Gt => ordering == Greater,
+        Prefix::Lt => ordering == Less,
+        Prefix::Ge => ordering != Less,
+        Prefix::Le => ordering != Greater,
+    }
+}
+
+/// (system, code) pairs of a CodeableConcept or a list of them.
+fn codings_of(value: &Value, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Array(items) => items.iter().for_each(|v| codings_of(v, out)),
+        Value::Object(map) => {
+            for coding in map
+                .get("coding")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                out.push((
+                    coding["system"].as_str().unwrap_or_default().to_string(),
+                    coding["code"].as_str().unwrap_or_default().to_string(),
+                ));
+            }
+        }
+        Value::String(code) => out.push((String::new(), code.clone())),
+        _ => {}
+    }
+}
+
+pub(super) fn categories(json: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    codings_of(&json["category"], &mut out);
+    if json["resourceType"] == "AllergyIntolerance" {
+        for (system, _) in &mut out {
+            *system = "http://hl7.org/fhir/allergy-intolerance-category".to_string();
+        }
+    }
+    out
+}
+
+pub(super) fn codes(json: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for field in ["code", "medicationCodeableConcept", "vaccineCode", "type"] {
+        codings_of(&json[field], &mut out);
+    }
+    out
+}
+
+pub(super) fn token_matches(codings: &[(String, String)], wanted: &TokenValue) -> bool {
+    codings.iter().any(|(system, code)| {
+        wanted.code.as_ref().is_none_or(|c| c == code)
+            && match &wanted.system {
+                None => true,
+                Some(s) if s.is_empty() => system.is_empty(),
+                Some(s) => s == system,
+            }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn scope_filters_fail_closed() {
+        let lab = json!({
+            "resourceType": "Observation",
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
+        });
+        assert!(matches_filter(&lab, "category", "laboratory"));
+        assert!(!matches_filter(&lab, "category", "vital-signs"));
+        assert!(!matches_filter(&lab, "status", "final"));
+    }
+}
