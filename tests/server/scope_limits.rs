@@ -124,9 +124,9 @@ async fn a_hundred_scopes_work_end_to_end() {
 }
 
 #[tokio::test]
-async fn a_consent_that_spells_wildcards_out_past_the_limit_still_grants_them() {
+async fn a_consent_that_spells_wildcards_out_past_the_limit_grants_them_as_approved() {
     let server = TestServer::start().await;
-    let mut scopes = vec!["launch/patient".to_string(), "offline_access".to_string()];
+    let mut scopes = vec!["launch/patient".to_string(), "online_access".to_string()];
     scopes.push("patient/*.read".to_string());
     scopes.extend((0..29).map(|i| format!("patient/*.rs?category=c{i:0>2}")));
     let app = server
@@ -167,4 +167,10 @@ async fn a_consent_that_spells_wildcards_out_past_the_limit_still_grants_them() 
         "{}",
         narrowed.text
     );
+    // online_access was read from the spelt-out scope too: signing out ends the grant.
+    let logout = browser.open("/logout").await.page().form("/logout");
+    browser.submit(&logout, "Sign out").await.page();
+    app.refresh(&server, narrowed.tokens().refresh.as_deref().unwrap(), None)
+        .await
+        .assert_error(400, "invalid_grant");
 }
