@@ -122,3 +122,55 @@ async fn a_hundred_scopes_work_end_to_end() {
     assert_eq!(server.fhir_status(&again.access, &patient).await, 200);
     assert_eq!(server.running().parsed_scopes().len(), 1);
 }
+
+#[tokio::test]
+async fn a_consent_that_spells_wildcards_out_past_the_limit_grants_them_as_approved() {
+    let server = TestServer::start().await;
+    let mut scopes = vec!["launch/patient".to_string(), "online_access".to_string()];
+    scopes.push("patient/*.read".to_string());
+    scopes.extend((0..29).map(|i| format!("patient/*.rs?category=c{i:0>2}")));
+    let app = server
+        .register(json!({"client_name": "Wild", "redirect_uris": [SEED_REDIRECT], "scope": scopes.join(" ")}))
+        .await;
+    // Leaving one kind of record out spells each `*` scope out for the seven others.
+    let browser = Browser::new(&server);
+    let request = Authorize::new(&server, &app);
+    let consent = browser.consent_page(&server, &request, JOSEPH).await;
+    let mut form = consent.form("/oauth/consent");
+    form.tick("category", "Condition", false);
+    let code = browser.submit(&form, "Approve").await.callback().code();
+    let reply = app.exchange(&server, &code, None).await;
+    let tokens = reply.tokens();
+    assert_eq!(
+        reply.str("scope").split(' ').count(),
+        2 + 30 * 7,
+        "{}",
+        reply.text
+    );
+    let patient = format!("Patient/{}", JOSEPH.patient);
+    assert_eq!(server.fhir_status(&tokens.access, &patient).await, 200);
+    assert_eq!(server.fhir_status(&tokens.access, "Condition").await, 403);
+    // The granted scope is the server's own: a refresh keeps it, or narrows it.
+    let refresh = tokens.refresh.as_deref().unwrap();
+    let renewed = app.refresh(&server, refresh, None).await;
+    assert_eq!(renewed.str("scope"), reply.str("scope"));
+    let narrowed = app
+        .refresh(
+            &server,
+            renewed.tokens().refresh.as_deref().unwrap(),
+            Some("patient/Patient.read"),
+        )
+        .await;
+    assert_eq!(
+        narrowed.str("scope"),
+        "patient/Patient.read",
+        "{}",
+        narrowed.text
+    );
+    // online_access was read from the spelt-out scope too: signing out ends the grant.
+    let logout = browser.open("/logout").await.page().form("/logout");
+    browser.submit(&logout, "Sign out").await.page();
+    app.refresh(&server, narrowed.tokens().refresh.as_deref().unwrap(), None)
+        .await
+        .assert_error(400, "invalid_grant");
+}

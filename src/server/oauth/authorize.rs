@@ -233,7 +233,7 @@ fn check(state: &AppState, client: &Client, form: &Form) -> Result<String, (&'st
         "invalid_scope",
         "scope is missing; ask for e.g. launch/patient patient/*.read".to_string(),
     ))?;
-    let wanted = Scopes::parse(text).map_err(|e| ("invalid_scope", e.to_string()))?;
+    let wanted = Scopes::parse_request(text).map_err(|e| ("invalid_scope", e.to_string()))?;
     let registered = state.scope_cache.stored(&client.scope);
     let extra = registered.uncovered(&wanted);
     if !extra.is_empty() {

@@ -114,7 +114,7 @@ pub async fn token(
     let scope = match m.get("scope") {
         None | Some(Value::Null) => client.scope.clone(),
         Some(Value::String(s)) => {
-            let wanted = Scopes::parse(s)
+            let wanted = Scopes::parse_request(s)
                 .map_err(|e| OAuthError::bad_request("invalid_scope", e.to_string()))?;
             if wanted.is_empty() {
                 return Err(OAuthError::bad_request(
@@ -122,7 +122,7 @@ pub async fn token(
                     "scope is empty; leave it out to get the client's scopes, or name some",
                 ));
             }
-            let registered = Scopes::parse_stored(&client.scope).unwrap_or_default();
+            let registered = Scopes::parse(&client.scope).unwrap_or_default();
             let extra = registered.uncovered(&wanted);
             if !extra.is_empty() {
                 return Err(OAuthError::bad_request(

@@ -111,7 +111,7 @@ impl TokenRequest<'_> {
     /// Build the token pair, with fresh random values.
     pub fn build(&self) -> Issued {
         let now = clock::now();
-        let scopes = Scopes::parse_stored(self.scope).unwrap_or_default();
+        let scopes = Scopes::parse(self.scope).unwrap_or_default();
         let refresh = self.refresh_allowed
             && (self.force_refresh || scopes.has("offline_access") || scopes.has("online_access"));
         let access_token = new_secret();

@@ -100,7 +100,7 @@ fn parse_metadata(m: &Map<String, Value>, client_id: &str) -> Result<Client, OAu
     let scope = match m.get("scope") {
         None | Some(Value::Null) => DEFAULT_SCOPE.to_string(),
         Some(Value::String(text)) => {
-            let scopes = Scopes::parse(text).map_err(|e| bad_metadata(e.to_string()))?;
+            let scopes = Scopes::parse_request(text).map_err(|e| bad_metadata(e.to_string()))?;
             if scopes.is_empty() {
                 return Err(bad_metadata(
                     "scope is empty; ask for e.g. \"launch/patient patient/*.read offline_access\"",

@@ -57,7 +57,7 @@ pub async fn token(
         _ => refresh(&state, &client, &form).await?,
     };
     let token = &issued.record;
-    let scopes = Scopes::parse_stored(&token.scope).unwrap_or_default();
+    let scopes = Scopes::parse(&token.scope).unwrap_or_default();
     let mut body = json!({
         "access_token": issued.access_token,
         "token_type": "Bearer",
@@ -268,9 +268,9 @@ async fn refresh(
         // The refresh token's own scope is the approval's (RFC 6749 §6 keeps it identical
         // across rotations), so a refresh may narrow the access token from there.
         Some(text) => {
-            let wanted = Scopes::parse(text)
+            let wanted = Scopes::parse_request(text)
                 .map_err(|e| OAuthError::bad_request("invalid_scope", e.to_string()))?;
-            let granted = Scopes::parse_stored(&approval.scope).unwrap_or_default();
+            let granted = Scopes::parse(&approval.scope).unwrap_or_default();
             let extra = granted.uncovered(&wanted);
             if !extra.is_empty() {
                 return Err(OAuthError::bad_request(

@@ -72,7 +72,7 @@ impl ScopeCache {
             return hit.clone();
         }
         // Parsed outside the lock; two requests racing on a new string both parse it once.
-        let parsed = Arc::new(Scopes::parse_stored(text).unwrap_or_default());
+        let parsed = Arc::new(Scopes::parse(text).unwrap_or_default());
         self.table().insert(text.to_string(), parsed.clone());
         parsed
     }

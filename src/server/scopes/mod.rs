@@ -1,9 +1,9 @@
 //! SMART scopes: parsing v1 (`patient/*.read`) and v2 (`patient/Observation.rs?category=…`)
 //! resource scopes, and deciding whether one scope set covers another.
 //!
-//! A scope string from a request is bounded ([`MAX_SCOPE_TOKENS`], [`MAX_SCOPE_BYTES`],
-//! [`MAX_SCOPE_TOKEN_BYTES`]) and every operation on it is linear or close to it (hash sets
-//! and maps, never a scan per token).
+//! A scope string from a request is bounded ([`Scopes::parse_request`]: [`MAX_SCOPE_TOKENS`],
+//! [`MAX_SCOPE_BYTES`], [`MAX_SCOPE_TOKEN_BYTES`]) and every operation on scopes is linear or
+//! close to it (hash sets and maps, never a scan per token).
 
 mod cache;
 #[cfg(test)]
@@ -146,11 +146,18 @@ impl fmt::Display for Scopes {
 }
 
 impl Scopes {
-    /// Parse a space-separated scope string from a request (RFC 6749 §3.3): at most
-    /// [`MAX_SCOPE_TOKENS`] distinct tokens, [`MAX_SCOPE_BYTES`] in all and
-    /// [`MAX_SCOPE_TOKEN_BYTES`] per token. The count is checked first, so a huge list is
-    /// refused for what it is, after one pass over it.
+    /// Parse a space-separated scope string (RFC 6749 §3.3), of any size: for strings the
+    /// server holds (a client's, an approval's, a token's), which consent may have spelled
+    /// out beyond the request limits. A scope string from a request goes through
+    /// [`Scopes::parse_request`].
     pub fn parse(text: &str) -> Result<Scopes, ScopeError> {
+        Self::from_tokens(distinct_tokens(text))
+    }
+
+    /// Parse a scope string from a request: at most [`MAX_SCOPE_TOKENS`] distinct tokens,
+    /// [`MAX_SCOPE_BYTES`] in all and [`MAX_SCOPE_TOKEN_BYTES`] per token. The count is
+    /// checked first, so a huge list is refused for what it is, after one pass over it.
+    pub fn parse_request(text: &str) -> Result<Scopes, ScopeError> {
         let distinct = distinct_tokens(text);
         if distinct.len() > MAX_SCOPE_TOKENS {
             return Err(ScopeError::TooMany {
@@ -172,13 +179,6 @@ impl Scopes {
             });
         }
         Self::from_tokens(distinct)
-    }
-
-    /// Parse a scope string this server stored itself (a token's or an approval's): the
-    /// same grammar without the request limits, since consent may spell a `*` scope out
-    /// per resource type beyond them.
-    pub fn parse_stored(text: &str) -> Result<Scopes, ScopeError> {
-        Self::from_tokens(distinct_tokens(text))
     }
 
     fn from_tokens(tokens: Vec<&str>) -> Result<Scopes, ScopeError> {
@@ -300,6 +300,6 @@ impl Scopes {
                 Scope::Other(_) => out.push(raw.clone()),
             }
         }
-        Scopes::parse_stored(&out.join(" ")).unwrap_or_default()
+        Scopes::parse(&out.join(" ")).unwrap_or_default()
     }
 }

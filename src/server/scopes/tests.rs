@@ -112,18 +112,21 @@ fn many(count: usize) -> String {
 #[test]
 fn more_tokens_than_allowed_are_refused_by_count() {
     assert_eq!(
-        Scopes::parse(&many(MAX_SCOPE_TOKENS)).unwrap().items.len(),
+        Scopes::parse_request(&many(MAX_SCOPE_TOKENS))
+            .unwrap()
+            .items
+            .len(),
         100
     );
     assert_eq!(
-        Scopes::parse(&many(MAX_SCOPE_TOKENS + 1)),
+        Scopes::parse_request(&many(MAX_SCOPE_TOKENS + 1)),
         Err(ScopeError::TooMany {
             count: 101,
             limit: 100
         })
     );
     // The count is reported even when the string is far over the byte limit too.
-    let err = Scopes::parse(&many(16_000)).unwrap_err();
+    let err = Scopes::parse_request(&many(16_000)).unwrap_err();
     assert_eq!(
         err,
         ScopeError::TooMany {
@@ -137,7 +140,7 @@ fn more_tokens_than_allowed_are_refused_by_count() {
 #[test]
 fn duplicates_count_once_and_keep_the_first_position() {
     let text = format!("{} openid", "launch/patient patient/*.read ".repeat(100));
-    let s = Scopes::parse(&format!("b a {text} a b")).unwrap();
+    let s = Scopes::parse_request(&format!("b a {text} a b")).unwrap();
     assert_eq!(s.to_string(), "b a launch/patient patient/*.read openid");
 }
 
@@ -146,13 +149,13 @@ fn long_strings_and_long_tokens_are_refused() {
     let long_tokens: Vec<String> = (0..99).map(|i| format!("t{i:0>48}")).collect();
     let text = long_tokens.join(" ");
     assert!(text.len() > MAX_SCOPE_BYTES);
-    let err = Scopes::parse(&text).unwrap_err();
+    let err = Scopes::parse_request(&text).unwrap_err();
     assert!(
         matches!(err, ScopeError::TooLong { limit: 4096, .. }),
         "{err}"
     );
     let token = format!("patient/Observation.rs?category={}", "x".repeat(300));
-    let err = Scopes::parse(&format!("openid {token}")).unwrap_err();
+    let err = Scopes::parse_request(&format!("openid {token}")).unwrap_err();
     assert!(
         matches!(err, ScopeError::TokenTooLong { limit: 256, len, .. } if len == token.len()),
         "{err}"
@@ -162,14 +165,14 @@ fn long_strings_and_long_tokens_are_refused() {
 
 #[test]
 fn stored_scopes_are_not_held_to_the_request_limits() {
-    let s = Scopes::parse_stored(&many(500)).unwrap();
+    let s = Scopes::parse(&many(500)).unwrap();
     assert_eq!(s.items.len(), 500);
-    // Spelling 100 wildcard scopes out per type goes past 100 tokens and still works.
+    // Spelling 60 wildcard scopes out per type goes past 100 tokens and still works.
     let all = ["Patient", "Observation", "Condition"];
     let wildcards: Vec<String> = (0..60)
         .map(|i| format!("patient/*.rs?category=c{i}"))
         .collect();
-    let s = Scopes::parse(&wildcards.join(" ")).unwrap();
+    let s = Scopes::parse_request(&wildcards.join(" ")).unwrap();
     let narrowed = s.restrict_types(&["Patient", "Observation"], &all);
     assert_eq!(narrowed.items.len(), 120);
     assert!(s.uncovered(&narrowed).is_empty());
