@@ -198,6 +198,9 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
     let mut state = AppState::new(config, base_url.clone(), addr, store);
     state.upstream = upstream;
     let state = Arc::new(state);
+    if !sweep_interval.is_zero() {
+        sweeper::sweep_at_start(&state).await;
+    }
     let sweeper =
         (!sweep_interval.is_zero()).then(|| sweeper::spawn(state.clone(), sweep_interval));
     // The peer address feeds the per-address sign-in limit.
