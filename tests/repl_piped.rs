@@ -136,16 +136,20 @@ fn fail_fast_with_no_failure_exits_0() {
 
 #[test]
 fn continuation_lines_and_quotes_across_lines_make_one_command() {
-    let input = "register \\\n  --name \"Fake Research\nApplication\" \\\n  --redirect-uri http://not-a-real-site\nvars\n";
+    // A quote open across a line break (an app name may not hold a newline, so the quoted
+    // value is a variable's): with --fail-fast, a second line read as a command of its own
+    // would fail the run.
+    let input = "set note \"Fake Research\nApplication\"\nregister \\\n  --name \"Fake Research Application\" \\\n  --redirect-uri http://not-a-real-site\nvars\n";
     let run = repl(&["--fail-fast"], input);
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert_eq!(count(&run.stdout, "Response status code: 201"), 1);
     assert!(
         run.stdout
-            .contains("\"client_name\": \"Fake Research\\nApplication\""),
+            .contains("\"client_name\": \"Fake Research Application\""),
         "{}",
         run.stdout
     );
+    assert!(run.stdout.contains("note"), "{}", run.stdout);
     assert!(run.stdout.contains("\"http://not-a-real-site\""));
     assert!(run.stdout.contains("redirect_uri"), "vars ran after it");
 }
