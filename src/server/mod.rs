@@ -70,6 +70,9 @@ pub struct Config {
     /// Seconds after registering that a client which never got an approval is swept;
     /// zero keeps such clients forever.
     pub client_idle_lifetime: u64,
+    /// The most registered clients that never got an approval; registering one more drops
+    /// the oldest of them. Zero: no cap.
+    pub max_idle_clients: usize,
 }
 
 impl Default for Config {
@@ -90,6 +93,7 @@ impl Default for Config {
             state: StateLocation::Memory,
             sweep_interval: Duration::from_secs(60),
             client_idle_lifetime: store::CLIENT_IDLE_LIFETIME,
+            max_idle_clients: store::MAX_IDLE_CLIENTS,
         }
     }
 }
