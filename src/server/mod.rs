@@ -9,6 +9,7 @@ pub mod discovery;
 pub mod error;
 pub mod fhir;
 pub mod host_check;
+pub mod listen;
 pub mod no_store;
 pub mod oauth;
 pub mod pages;
@@ -73,6 +74,14 @@ pub struct Config {
     /// The most registered clients that never got an approval; registering one more drops
     /// the oldest of them. Zero: no cap.
     pub max_idle_clients: usize,
+    /// Time a connection has to send a whole request head (also the idle time allowed
+    /// between requests on a kept-alive connection) before it is closed; 10 s by default.
+    pub header_read_timeout: Duration,
+    /// Largest request head (request line and headers) in bytes, answered 431 beyond;
+    /// 32 KiB by default.
+    pub max_head_bytes: usize,
+    /// Connections open at once; one more is answered 503 and closed; 1,024 by default.
+    pub max_connections: usize,
 }
 
 impl Default for Config {
@@ -94,6 +103,9 @@ impl Default for Config {
             sweep_interval: Duration::from_secs(60),
             client_idle_lifetime: store::CLIENT_IDLE_LIFETIME,
             max_idle_clients: store::MAX_IDLE_CLIENTS,
+            header_read_timeout: Duration::from_secs(10),
+            max_head_bytes: 32 * 1024,
+            max_connections: 1024,
         }
     }
 }
@@ -199,22 +211,26 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         .await
         .map_err(StartError::State)?;
     let sweep_interval = config.sweep_interval;
+    let limits = listen::ConnLimits {
+        header_read_timeout: config.header_read_timeout,
+        max_head_bytes: config.max_head_bytes,
+        max_connections: config.max_connections,
+    };
     let mut state = AppState::new(config, base_url.clone(), addr, store);
     state.upstream = upstream;
     let state = Arc::new(state);
+    if !sweep_interval.is_zero() {
+        sweeper::sweep_at_start(&state).await;
+    }
     let sweeper =
         (!sweep_interval.is_zero()).then(|| sweeper::spawn(state.clone(), sweep_interval));
-    // The peer address feeds the per-address sign-in limit.
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    // Each connection's peer address reaches handlers as `ConnectInfo<SocketAddr>` (the
+    // per-address sign-in limit, the debug gate).
+    let app = router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let server = axum::serve(listener, app).with_graceful_shutdown(async {
-            let _ = rx.await;
-        });
-        if let Err(e) = server.await {
-            tracing::error!("server stopped with an error: {e}");
-        }
-    });
+    let task = tokio::spawn(listen::serve(listener, app, limits, async {
+        let _ = rx.await;
+    }));
     Ok(RunningServer {
         base_url,
         addr,

@@ -41,11 +41,22 @@ pub async fn sweep_once(state: &AppState) -> Result<SweepReport, StoreError> {
     })
 }
 
-/// Sweep at once and then every `every` until the task is aborted. A failed sweep (the
-/// database is unreachable, say) is logged and tried again at the next tick.
+/// The sweep at start, before the first connection is accepted: what an earlier run left
+/// behind goes at once, and no sweep can land in the middle of the first requests (a
+/// sweep that started late once removed an approval a request had just made, expired on
+/// purpose, before the next request could look at it).
+pub async fn sweep_at_start(state: &AppState) {
+    if let Err(e) = sweep_once(state).await {
+        tracing::warn!("the sweep at start failed, trying again at the next tick: {e}");
+    }
+}
+
+/// Sweep every `every`, the first time one period from now, until the task is aborted (the
+/// server sweeps once before it accepts connections, see [`sweep_at_start`]). A failed sweep
+/// (the database is unreachable, say) is logged and tried again at the next tick.
 pub fn spawn(state: Arc<AppState>, every: Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(every);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;

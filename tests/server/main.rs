@@ -14,6 +14,7 @@ mod authorize_limits;
 mod bad_input;
 mod basic_and_logout;
 mod code_ownership;
+mod connections;
 mod csrf_and_sessions;
 mod debug_errors;
 mod discovery;

@@ -151,13 +151,14 @@ impl DebugPolicy {
 /// A browser says where a request comes from: `Sec-Fetch-Site` other than `same-origin` or
 /// `none` (typed by the user), or an `Origin` that is not this server on a loopback name.
 fn cross_site(headers: &HeaderMap, policy: &DebugPolicy) -> Result<(), DebugRefusal> {
-    if let Some(site) = headers.get("sec-fetch-site") {
+    // Every copy of each header is looked at: a second Origin must not hide behind a first.
+    for site in headers.get_all("sec-fetch-site") {
         let site = String::from_utf8_lossy(site.as_bytes()).to_ascii_lowercase();
         if site != "same-origin" && site != "none" {
             return Err(DebugRefusal::CrossSite(format!("Sec-Fetch-Site: {site}")));
         }
     }
-    if let Some(origin) = headers.get(header::ORIGIN) {
+    for origin in headers.get_all(header::ORIGIN) {
         let text = String::from_utf8_lossy(origin.as_bytes()).into_owned();
         let same = url::Url::parse(&text).ok().is_some_and(|url| {
             let host = url.host_str().and_then(|h| parse_host(h).ok());

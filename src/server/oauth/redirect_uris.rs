@@ -78,6 +78,15 @@ fn check(uri: &str) -> Result<(), OAuthError> {
             "the out-of-band redirect urn:ietf:wg:oauth:2.0:oob is not supported; use a loopback URI such as http://localhost:9001/authorized",
         ));
     }
+    // What is registered is compared as written, but a browser follows the parsed URL: a
+    // URI whose parsed form differs (`http:///cb` is `http://cb/`, `%65vil` is `evil`, dot
+    // segments collapse) would send the code somewhere the text does not say.
+    let canonical = parsed.as_str();
+    if canonical != uri && canonical.strip_suffix('/') != Some(uri) {
+        return Err(bad_redirect(format!(
+            "redirect URI {uri:?} is not written the way a browser reads it; register it as {canonical:?}"
+        )));
+    }
     let scheme = parsed.scheme();
     if matches!(scheme, "http" | "https") {
         if parsed.host_str().is_none_or(str::is_empty) {

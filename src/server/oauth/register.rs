@@ -102,12 +102,26 @@ pub async fn register(
         .into_response())
 }
 
+/// Text shown to participants (the consent page names the app) holds no control characters
+/// and no bidirectional overrides, which could make one app's name read as another's.
+fn check_display_text(field: &str, text: &str) -> Result<(), OAuthError> {
+    let bidi = |c: char| matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    match text.chars().find(|&c| c.is_control() || bidi(c)) {
+        Some(c) => Err(bad_metadata(format!(
+            "{field} holds the character U+{:04X}; control characters and bidirectional overrides are not allowed in text shown to participants",
+            c as u32
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn parse_metadata(m: &Map<String, Value>, client_id: &str) -> Result<Client, OAuthError> {
     let redirect_uris = parse_redirect_uris(m.get("redirect_uris"))?;
     let client_name = match m.get("client_name") {
         None | Some(Value::Null) => client_id.to_string(),
         Some(Value::String(name)) if !name.trim().is_empty() => {
             check_metadata_len("client_name", name.trim(), MAX_CLIENT_NAME)?;
+            check_display_text("client_name", name.trim())?;
             name.trim().to_string()
         }
         Some(_) => return Err(bad_metadata("client_name must be a non-empty string")),

@@ -67,6 +67,9 @@ pub fn check(base: &Url, raw: &str) -> Result<String, Refused> {
     if !location.starts_with('/') || !location.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(Refused::OtherOrigin);
     }
+    // Resolving dot segments can uncover what the first look passed (`/%2E%2E/%2F/evil`
+    // becomes `/%2F/evil`): what is sent must pass every rule on its own.
+    look_through_encoding(location.as_bytes())?;
     Ok(location)
 }
 
@@ -119,23 +122,9 @@ fn forbidden(bytes: &[u8]) -> Result<(), Refused> {
     Ok(())
 }
 
-/// `%XX` to the byte it names; anything else kept as it is.
+/// One round of percent-decoding (`%XX` to its byte; anything else kept as it is).
 fn percent_decode(bytes: &[u8]) -> Vec<u8> {
-    let hex = |b: u8| (b as char).to_digit(16);
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if let (b'%', Some(&h), Some(&l)) = (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
-            if let (Some(h), Some(l)) = (hex(h), hex(l)) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    out
+    percent_encoding::percent_decode(bytes).collect()
 }
 
 #[cfg(test)]
@@ -185,6 +174,9 @@ mod tests {
             "//evil.example",
             "///evil.example",
             "/%2F/evil.example",
+            "/%2E%2E/%2F/evil.example",
+            "/%2e/%2fevil.example",
+            "/./%2F/evil.example",
             "/%2f%2fevil.example",
             "/%252F/evil.example",
             "/%2509/evil.example",

@@ -7,6 +7,7 @@ mod bodies_and_caching;
 mod debug_access;
 mod decision;
 mod hosts;
+mod second_look;
 
 use std::net::SocketAddr;
 
