@@ -163,6 +163,10 @@ struct ServeArgs {
     /// (default 7 days; 0 keeps such clients forever).
     #[arg(long, default_value_t = server::store::CLIENT_IDLE_LIFETIME, value_name = "SECONDS")]
     client_idle_lifetime: u64,
+    /// The most registered clients that never got an approval; one more drops the oldest of
+    /// them (0: no cap).
+    #[arg(long, default_value_t = server::store::MAX_IDLE_CLIENTS, value_name = "N")]
+    max_idle_clients: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -295,6 +299,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         state: args.state.unwrap_or_default(),
         sweep_interval: std::time::Duration::from_secs(args.sweep_every),
         client_idle_lifetime: args.client_idle_lifetime,
+        max_idle_clients: args.max_idle_clients,
         ..server::Config::default()
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

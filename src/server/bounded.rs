@@ -118,6 +118,22 @@ impl<V: Weigh> Bounded<V> {
         dropped
     }
 
+    /// Remove and return the oldest entry, skipping stale queue entries (each in O(1)
+    /// amortised); `None` when the table is empty.
+    pub fn pop_oldest_entry(&mut self) -> Option<(String, V)> {
+        while let Some((seq, key)) = self.order.pop_front() {
+            match self.map.get(&key) {
+                Some(slot) if slot.seq == seq => {
+                    let slot = self.map.remove(&key)?;
+                    self.live_bytes -= slot.weight;
+                    return Some((key, *slot.value));
+                }
+                _ => self.stale_bytes -= queue_weight(&key),
+            }
+        }
+        None
+    }
+
     /// Pop the front of the queue: `Some(true)` if it dropped a live entry, `Some(false)`
     /// for a stale queue entry, `None` when the queue is empty.
     fn pop_oldest(&mut self) -> Option<bool> {

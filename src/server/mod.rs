@@ -71,6 +71,9 @@ pub struct Config {
     /// Seconds after registering that a client which never got an approval is swept;
     /// zero keeps such clients forever.
     pub client_idle_lifetime: u64,
+    /// The most registered clients that never got an approval; registering one more drops
+    /// the oldest of them. Zero: no cap.
+    pub max_idle_clients: usize,
     /// Time a connection has to send a whole request head (also the idle time allowed
     /// between requests on a kept-alive connection) before it is closed; 10 s by default.
     pub header_read_timeout: Duration,
@@ -99,6 +102,7 @@ impl Default for Config {
             state: StateLocation::Memory,
             sweep_interval: Duration::from_secs(60),
             client_idle_lifetime: store::CLIENT_IDLE_LIFETIME,
+            max_idle_clients: store::MAX_IDLE_CLIENTS,
             header_read_timeout: Duration::from_secs(10),
             max_head_bytes: 32 * 1024,
             max_connections: 1024,

@@ -278,3 +278,42 @@ async fn unknown_or_malformed_search_parameters_are_400_operation_outcomes() {
         assert_outcome(&open, 400);
     }
 }
+
+/// A 32,000-value list (a 64 KB URL) is refused up front, on both bases, naming the parameter
+/// and the limit; 50 values, repeats included, still search; so do 50 parameters, not 51.
+#[tokio::test]
+async fn long_value_lists_and_many_parameters_are_refused_with_the_limit() {
+    let server = start().await;
+    let token = server.seed_token().await;
+    let flood = vec!["a"; 32_000].join(",");
+    for name in ["code", "category"] {
+        let query = format!("/Observation?{name}={flood}");
+        for reply in [
+            server.get(&server.open_fhir(&query)).await,
+            server.get_bearer(&server.fhir(&query), &token).await,
+        ] {
+            assert_eq!(assert_outcome(&reply, 400), "invalid");
+            let why = reply.json()["issue"][0]["diagnostics"].to_string();
+            assert!(why.contains(name) && why.contains("50"), "{why}");
+        }
+    }
+    let fifty = format!("{}http://loinc.org|2339-0", "a,".repeat(49));
+    let (hits, _) = server
+        .search_all(
+            &server.open_fhir(&format!("/Observation?code={fifty}")),
+            None,
+        )
+        .await;
+    assert!(!hits.is_empty(), "50 values still search");
+    let dates = |n: usize| vec!["date=ge1900"; n].join("&");
+    let reply = server
+        .get(&server.open_fhir(&format!("/Observation?{}", dates(51))))
+        .await;
+    assert_eq!(assert_outcome(&reply, 400), "invalid");
+    assert!(reply.text.contains("at most 50"), "{}", reply.text);
+    let reply = server
+        .get(&server.open_fhir(&format!("/Observation?{}&_count=1", dates(49))))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    server.stop().await;
+}

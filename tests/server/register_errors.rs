@@ -325,3 +325,54 @@ async fn a_refused_registration_does_not_spoil_the_next_one() {
         true
     );
 }
+
+/// With `max_idle_clients` 5, eight more registrations drop the three oldest that never got
+/// an approval; the approved client, registered first, stays.
+#[tokio::test]
+async fn registrations_beyond_the_idle_cap_drop_the_oldest_idle_client() {
+    let server = start_with(smartnb::server::Config {
+        port: 0,
+        max_idle_clients: 5,
+        ..smartnb::server::Config::default()
+    })
+    .await;
+    let approved = server.register(SEED_SCOPE).await["client_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tokens = server.mint(&approved, DANIEL, DANIEL_PATIENT).await;
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(
+            server.register(SEED_SCOPE).await["client_id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let known = |client_id: String| {
+        let server = &server;
+        async move {
+            let body =
+                json!({"client_id": client_id, "username": DANIEL, "patient_id": DANIEL_PATIENT});
+            server.debug_token(&body).await.status == 200
+        }
+    };
+    for gone in &idle[..3] {
+        assert!(
+            !known(gone.clone()).await,
+            "{gone} should have been dropped"
+        );
+    }
+    for kept in idle[3..].iter().chain([&approved]) {
+        assert!(known(kept.clone()).await, "{kept} should be kept");
+    }
+    let patient = server
+        .get_bearer(
+            &server.fhir(&format!("/Patient/{DANIEL_PATIENT}")),
+            &tokens.access,
+        )
+        .await;
+    assert_eq!(patient.status, 200, "{}", patient.text);
+    server.stop().await;
+}

@@ -51,6 +51,12 @@ macro_rules! store_suite {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn idle_clients_are_capped_oldest_first() {
+                let fresh = $fresh.await;
+                store_suite::sweeps::idle_clients_are_capped(fresh.store.clone()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn sweep_keeps_tables_bounded() {
                 let fresh = $fresh.await;
                 store_suite::sweeps::sweep_keeps_tables_bounded(fresh.store.clone()).await;

@@ -150,3 +150,45 @@ pub async fn sweep_keeps_tables_bounded(store: Arc<dyn Store>) {
     assert_eq!(swept.approvals, 1);
     assert_eq!(store.token_count().await.unwrap(), baseline);
 }
+
+/// With a cap of 5 idle clients, registering 8 keeps the 5 newest idle ones and every
+/// approved one, however old; the client just registered is never the one dropped.
+pub async fn idle_clients_are_capped(store: Arc<dyn Store>) {
+    let now = now();
+    let registered = |age: i64| {
+        let mut c = client();
+        c.issued_at = now - age;
+        c
+    };
+    let approved: Vec<_> = (0..2).map(|i| registered(1000 + i)).collect();
+    for c in &approved {
+        store.insert_client(c.clone()).await.unwrap();
+        let approval = approval(&c.client_id, now + 3600);
+        store.insert_approval(approval).await.unwrap();
+    }
+    let idle: Vec<_> = (0..8).map(|i| registered(100 - i)).collect();
+    let mut dropped = 0;
+    for c in &idle {
+        store.insert_client(c.clone()).await.unwrap();
+        dropped += store.evict_idle_clients(5, &c.client_id).await.unwrap();
+    }
+    assert_eq!(dropped, 3);
+    assert_eq!(store.client_count().await.unwrap(), 5 + 2);
+    for gone in &idle[..3] {
+        assert_eq!(store.client(&gone.client_id).await.unwrap(), None);
+    }
+    for kept in idle[3..].iter().chain(&approved) {
+        assert!(store.client(&kept.client_id).await.unwrap().is_some());
+    }
+    // Registered in the same second, each newcomer survives its own registration.
+    for _ in 0..4 {
+        let c = registered(0);
+        store.insert_client(c.clone()).await.unwrap();
+        assert_eq!(store.evict_idle_clients(5, &c.client_id).await.unwrap(), 1);
+        assert!(store.client(&c.client_id).await.unwrap().is_some());
+        assert_eq!(store.client_count().await.unwrap(), 5 + 2);
+    }
+    for c in &approved {
+        assert!(store.client(&c.client_id).await.unwrap().is_some());
+    }
+}

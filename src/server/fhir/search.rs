@@ -2,27 +2,31 @@
 
 mod values;
 
+use std::collections::HashSet;
+
 use crate::server::error::FhirError;
 
 use super::data::Resource;
-pub use values::matches_filter;
 use values::{
-    categories, codes, date_matches, parse_date, parse_number, split_values, token_matches,
-    token_values, DateValue, TokenValue,
+    categories, codes, date_matches, parse_date, parse_number, split_values, token_values,
+    DateValue, TokenSet,
 };
+pub use values::{matches_filter, MAX_VALUES};
 
 /// Results per page when `_count` is absent.
 pub const DEFAULT_COUNT: usize = 50;
 /// The largest `_count` honoured.
 pub const MAX_COUNT: usize = 500;
+/// The most search parameters (name=value pairs, repeats included) one request may carry.
+pub const MAX_PARAMS: usize = 50;
 
 /// A parsed search request for one resource type.
 #[derive(Debug, Clone, Default)]
 pub struct Search {
-    ids: Vec<Vec<String>>,
-    patients: Vec<Vec<String>>,
-    categories: Vec<Vec<TokenValue>>,
-    codes: Vec<Vec<TokenValue>>,
+    ids: Vec<HashSet<String>>,
+    patients: Vec<HashSet<String>>,
+    categories: Vec<TokenSet>,
+    codes: Vec<TokenSet>,
     dates: Vec<DateValue>,
     /// Page size.
     pub count: usize,
@@ -74,6 +78,12 @@ pub fn search_params(resource_type: &str) -> Vec<(&'static str, &'static str)> {
 impl Search {
     /// Parse query pairs for a search on `resource_type`.
     pub fn parse(resource_type: &str, pairs: &[(String, String)]) -> Result<Search, FhirError> {
+        if pairs.len() > MAX_PARAMS {
+            return Err(FhirError::invalid(format!(
+                "this search has {} parameters; at most {MAX_PARAMS} are taken in one request (repeats such as date=ge…&date=le… count each)",
+                pairs.len()
+            )));
+        }
         let allowed = supported(resource_type);
         let mut search = Search {
             count: DEFAULT_COUNT,
@@ -85,7 +95,9 @@ impl Search {
                 search.link_params.push((name.clone(), value.clone()));
             }
             match name.as_str() {
-                "_id" => search.ids.push(split_values(name, value)?),
+                "_id" => search
+                    .ids
+                    .push(split_values(name, value)?.into_iter().collect()),
                 "patient" | "subject" => search.patients.push(
                     split_values(name, value)?
                         .into_iter()
@@ -119,31 +131,32 @@ impl Search {
 
     /// The patient compartments asked for: one list of alternatives per `patient` or
     /// `subject` parameter (all must hold), each id without its `Patient/` prefix.
-    pub fn patients(&self) -> &[Vec<String>] {
+    pub fn patients(&self) -> &[HashSet<String>] {
         &self.patients
     }
 
     /// The resource ids asked for: one list of alternatives per `_id` parameter.
-    pub fn ids(&self) -> &[Vec<String>] {
+    pub fn ids(&self) -> &[HashSet<String>] {
         &self.ids
     }
 
-    /// Whether a resource satisfies every parameter.
+    /// Whether a resource satisfies every parameter. Each resource's codings are read once
+    /// and each looked up in the parameter's set of values.
     pub fn matches(&self, resource: &Resource) -> bool {
         let json = &resource.json;
+        let tokens = |sets: &[TokenSet], read: fn(&serde_json::Value) -> Vec<(String, String)>| {
+            sets.is_empty() || {
+                let codings = read(json);
+                sets.iter().all(|set| set.matches(&codings))
+            }
+        };
         self.ids.iter().all(|ids| ids.contains(&resource.id))
             && self
                 .patients
                 .iter()
                 .all(|ps| resource.patient.as_ref().is_some_and(|p| ps.contains(p)))
-            && self
-                .categories
-                .iter()
-                .all(|any| any.iter().any(|t| token_matches(&categories(json), t)))
-            && self
-                .codes
-                .iter()
-                .all(|any| any.iter().any(|t| token_matches(&codes(json), t)))
+            && tokens(&self.categories, categories)
+            && tokens(&self.codes, codes)
             && self.dates.iter().all(|d| date_matches(json, d))
     }
 }
@@ -269,5 +282,27 @@ mod tests {
                 .count,
             MAX_COUNT
         );
+    }
+
+    #[test]
+    fn value_lists_and_parameter_counts_are_capped_and_values_deduplicated() {
+        let list = |n: usize| vec!["a"; n].join(",");
+        let parsed = Search::parse("Observation", &pairs(&format!("code={}", list(50)))).unwrap();
+        assert_eq!(parsed.codes[0], token_values("code", "a").unwrap());
+        let why = Search::parse("Observation", &pairs(&format!("code={}", list(51))))
+            .unwrap_err()
+            .diagnostics;
+        assert!(why.contains("code") && why.contains("50"), "{why}");
+        let dates = vec!["date=ge2018"; 51].join("&");
+        let err = Search::parse("Observation", &pairs(&dates)).unwrap_err();
+        assert_eq!(err.status, 400);
+        assert!(
+            err.diagnostics.contains("at most 50"),
+            "{}",
+            err.diagnostics
+        );
+        assert!(Search::parse("Observation", &pairs(&dates[12..])).is_ok());
+        let many = format!("code=8867-4,{}2339-0", "x,".repeat(48));
+        assert!(hit(&many));
     }
 }

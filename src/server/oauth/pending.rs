@@ -2,6 +2,8 @@
 //! patient choice and consent refer to them by an unguessable id, so the pages never carry
 //! (and cannot tamper with) the client's parameters.
 
+use std::collections::{BTreeSet, HashMap};
+use std::mem::size_of;
 use std::sync::Mutex;
 
 use crate::server::bounded::{Bounded, Bounds, Weigh};
@@ -10,9 +12,9 @@ use crate::server::clock;
 /// How long a participant has to finish the pages.
 pub const PENDING_LIFETIME: i64 = 30 * 60;
 /// The most requests that wait at once, and the most bytes they hold: beyond either the
-/// oldest are dropped. Typical requests (580 bytes each) fill the count first, at 28 MiB;
-/// requests with every parameter at its limit (7,656 bytes, see [`super::limits`]) fill
-/// the bytes first, at 4,382 requests.
+/// heaviest client's oldest are dropped. Typical requests (696 bytes each, the index by id
+/// included) fill the bytes at 48,210; requests with every parameter at its limit (7,772
+/// bytes, see [`super::limits`]) at 4,317.
 pub const PENDING_BOUNDS: Bounds = Bounds {
     entries: 50_000,
     bytes: 32 * 1024 * 1024,
@@ -56,9 +58,89 @@ impl Weigh for PendingAuthorization {
     }
 }
 
-/// The table of pending requests, within [`PENDING_BOUNDS`] (or others, for tests).
+/// The most requests one client may have waiting, and the most bytes they may hold:
+/// beyond either that client's oldest are dropped, so a flood of authorize requests
+/// through one client cancels only that client's own. 4 MiB is 548 requests at every limit.
+pub const PER_CLIENT_BOUNDS: Bounds = Bounds {
+    entries: 1_000,
+    bytes: 4 * 1024 * 1024,
+};
+
+/// Per-client tables of waiting requests, within per-client and global bounds.
+struct Tables {
+    /// Each client's requests, oldest first (each unbounded itself: the bounds are kept here).
+    clients: HashMap<String, Bounded<PendingAuthorization>>,
+    /// (bytes held, client id) of every client with requests waiting: the heaviest is last.
+    by_weight: BTreeSet<(usize, String)>,
+    /// Request id -> client id.
+    owner: HashMap<String, String>,
+    entries: usize,
+    bytes: usize,
+}
+
+/// What the owner index holds for one request.
+fn index_weight(request: &PendingAuthorization) -> usize {
+    size_of::<(String, String)>() + request.id.len() + request.client_id.len()
+}
+
+impl Tables {
+    /// Run `change` on one client's table, keeping the counts, the weight order and the
+    /// owner index in step; an emptied table is dropped.
+    fn on_client<T>(
+        &mut self,
+        client_id: &str,
+        change: impl FnOnce(&mut Bounded<PendingAuthorization>) -> T,
+    ) -> T {
+        let unbounded = Bounds {
+            entries: usize::MAX,
+            bytes: usize::MAX,
+        };
+        let table = self
+            .clients
+            .entry(client_id.to_string())
+            .or_insert_with(|| Bounded::new(unbounded));
+        let (len, bytes) = (table.len(), table.bytes_held());
+        let out = change(table);
+        let (new_len, mut new_bytes) = (table.len(), table.bytes_held());
+        self.by_weight.remove(&(bytes, client_id.to_string()));
+        if table.is_empty() {
+            // Its stale queue entries go with it.
+            self.clients.remove(client_id);
+            new_bytes = 0;
+        } else {
+            self.by_weight.insert((new_bytes, client_id.to_string()));
+        }
+        self.entries = self.entries + new_len - len;
+        self.bytes = self.bytes + new_bytes - bytes;
+        out
+    }
+
+    /// Drop the oldest request of `client_id`; whether there was one.
+    fn drop_oldest_of(&mut self, client_id: &str) -> bool {
+        match self.on_client(client_id, Bounded::pop_oldest_entry) {
+            Some((id, request)) => {
+                self.owner.remove(&id);
+                self.bytes -= index_weight(&request);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn remove(&mut self, id: &str) -> Option<PendingAuthorization> {
+        let client_id = self.owner.remove(id)?;
+        let request = self.on_client(&client_id, |t| t.remove(id))?;
+        self.bytes -= index_weight(&request);
+        Some(request)
+    }
+}
+
+/// The table of pending requests, within [`PER_CLIENT_BOUNDS`] per client and
+/// [`PENDING_BOUNDS`] in all (or others, for tests).
 pub struct Pending {
-    table: Mutex<Bounded<PendingAuthorization>>,
+    per_client: Bounds,
+    global: Bounds,
+    tables: Mutex<Tables>,
 }
 
 impl Default for Pending {
@@ -72,43 +154,121 @@ fn live(request: &PendingAuthorization, now: i64) -> bool {
 }
 
 impl Pending {
-    /// An empty table within these bounds.
+    /// An empty table within these global bounds and [`PER_CLIENT_BOUNDS`].
     pub fn with_bounds(bounds: Bounds) -> Pending {
+        Pending::with_client_bounds(PER_CLIENT_BOUNDS, bounds)
+    }
+
+    /// An empty table within these per-client and global bounds.
+    pub fn with_client_bounds(per_client: Bounds, global: Bounds) -> Pending {
         Pending {
-            table: Mutex::new(Bounded::new(bounds)),
+            per_client,
+            global,
+            tables: Mutex::new(Tables {
+                clients: HashMap::new(),
+                by_weight: BTreeSet::new(),
+                owner: HashMap::new(),
+                entries: 0,
+                bytes: 0,
+            }),
         }
     }
 
-    fn table(&self) -> std::sync::MutexGuard<'_, Bounded<PendingAuthorization>> {
-        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
+        self.tables.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Keep a request; while the table is at its bounds the oldest go first (expired ones
-    /// are the oldest), each in O(1).
+    /// What one request holds here (its entry in its client's table and in the index).
+    pub fn weight(request: &PendingAuthorization) -> usize {
+        Bounded::weight(&request.id, request) + index_weight(request)
+    }
+
+    /// Keep a request. While its client is at the per-client bounds, that client's oldest
+    /// go first; while the whole table is at its bounds, the oldest of the client holding
+    /// the most bytes go (expired ones are the oldest). A request heavier than either byte
+    /// budget is not kept.
     pub fn insert(&self, request: PendingAuthorization) {
-        self.table().insert(request.id.clone(), request);
+        let weight = Pending::weight(&request);
+        if weight > self.per_client.bytes.min(self.global.bytes)
+            || self.per_client.entries == 0
+            || self.global.entries == 0
+        {
+            return;
+        }
+        let mut tables = self.tables();
+        tables.remove(&request.id);
+        let client_id = request.client_id.clone();
+        loop {
+            let (len, bytes) = tables
+                .clients
+                .get(&client_id)
+                .map_or((0, 0), |t| (t.len(), t.bytes_held()));
+            let full = len >= self.per_client.entries || bytes + weight > self.per_client.bytes;
+            if !full || !tables.drop_oldest_of(&client_id) {
+                break;
+            }
+        }
+        while tables.entries >= self.global.entries || tables.bytes + weight > self.global.bytes {
+            let Some((_, heaviest)) = tables.by_weight.last().cloned() else {
+                break;
+            };
+            if !tables.drop_oldest_of(&heaviest) {
+                break;
+            }
+        }
+        tables.owner.insert(request.id.clone(), client_id.clone());
+        tables.bytes += index_weight(&request);
+        tables.on_client(&client_id, |t| t.insert(request.id.clone(), request));
     }
 
     /// A live request by id.
     pub fn get(&self, id: &str) -> Option<PendingAuthorization> {
         let now = clock::now();
-        self.table().get(id).filter(|r| live(r, now)).cloned()
+        let tables = self.tables();
+        let client_id = tables.owner.get(id)?;
+        tables
+            .clients
+            .get(client_id)?
+            .get(id)
+            .filter(|r| live(r, now))
+            .cloned()
     }
 
-    /// Replace a request with an updated copy (it keeps its place in the eviction order).
-    pub fn update(&self, request: PendingAuthorization) {
+    /// Replace a request with an updated copy (it keeps its place in the eviction order;
+    /// its client id is the one it was kept under).
+    pub fn update(&self, mut request: PendingAuthorization) {
+        let mut tables = self.tables();
+        let Some(client_id) = tables.owner.get(&request.id).cloned() else {
+            return;
+        };
+        request.client_id.clone_from(&client_id);
         let id = request.id.clone();
-        self.table().update(&id, |slot| *slot = request);
+        tables.on_client(&client_id, |t| t.update(&id, |slot| *slot = request));
     }
 
     /// Forget requests older than [`PENDING_LIFETIME`] at Unix time `now`; how many.
     pub fn sweep(&self, now: i64) -> usize {
-        self.table().retain(|r| live(r, now))
+        let mut tables = self.tables();
+        let expired: Vec<String> = tables
+            .owner
+            .keys()
+            .filter(|id| {
+                let client = tables.owner.get(*id).and_then(|c| tables.clients.get(c));
+                client
+                    .and_then(|t| t.get(id))
+                    .is_some_and(|r| !live(r, now))
+            })
+            .cloned()
+            .collect();
+        for id in &expired {
+            tables.remove(id);
+        }
+        expired.len()
     }
 
     /// How many requests are waiting.
     pub fn len(&self) -> usize {
-        self.table().len()
+        self.tables().entries
     }
 
     /// Whether no request is waiting.
@@ -116,23 +276,22 @@ impl Pending {
         self.len() == 0
     }
 
-    /// Bytes the waiting requests hold (strings, structs and table slots; see
-    /// [`crate::server::bounded`]).
+    /// Bytes the waiting requests hold (strings, structs, table slots and the index by id;
+    /// see [`crate::server::bounded`]).
     pub fn bytes_held(&self) -> usize {
-        self.table().bytes_held()
+        self.tables().bytes
     }
 
     /// Remove and return a request (it is answered exactly once).
     pub fn take(&self, id: &str) -> Option<PendingAuthorization> {
         let now = clock::now();
-        self.table().remove(id).filter(|r| live(r, now))
+        self.tables().remove(id).filter(|r| live(r, now))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::bounded::Bounded;
     use crate::server::oauth::limits::{authorize_limit, MAX_URI};
     use crate::server::scopes::MAX_SCOPE_BYTES;
 
@@ -164,7 +323,7 @@ mod tests {
     #[test]
     fn the_table_holds_no_more_bytes_than_its_budget() {
         let pending = Pending::default();
-        let one = Bounded::weight(&largest(0).id, &largest(0));
+        let one = Pending::weight(&largest(0));
         let fits = PENDING_BOUNDS.bytes / one;
         for n in 0..fits + 500 {
             pending.insert(largest(n));
@@ -172,9 +331,7 @@ mod tests {
         }
         assert_eq!(pending.len(), fits);
         assert_eq!(pending.bytes_held(), fits * one);
-        // The oldest went first; the newest are all there.
-        assert!(pending.get(&largest(499).id).is_none());
-        assert!(pending.get(&largest(500).id).is_some());
+        // Each request is its own client's: the newest is always kept.
         assert!(pending.get(&largest(fits + 499).id).is_some());
         println!(
             "a pending request with every parameter at its limit holds {one} bytes; \
@@ -186,14 +343,16 @@ mod tests {
     #[test]
     fn the_table_holds_no_more_entries_than_its_count() {
         let pending = Pending::default();
-        let one = Bounded::weight(&small(0).id, &small(0));
+        let one = Pending::weight(&small(0));
+        let fits = PENDING_BOUNDS.entries.min(PENDING_BOUNDS.bytes / one);
         for n in 0..PENDING_BOUNDS.entries + 100 {
             pending.insert(small(n));
         }
-        assert_eq!(pending.len(), PENDING_BOUNDS.entries);
-        assert!(pending.bytes_held() <= PENDING_BOUNDS.entries * one);
-        assert!(pending.get(&small(99).id).is_none());
-        assert!(pending.get(&small(100).id).is_some());
+        assert_eq!(pending.len(), fits);
+        assert!(pending.bytes_held() <= fits * one);
+        assert!(pending
+            .get(&small(PENDING_BOUNDS.entries + 99).id)
+            .is_some());
         println!("a typical pending request holds {one} bytes");
     }
 
@@ -206,12 +365,45 @@ mod tests {
         for n in 0..5 {
             assert!(pending.take(&largest(n).id).is_some());
         }
-        let mut updated = largest(5);
+        let mut updated = pending.get(&largest(5).id).unwrap();
         updated.patient_id = Some("smart-1032702".into());
         pending.update(updated.clone());
         assert_eq!(pending.get(&updated.id), Some(updated));
         assert_eq!(pending.len(), 5);
         assert_eq!(pending.sweep(clock::now() + PENDING_LIFETIME), 5);
         assert_eq!((pending.len(), pending.bytes_held()), (0, 0));
+    }
+
+    #[test]
+    fn a_flood_through_one_client_drops_only_its_own_requests() {
+        let pending = Pending::with_client_bounds(
+            Bounds {
+                entries: 10,
+                bytes: usize::MAX,
+            },
+            Bounds {
+                entries: 25,
+                bytes: usize::MAX,
+            },
+        );
+        let with_client = |n: usize, client: &str| PendingAuthorization {
+            client_id: client.into(),
+            ..small(n)
+        };
+        let victim = with_client(0, "client-b");
+        pending.insert(victim.clone());
+        for n in 1..=5_000 {
+            pending.insert(with_client(n, "client-a"));
+        }
+        assert_eq!(pending.len(), 11);
+        assert_eq!(pending.get(&victim.id), Some(victim.clone()));
+        assert!(pending.get(&small(4_991).id).is_some() && pending.get(&small(4_990).id).is_none());
+        // Past the global bound (many flooding clients), the heaviest client loses first.
+        for n in 0..30 {
+            pending.insert(with_client(10_000 + n, &format!("client-{}", n % 3)));
+        }
+        assert_eq!(pending.len(), 25);
+        assert_eq!(pending.take(&victim.id), Some(victim));
+        assert!(pending.bytes_held() <= 24 * Pending::weight(&with_client(0, "client-a")) + 1000);
     }
 }

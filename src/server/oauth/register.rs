@@ -59,6 +59,21 @@ pub async fn register(
         .insert_client(client.clone())
         .await
         .map_err(store_failed)?;
+    // Dropping the oldest idle registration rather than refusing this one: a refusal at
+    // the cap would let anyone who fills it block registration for everyone else.
+    if state.config.max_idle_clients > 0 {
+        let dropped = state
+            .store
+            .evict_idle_clients(state.config.max_idle_clients, &client.client_id)
+            .await
+            .map_err(store_failed)?;
+        if dropped > 0 {
+            tracing::debug!(
+                "dropped {dropped} registered client(s) that never got an approval: more than {} were kept (--max-idle-clients)",
+                state.config.max_idle_clients
+            );
+        }
+    }
     let mut body = json!({
         "client_id": client.client_id,
         "client_id_issued_at": client.issued_at,

@@ -1,6 +1,6 @@
 //! The in-memory store: ephemeral, like the seed's demo server.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -27,6 +27,11 @@ struct Tables {
     clients: HashMap<String, Client>,
     /// Clients that got an approval at some time (the sweep keeps them).
     approved_clients: HashSet<String>,
+    /// Ids of clients in registration order, oldest first, for dropping the oldest idle
+    /// one; entries of clients since approved or swept are skipped when reached.
+    registered: VecDeque<String>,
+    /// How many clients in `clients` are not in `approved_clients`.
+    idle: usize,
     approvals: HashMap<String, Approval>,
     /// The newest approval saved for each grant (entries whose approval is gone are dropped
     /// when it goes).
@@ -99,8 +104,39 @@ impl MemoryStore {
 #[async_trait]
 impl Store for MemoryStore {
     async fn insert_client(&self, client: Client) -> StoreResult<()> {
-        self.lock().clients.insert(client.client_id.clone(), client);
+        let mut tables = self.lock();
+        let id = client.client_id.clone();
+        if tables.clients.insert(id.clone(), client).is_none() {
+            if !tables.approved_clients.contains(&id) {
+                tables.idle += 1;
+            }
+            tables.registered.push_back(id);
+        }
         Ok(())
+    }
+
+    async fn evict_idle_clients(&self, keep: usize, spare: &str) -> StoreResult<u64> {
+        let mut tables = self.lock();
+        let keep = keep.max(1);
+        let mut dropped = 0;
+        let mut spared = None;
+        while tables.idle > keep {
+            // `idle > keep >= 1` idle clients are all in `registered`, so one is reached.
+            let Some(id) = tables.registered.pop_front() else {
+                break;
+            };
+            if id == spare {
+                spared = Some(id);
+            } else if !tables.approved_clients.contains(&id) && tables.clients.remove(&id).is_some()
+            {
+                tables.idle -= 1;
+                dropped += 1;
+            }
+        }
+        if let Some(id) = spared {
+            tables.registered.push_front(id);
+        }
+        Ok(dropped)
     }
 
     async fn client(&self, client_id: &str) -> StoreResult<Option<Client>> {
@@ -113,7 +149,11 @@ impl Store for MemoryStore {
 
     async fn insert_approval(&self, approval: Approval) -> StoreResult<()> {
         let mut tables = self.lock();
-        tables.approved_clients.insert(approval.client_id.clone());
+        if tables.approved_clients.insert(approval.client_id.clone())
+            && tables.clients.contains_key(&approval.client_id)
+        {
+            tables.idle = tables.idle.saturating_sub(1);
+        }
         tables
             .grants
             .insert(GrantKey::of(&approval), approval.id.clone());
@@ -262,6 +302,8 @@ impl Store for MemoryStore {
             codes,
             clients,
             approved_clients,
+            registered,
+            idle: idle_count,
             ..
         } = &mut *tables;
         grants.retain(|_, id| live.contains_key(id));
@@ -277,7 +319,9 @@ impl Store for MemoryStore {
                 c.issued_at.saturating_add(idle) > now || approved_clients.contains(id)
             });
         }
+        registered.retain(|id| clients.contains_key(id) && !approved_clients.contains(id));
         let clients = (before - clients.len()) as u64;
+        *idle_count = idle_count.saturating_sub(clients as usize);
         let tokens = tables.remove_tokens_where(|t, tables| {
             (t.access_expires <= now && t.refresh_sha256.is_none())
                 || !tables.approvals.contains_key(&t.approval_id)

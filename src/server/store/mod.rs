@@ -216,6 +216,10 @@ impl Swept {
 /// forgotten after seven days.
 pub const CLIENT_IDLE_LIFETIME: u64 = 7 * 24 * 3600;
 
+/// The default of `--max-idle-clients`: at most this many registered clients that never got
+/// an approval are kept (about 175 MB at every field's limit); one more drops the oldest.
+pub const MAX_IDLE_CLIENTS: usize = 10_000;
+
 /// Open (and for SQL, create or migrate) the store a `--state` value names.
 pub async fn open(location: &StateLocation) -> StoreResult<Arc<dyn Store>> {
     Ok(match location {
@@ -237,6 +241,10 @@ pub trait Store: Send + Sync {
     async fn client(&self, client_id: &str) -> StoreResult<Option<Client>>;
     /// How many clients are registered.
     async fn client_count(&self) -> StoreResult<usize>;
+    /// Drop the oldest clients that never got an approval (by registration time) until at
+    /// most `keep` (at least 1) remain, never `spare` (the one just registered); returns how
+    /// many were dropped.
+    async fn evict_idle_clients(&self, keep: usize, spare: &str) -> StoreResult<u64>;
 
     /// Save an approval, replacing the one with the same id if there is one; its client
     /// counts as used from now on (the sweep keeps it).

@@ -1,16 +1,35 @@
 //! Search values: token and date values parsed from a query, and matched against a resource.
 
+use std::collections::HashSet;
+
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::server::error::FhirError;
 
-/// A token search value: `system|code`, `|code`, `code` or `system|`.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct TokenValue {
-    system: Option<String>,
-    code: Option<String>,
+/// The comma-separated alternatives of one token parameter (`system|code`, `|code`, `code`
+/// or `system|`), held as sets so a resource's codings are each looked up once rather than
+/// compared with every value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct TokenSet {
+    /// `system|code` and `|code` (system empty): both must match.
+    pairs: HashSet<(String, String)>,
+    /// `code`: any system.
+    codes: HashSet<String>,
+    /// `system|`: any code in that system.
+    systems: HashSet<String>,
+}
+
+impl TokenSet {
+    /// Whether any of these codings is one of the alternatives.
+    pub(super) fn matches(&self, codings: &[(String, String)]) -> bool {
+        codings.iter().any(|coding| {
+            self.pairs.contains(coding)
+                || self.codes.contains(&coding.1)
+                || self.systems.contains(&coding.0)
+        })
+    }
 }
 
 /// A date comparator from FHIR's prefixes.
@@ -45,36 +64,56 @@ pub fn matches_filter(json: &Value, name: &str, value: &str) -> bool {
         "code" => codes(json),
         _ => return false,
     };
-    tokens.iter().any(|t| token_matches(&codings, t))
+    tokens.matches(&codings)
 }
 
+/// The most comma-separated values one search parameter may carry.
+pub const MAX_VALUES: usize = 50;
+
+/// The distinct comma-separated values of parameter `name`, in the order first written;
+/// refused when one is empty or there are more than [`MAX_VALUES`].
 pub(super) fn split_values(name: &str, value: &str) -> Result<Vec<String>, FhirError> {
-    let values: Vec<String> = value.split(',').map(str::to_string).collect();
-    if values.iter().any(String::is_empty) {
-        return Err(FhirError::invalid(format!(
-            "parameter {name} has an empty value; give one or more comma-separated values"
-        )));
+    let mut seen = HashSet::new();
+    let mut values = Vec::new();
+    for (at, v) in value.split(',').enumerate() {
+        if at == MAX_VALUES {
+            return Err(FhirError::invalid(format!(
+                "parameter {name} has more than {MAX_VALUES} comma-separated values; give at most {MAX_VALUES} per parameter and search again for the rest"
+            )));
+        }
+        if v.is_empty() {
+            return Err(FhirError::invalid(format!(
+                "parameter {name} has an empty value; give one or more comma-separated values"
+            )));
+        }
+        if seen.insert(v) {
+            values.push(v.to_string());
+        }
     }
     Ok(values)
 }
 
-pub(super) fn token_values(name: &str, value: &str) -> Result<Vec<TokenValue>, FhirError> {
-    split_values(name, value)?
-        .into_iter()
-        .map(|v| {
-            let (system, code) = match v.split_once('|') {
-                Some((s, c)) => (Some(s.to_string()), c),
-                None => (None, v.as_str()),
-            };
-            let code = (!code.is_empty()).then(|| code.to_string());
-            if system.as_deref() == Some("") && code.is_none() {
+pub(super) fn token_values(name: &str, value: &str) -> Result<TokenSet, FhirError> {
+    let mut set = TokenSet::default();
+    for v in split_values(name, value)? {
+        match v.split_once('|') {
+            None => {
+                set.codes.insert(v);
+            }
+            Some(("", "")) => {
                 return Err(FhirError::invalid(format!(
                     "{name}={v:?} names neither a system nor a code"
-                )));
+                )))
             }
-            Ok(TokenValue { system, code })
-        })
-        .collect()
+            Some((system, "")) => {
+                set.systems.insert(system.to_string());
+            }
+            Some((system, code)) => {
+                set.pairs.insert((system.to_string(), code.to_string()));
+            }
+        }
+    }
+    Ok(set)
 }
 
 pub(super) fn parse_number(name: &str, value: &str) -> Result<usize, FhirError> {
@@ -224,17 +263,6 @@ pub(super) fn codes(json: &Value) -> Vec<(String, String)> {
         codings_of(&json[field], &mut out);
     }
     out
-}
-
-pub(super) fn token_matches(codings: &[(String, String)], wanted: &TokenValue) -> bool {
-    codings.iter().any(|(system, code)| {
-        wanted.code.as_ref().is_none_or(|c| c == code)
-            && match &wanted.system {
-                None => true,
-                Some(s) if s.is_empty() => system.is_empty(),
-                Some(s) => s == system,
-            }
-    })
 }
 
 #[cfg(test)]

@@ -52,7 +52,7 @@ pub fn search(
     let reach: Vec<&str> = confinement
         .patients
         .iter()
-        .filter(|p| asked.iter().all(|any| any.contains(p)))
+        .filter(|p| asked.iter().all(|any| any.contains(*p)))
         .map(String::as_str)
         .collect();
     if reach.is_empty() {

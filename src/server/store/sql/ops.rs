@@ -57,6 +57,30 @@ impl Store for SqlStore {
         self.count("clients").await
     }
 
+    async fn evict_idle_clients(&self, keep: usize, spare: &str) -> StoreResult<u64> {
+        let keep = i64::try_from(keep.max(1)).unwrap_or(i64::MAX);
+        // Counted on the index of never-approved clients; most registrations stop here.
+        let idle: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM clients WHERE approved = 0")
+            .fetch_one(&self.writer)
+            .await
+            .map_err(backend)?;
+        if idle <= keep {
+            return Ok(0);
+        }
+        // Oldest first on the same index; two registrations racing here may each drop the
+        // same row, leaving one over the cap until the next registration.
+        let done = sqlx::query(
+            "DELETE FROM clients WHERE client_id IN (SELECT client_id FROM clients \
+             WHERE approved = 0 AND client_id <> $1 ORDER BY issued_at, client_id LIMIT $2)",
+        )
+        .bind(spare)
+        .bind(idle - keep)
+        .execute(&self.writer)
+        .await
+        .map_err(backend)?;
+        Ok(done.rows_affected())
+    }
+
     async fn insert_approval(&self, approval: Approval) -> StoreResult<()> {
         let mut tx = self.writer.begin().await.map_err(backend)?;
         // The client has been used: the sweep of idle registrations keeps it from now on.
