@@ -91,14 +91,7 @@ async fn every_answer_carrying_a_token_or_patient_data_says_no_store() {
     let client_id = register_locally(addr).await;
     let reply = post_json_as(addr, "/oauth/register", &local, &[], &seed_registration()).await;
     assert_no_store(&reply, "register");
-    let reply = post_json_as(
-        addr,
-        "/oauth/debug/token",
-        &local,
-        &[],
-        &debug_body(&client_id),
-    )
-    .await;
+    let reply = debug_token_as(addr, &local, &[], &client_id).await;
     assert_eq!(reply.status, 200);
     assert_no_store(&reply, "debug token");
     let access = reply.json().unwrap()["access_token"]

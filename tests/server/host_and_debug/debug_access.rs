@@ -18,38 +18,23 @@ async fn behind_a_public_url_the_public_host_gets_no_debug_token() {
     })
     .await;
     let client_id = register_locally(server.addr).await;
-    let reply = post_json_as(
-        server.addr,
-        "/oauth/debug/token",
-        "smart.example.org",
-        &[],
-        &debug_body(&client_id),
-    )
-    .await;
+    let reply = debug_token_as(server.addr, "smart.example.org", &[], &client_id).await;
     assert_debug_refused(&reply, "loopback name with port", "public Host");
     // Through the proxy, with its headers and the public Host.
-    let reply = post_json_as(
+    let reply = debug_token_as(
         server.addr,
-        "/oauth/debug/token",
         "smart.example.org",
         &[
             ("X-Forwarded-For", "203.0.113.9"),
             ("X-Forwarded-Proto", "https"),
         ],
-        &debug_body(&client_id),
+        &client_id,
     )
     .await;
     assert_eq!(reply.status, 403, "{}", reply.text());
     // Even from this machine, a server that faces outside needs --debug-endpoints.
     let local = format!("localhost:{}", server.addr.port());
-    let reply = post_json_as(
-        server.addr,
-        "/oauth/debug/token",
-        &local,
-        &[],
-        &debug_body(&client_id),
-    )
-    .await;
+    let reply = debug_token_as(server.addr, &local, &[], &client_id).await;
     assert_debug_refused(&reply, "start it with --debug-endpoints", "unflagged");
     let introspect = "/oauth/debug/introspect?token=x";
     let reply = raw_to(server.addr, "GET", introspect, &[("Host", &local)], b"").await;
@@ -67,23 +52,9 @@ async fn with_debug_endpoints_a_public_url_server_mints_for_local_callers_only()
     .await;
     let client_id = register_locally(server.addr).await;
     let local = format!("127.0.0.1:{}", server.addr.port());
-    let reply = post_json_as(
-        server.addr,
-        "/oauth/debug/token",
-        &local,
-        &[],
-        &debug_body(&client_id),
-    )
-    .await;
+    let reply = debug_token_as(server.addr, &local, &[], &client_id).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
-    let reply = post_json_as(
-        server.addr,
-        "/oauth/debug/token",
-        "smart.example.org",
-        &[],
-        &debug_body(&client_id),
-    )
-    .await;
+    let reply = debug_token_as(server.addr, "smart.example.org", &[], &client_id).await;
     assert_debug_refused(&reply, "loopback name with port", "public Host, flagged");
 }
 
@@ -97,14 +68,7 @@ async fn a_loopback_host_must_name_the_servers_port() {
         format!("localhost:{}", port.wrapping_add(1)),
         "127.0.0.1:80".into(),
     ] {
-        let reply = post_json_as(
-            server.addr,
-            "/oauth/debug/token",
-            &host,
-            &[],
-            &debug_body(&client_id),
-        )
-        .await;
+        let reply = debug_token_as(server.addr, &host, &[], &client_id).await;
         assert_debug_refused(&reply, &format!("with port {port}"), &host);
     }
     for host in [
@@ -112,14 +76,7 @@ async fn a_loopback_host_must_name_the_servers_port() {
         format!("[::1]:{port}"),
         format!("127.0.0.1:{port}"),
     ] {
-        let reply = post_json_as(
-            server.addr,
-            "/oauth/debug/token",
-            &host,
-            &[],
-            &debug_body(&client_id),
-        )
-        .await;
+        let reply = debug_token_as(server.addr, &host, &[], &client_id).await;
         assert_eq!(reply.status, 200, "{host}: {}", reply.text());
     }
 }
@@ -137,14 +94,7 @@ async fn proxy_headers_close_the_debug_endpoints() {
         ("X-Real-IP", "127.0.0.1"),
         ("Via", "1.1 nginx"),
     ] {
-        let reply = post_json_as(
-            server.addr,
-            "/oauth/debug/token",
-            &local,
-            &[(name, value)],
-            &debug_body(&client_id),
-        )
-        .await;
+        let reply = debug_token_as(server.addr, &local, &[(name, value)], &client_id).await;
         let rule = format!("carries a {} header", name.to_ascii_lowercase());
         assert_debug_refused(&reply, &rule, name);
         let path = "/oauth/debug/introspect?token=x";
@@ -191,27 +141,19 @@ async fn a_browser_preflight_or_cross_site_post_gets_no_debug_token() {
     assert_debug_refused(&reply, "cross-site", "preflight");
     assert!(reply.header("access-control-allow-origin").is_none());
     // A local page (e.g. a notebook's output) posting as a browser would.
-    let reply = post_json_as(
+    let reply = debug_token_as(
         server.addr,
-        "/oauth/debug/token",
         &local,
         &[
             ("Origin", "http://localhost:8888"),
             ("Sec-Fetch-Site", "same-site"),
         ],
-        &debug_body(&client_id),
+        &client_id,
     )
     .await;
     assert_debug_refused(&reply, "cross-site", "local page");
     // The same without a browser's headers: a script on this machine.
-    let reply = post_json_as(
-        server.addr,
-        "/oauth/debug/token",
-        &local,
-        &[],
-        &debug_body(&client_id),
-    )
-    .await;
+    let reply = debug_token_as(server.addr, &local, &[], &client_id).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
 }
 
@@ -240,14 +182,7 @@ async fn a_peer_on_another_address_gets_no_debug_token_even_with_debug_endpoints
     let client_id = register_locally(SocketAddr::new("127.0.0.1".parse().unwrap(), port)).await;
     let outside = SocketAddr::new(ip, port);
     let local = format!("localhost:{port}");
-    let reply = post_json_as(
-        outside,
-        "/oauth/debug/token",
-        &local,
-        &[],
-        &debug_body(&client_id),
-    )
-    .await;
+    let reply = debug_token_as(outside, &local, &[], &client_id).await;
     assert_debug_refused(&reply, "is not a loopback address", "peer elsewhere");
     // Its own address as Host is not a name this server answers to without --public-url.
     let reply = raw_to(
@@ -261,14 +196,7 @@ async fn a_peer_on_another_address_gets_no_debug_token_even_with_debug_endpoints
     assert_eq!(reply.status, 421, "{}", reply.text());
     // From loopback it answers (the flag was given).
     let here = SocketAddr::new("127.0.0.1".parse().unwrap(), port);
-    let reply = post_json_as(
-        here,
-        "/oauth/debug/token",
-        &local,
-        &[],
-        &debug_body(&client_id),
-    )
-    .await;
+    let reply = debug_token_as(here, &local, &[], &client_id).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
 }
 
@@ -284,13 +212,6 @@ async fn a_server_on_all_interfaces_needs_debug_endpoints_even_for_loopback() {
     let here = SocketAddr::new("127.0.0.1".parse().unwrap(), port);
     let client_id = register_locally(here).await;
     let local = format!("localhost:{port}");
-    let reply = post_json_as(
-        here,
-        "/oauth/debug/token",
-        &local,
-        &[],
-        &debug_body(&client_id),
-    )
-    .await;
+    let reply = debug_token_as(here, &local, &[], &client_id).await;
     assert_debug_refused(&reply, "non-loopback address 0.0.0.0", "0.0.0.0");
 }

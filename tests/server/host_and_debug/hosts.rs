@@ -202,13 +202,6 @@ async fn allow_any_host_answers_any_host_but_the_debug_endpoints_stay_loopback()
     .await;
     assert_eq!(reply.status, 201, "{}", reply.text());
     let host = format!("{REBIND}:{}", server.addr.port());
-    let reply = post_json_as(
-        server.addr,
-        "/oauth/debug/token",
-        &host,
-        &[],
-        &debug_body(&client_id),
-    )
-    .await;
+    let reply = debug_token_as(server.addr, &host, &[], &client_id).await;
     assert_debug_refused(&reply, "loopback name with port", "any host");
 }

@@ -49,6 +49,23 @@ pub async fn post_json_as(
     raw_to(addr, "POST", path, &headers, body.to_string().as_bytes()).await
 }
 
+/// POST /oauth/debug/token for this client with this Host (and extra headers).
+pub async fn debug_token_as(
+    addr: SocketAddr,
+    host: &str,
+    extra: &[(&str, &str)],
+    client_id: &str,
+) -> RawReply {
+    post_json_as(
+        addr,
+        "/oauth/debug/token",
+        host,
+        extra,
+        &debug_body(client_id),
+    )
+    .await
+}
+
 pub fn seed_registration() -> Value {
     json!({
         "client_name": "Host test",

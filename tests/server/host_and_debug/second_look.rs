@@ -10,27 +10,25 @@ async fn a_second_origin_cannot_hide_behind_a_first() {
     let client_id = register_locally(server.addr).await;
     let local = format!("localhost:{}", server.addr.port());
     let own_origin = format!("http://{local}");
-    let reply = post_json_as(
+    let reply = debug_token_as(
         server.addr,
-        "/oauth/debug/token",
         &local,
         &[
             ("Origin", &own_origin),
             ("Origin", "https://attacker.example"),
         ],
-        &debug_body(&client_id),
+        &client_id,
     )
     .await;
     assert_debug_refused(&reply, "cross-site", "second Origin");
-    let reply = post_json_as(
+    let reply = debug_token_as(
         server.addr,
-        "/oauth/debug/token",
         &local,
         &[
             ("Sec-Fetch-Site", "same-origin"),
             ("Sec-Fetch-Site", "cross-site"),
         ],
-        &debug_body(&client_id),
+        &client_id,
     )
     .await;
     assert_debug_refused(&reply, "cross-site", "second Sec-Fetch-Site");
