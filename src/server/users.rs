@@ -46,6 +46,12 @@ impl User {
         self.patients.iter().any(|p| p.id == patient_id)
     }
 
+    /// The FHIR resource this user is when sharing this patient, as `Type/id`.
+    pub fn fhir_user(&self, patient_id: &str) -> Option<String> {
+        let link = self.patients.iter().find(|p| p.id == patient_id)?;
+        (link.relation == Relation::Own).then(|| format!("Patient/{}", link.id))
+    }
+
     /// Check a password against the stored hash (argon2 compares in constant time).
     pub fn verify_password(&self, password: &str) -> bool {
         match PasswordHash::new(&self.password_argon2) {

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::server::clock;
 use crate::server::error::OAuthError;
+use crate::server::oidc::id_token;
 use crate::server::scopes::Scopes;
 use crate::server::state::AppState;
 
@@ -163,6 +164,7 @@ pub async fn token(
             refresh_allowed: true,
             from_code_sha256: None,
             session_sha256: None,
+            auth_time: None,
         },
     )
     .await?;
@@ -204,11 +206,15 @@ pub async fn introspect(
         .map_err(store_failed)?
         .ok_or_else(no_token)?;
     let now = clock::now();
+    // Who an id_token for this grant names, whether or not the scope asked for one.
+    let who = id_token::identity(&state, &approval);
     Ok(Json(json!({
         "access_token": access,
         "refresh_token": refresh,
         "client_id": approval.client_id,
         "username": approval.username,
+        "sub": who.sub,
+        "fhirUser": who.fhir_user,
         "patient": approval.patient_id,
         "scope": found.scope,
         "security_labels": [],

@@ -398,6 +398,8 @@ async fn approve(
         code_challenge: pending.code_challenge.clone(),
         expires: clock::now() + state.config.code_lifetime as i64,
         session_sha256: bound.then(|| sha256(&session.id)),
+        nonce: pending.nonce.clone(),
+        auth_time: Some(session.created),
     };
     if let Err(e) = state.store.insert_code(record).await {
         return error_page(
