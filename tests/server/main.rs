@@ -30,6 +30,7 @@ mod introspect_revoke;
 mod login_throttle;
 mod metadata_limits;
 mod online_access;
+mod openid_connect;
 mod portal_hardening;
 mod register_errors;
 mod scope_limits;
