@@ -20,6 +20,7 @@ mod debug_errors;
 mod discovery;
 mod fhir_bundles;
 mod fhir_compartment;
+mod fhir_identity;
 mod fhir_scopes;
 mod fhir_search;
 mod fhir_upstream;

@@ -133,6 +133,7 @@ async fn page(
                 relation: match p.relation {
                     Relation::Own => "You",
                     Relation::Represented => "Someone you represent",
+                    Relation::Treated => "Your patient",
                 },
             })
             .collect();
