@@ -27,6 +27,7 @@ mod fhir_upstream;
 mod fhir_upstream_params;
 mod hardening_figures;
 mod host_and_debug;
+mod identity_pages;
 mod introspect_revoke;
 mod login_throttle;
 mod metadata_limits;
