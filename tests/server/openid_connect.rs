@@ -13,13 +13,6 @@ use crate::portal::*;
 
 const IDENTITY: &str = "openid fhirUser launch/patient patient/*.read offline_access";
 
-/// dr-carter, the practitioner, choosing Joseph Ross.
-const CARTER: Person = Person {
-    username: "dr-carter",
-    patient: "smart-1081332",
-    patient_name: "Joseph T. Ross",
-};
-
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -63,18 +63,25 @@ pub async fn token(
                 format!("no client with id {client_id:?} is registered here"),
             )
         })?;
+    let shipped = state
+        .users
+        .all()
+        .iter()
+        .map(|u| u.username.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
     let username = text("username")
         .or_else(|| text("user_name"))
         .ok_or_else(|| {
             OAuthError::bad_request(
                 "no_user",
-                "username is missing; the shipped users are daniel-adams and joseph-ross",
+                format!("username is missing; the shipped users are {shipped}"),
             )
         })?;
     let user = state.users.get(username).ok_or_else(|| {
         OAuthError::bad_request(
             "no_user",
-            format!("no user {username:?}; the shipped users are daniel-adams and joseph-ross"),
+            format!("no user {username:?}; the shipped users are {shipped}"),
         )
     })?;
     let patient_id = text("patient_id").ok_or_else(|| {

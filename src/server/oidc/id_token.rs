@@ -12,7 +12,7 @@ use super::keys::KeyError;
 
 /// Whether a token of these scopes comes with an id_token.
 pub fn is_wanted(scopes: &Scopes) -> bool {
-    scopes.has("openid") && (scopes.has("fhirUser") || scopes.has("profile"))
+    scopes.grants_identity()
 }
 
 /// The claims of an id_token (OpenID Connect Core §2, SMART App Launch 2.2 "Scopes for
