@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Judge the embedded server from Python, as the seed notebook's readers would: start
 # `smartnb serve --port 0`, read its base URL from the first line it prints, and run
-# tests/python/judge_seed.py (requests + fhirclient + fhir.resources) against it.
+# tests/python/judge_seed.py (requests + fhirclient + fhir.resources) and
+# tests/python/relying_party.py (an OpenID Connect relying party: PyJWT + Authlib) against it.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,7 +17,7 @@ if [ ! -x "$venv/bin/python" ]; then
     }
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    requests fhirclient fhir.resources
+    requests fhirclient fhir.resources "pyjwt[crypto]" authlib
 
 cargo build --release --locked
 
@@ -53,4 +54,6 @@ echo "python_checks: judging $base"
 
 status=0
 "$venv/bin/python" tests/python/judge_seed.py "$base" || status=$?
+echo "python_checks: an OpenID Connect relying party (PyJWT, Authlib) signs in as every user"
+"$venv/bin/python" tests/python/relying_party.py "$base" || status=$?
 exit "$status"

@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""Be an OpenID Connect relying party nobody here wrote: sign in through the server's own
+HTML forms as each shipped user (a patient, a representative, a practitioner), then verify
+every id_token with two maintained libraries, PyJWT (keys from the discovered jwks_uri by
+PyJWKClient) and Authlib (its CodeIDToken claim rules), check iss, aud, exp, iat, nonce
+and sub, read the fhirUser resource with the access token, compare introspection, and do
+it all again after a refresh.
+
+Usage: relying_party.py BASE_URL        e.g. relying_party.py http://localhost:9000
+Exits 1 at the first failed check, saying which and why; ends with "N passed, 0 failed".
+"""
+
+import base64
+import hashlib
+import secrets
+import sys
+import warnings
+from html.parser import HTMLParser
+from urllib.parse import parse_qs, urljoin, urlparse
+
+import jwt
+import requests
+
+# Authlib 1.x announces that authlib.jose moves to its sibling joserfc in 2.0; the OpenID
+# Connect claim rules used here (authlib.oidc.core) still build on it.
+warnings.filterwarnings("ignore", message="authlib.jose module is deprecated")
+from authlib.jose import JsonWebKey, JsonWebToken  # noqa: E402
+from authlib.oidc.core import CodeIDToken  # noqa: E402
+
+REDIRECT = "http://localhost:9001/authorized"
+SCOPE = "openid fhirUser launch/patient patient/*.read offline_access"
+PASSWORD = "demo-password"
+
+# (user, patient chosen, fhirUser as a relative reference, its resource type, name)
+PARTICIPANTS = [
+    ("daniel-adams", "smart-1288992", "Patient/smart-1288992", "Daniel Adams"),
+    ("daniel-adams", "smart-1032702", "RelatedPerson/related-daniel-for-amy", "Daniel Adams"),
+    ("joseph-ross", "smart-1081332", "Patient/smart-1081332", "Joseph Ross"),
+    ("dr-carter", "smart-1032702", "Practitioner/practitioner-carter", "Dr. Rose Carter"),
+]
+
+
+class Judge:
+    """Counts checks and stops at the first one that fails."""
+
+    def __init__(self):
+        self.passed = 0
+
+    def check(self, name, ok, detail=""):
+        if not ok:
+            print(f"FAIL: {name}")
+            if detail:
+                print(f"  {detail}")
+            print(f"{self.passed} passed, 1 failed")
+            sys.exit(1)
+        self.passed += 1
+
+    def equal(self, name, actual, expected):
+        self.check(name, actual == expected, f"got {actual!r}, wanted {expected!r}")
+
+    def raises(self, name, error, action):
+        try:
+            action()
+        except error:
+            self.passed += 1
+            return
+        except Exception as other:  # noqa: BLE001 - the wrong failure is a failed check
+            self.check(name, False, f"raised {type(other).__name__}: {other}")
+        self.check(name, False, f"did not raise {error.__name__}")
+
+
+class Forms(HTMLParser):
+    """The forms of a page: action, and the fields a browser would submit (hidden and text
+    inputs, checked boxes and radios), plus each named submit button."""
+
+    def __init__(self):
+        super().__init__()
+        self.forms = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form":
+            self.forms.append({"action": a.get("action", ""), "fields": [], "buttons": []})
+        elif not self.forms:
+            return
+        elif tag == "input" and a.get("name"):
+            kind = a.get("type", "text")
+            if kind in ("checkbox", "radio"):
+                if "checked" in a:
+                    self.forms[-1]["fields"].append((a["name"], a.get("value", "on")))
+            elif kind != "submit":
+                self.forms[-1]["fields"].append((a["name"], a.get("value", "")))
+        elif tag == "button" and a.get("name"):
+            self.forms[-1]["buttons"].append((a["name"], a.get("value", "")))
+
+
+def form(page, action):
+    parser = Forms()
+    parser.feed(page.text)
+    for found in parser.forms:
+        if found["action"] == action:
+            return found
+    return None
+
+
+def submit(browser, page, found, fields):
+    """Post a form as a browser would, with these fields replacing the page's own."""
+    names = {name for name, _ in fields}
+    body = [(k, v) for k, v in found["fields"] if k not in names] + list(fields)
+    return browser.post(urljoin(page.url, found["action"]), data=body, allow_redirects=False)
+
+
+def follow(browser, response):
+    """Follow redirects on the server; stop at the app's redirect URI."""
+    while response.is_redirect:
+        target = urljoin(response.url, response.headers["location"])
+        if target.startswith(REDIRECT):
+            return target
+        response = browser.get(target, allow_redirects=False)
+    return response
+
+
+def sign_in_and_approve(judge, base, client_id, user, patient, nonce, state, challenge):
+    """The participant's walk through the HTML forms; the code from the redirect."""
+    browser = requests.Session()
+    query = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT,
+        "scope": SCOPE,
+        "state": state,
+        "aud": f"{base}/api/fhir",
+        "nonce": nonce,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    page = follow(browser, browser.get(f"{base}/oauth/authorize", params=query,
+                                       allow_redirects=False))
+    login = form(page, "/login")
+    judge.check(f"{user}: the sign-in page", login is not None, page.text[:300])
+    page = follow(browser, submit(browser, page, login,
+                                  [("username", user), ("password", PASSWORD)]))
+    picker = form(page, "/oauth/consent/patient")
+    if picker is not None:
+        page = follow(browser, submit(browser, page, picker, [("patient", patient)]))
+    consent = form(page, "/oauth/consent")
+    judge.check(f"{user}: the consent page", consent is not None, page.text[:300])
+    judge.check(f"{user}: the consent page says who you are",
+                "who you are" in page.text.lower(), page.text[:300])
+    target = follow(browser, submit(browser, page, consent, [("decision", "approve")]))
+    judge.check(f"{user}: redirected to the app", isinstance(target, str), str(target))
+    params = parse_qs(urlparse(target).query)
+    judge.equal(f"{user}: state comes back", params.get("state"), [state])
+    return params["code"][0]
+
+
+def pkce():
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def verify_with_pyjwt(judge, label, id_token, jwks_client, issuer, client_id):
+    key = jwks_client.get_signing_key_from_jwt(id_token)
+    claims = jwt.decode(
+        id_token, key.key, algorithms=["RS256"], audience=client_id, issuer=issuer,
+        options={"require": ["iss", "sub", "aud", "exp", "iat"]},
+    )
+    header = jwt.get_unverified_header(id_token)
+    judge.equal(f"{label}: alg", header.get("alg"), "RS256")
+    judge.check(f"{label}: kid", bool(header.get("kid")), str(header))
+    # A token with one byte of its signature changed must not verify.
+    head, body, signature = id_token.split(".")
+    flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
+    judge.raises(f"{label}: a tampered signature is refused", jwt.InvalidSignatureError,
+                 lambda: jwt.decode(f"{head}.{body}.{flipped}", key.key, algorithms=["RS256"],
+                                    audience=client_id, issuer=issuer))
+    judge.raises(f"{label}: another audience is refused", jwt.InvalidAudienceError,
+                 lambda: jwt.decode(id_token, key.key, algorithms=["RS256"],
+                                    audience="someone-else", issuer=issuer))
+    return claims
+
+
+def verify_with_authlib(judge, label, id_token, jwks, issuer, client_id, nonce):
+    claims = JsonWebToken(["RS256"]).decode(
+        id_token,
+        key=JsonWebKey.import_key_set(jwks),
+        claims_cls=CodeIDToken,
+        claims_options={"iss": {"essential": True, "value": issuer}},
+        claims_params={"nonce": nonce, "client_id": client_id},
+    )
+    claims.validate(leeway=5)
+    judge.passed += 1
+    return dict(claims)
+
+
+def main():
+    base = sys.argv[1].rstrip("/")
+    judge = Judge()
+    http = requests.Session()
+
+    config = http.get(f"{base}/.well-known/openid-configuration").json()
+    issuer = config["issuer"]
+    judge.equal("issuer is the base URL", issuer, base)
+    for field in ["authorization_endpoint", "token_endpoint", "jwks_uri",
+                  "response_types_supported", "subject_types_supported",
+                  "id_token_signing_alg_values_supported"]:
+        judge.check(f"openid-configuration has {field}", field in config, str(config))
+    smart = http.get(f"{base}/.well-known/smart-configuration").json()
+    judge.equal("smart-configuration names the same issuer", smart.get("issuer"), issuer)
+    judge.check("sso-openid-connect", "sso-openid-connect" in smart["capabilities"])
+    jwks = http.get(config["jwks_uri"]).json()
+    judge.check("the JWKS has no private members",
+                all(not ({"d", "p", "q", "dp", "dq", "qi"} & set(k)) for k in jwks["keys"]))
+    jwks_client = jwt.PyJWKClient(config["jwks_uri"])
+
+    app = http.post(f"{base}/oauth/register", json={
+        "client_name": "Relying Party (PyJWT + Authlib)",
+        "redirect_uris": [REDIRECT],
+        "scope": SCOPE,
+    }).json()
+    client_id, secret = app["client_id"], app["client_secret"]
+
+    for user, patient, reference, name in PARTICIPANTS:
+        label = f"{user} sharing {patient}"
+        nonce, state = secrets.token_urlsafe(24), secrets.token_urlsafe(16)
+        verifier, challenge = pkce()
+        code = sign_in_and_approve(judge, base, client_id, user, patient, nonce, state,
+                                   challenge)
+        reply = http.post(config["token_endpoint"], auth=(client_id, secret), data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+        })
+        judge.equal(f"{label}: token status", reply.status_code, 200)
+        tokens = reply.json()
+        judge.check(f"{label}: an id_token", "id_token" in tokens, str(tokens))
+
+        claims = verify_with_pyjwt(judge, label, tokens["id_token"], jwks_client, issuer,
+                                   client_id)
+        judge.equal(f"{label}: nonce", claims.get("nonce"), nonce)
+        judge.equal(f"{label}: sub", claims["sub"], user)
+        judge.check(f"{label}: sub at most 255", 0 < len(claims["sub"]) <= 255)
+        judge.equal(f"{label}: fhirUser", claims.get("fhirUser"),
+                    f"{base}/api/fhir/{reference}")
+        judge.equal(f"{label}: name", claims.get("name"), name)
+        verify_with_authlib(judge, label, tokens["id_token"], jwks, issuer, client_id, nonce)
+        # Authlib's rules must refuse a nonce the app did not send.
+        judge.raises(f"{label}: Authlib refuses another nonce", Exception,
+                     lambda: verify_with_authlib(judge, label, tokens["id_token"], jwks,
+                                                 issuer, client_id, "not-the-nonce"))
+
+        read = http.get(claims["fhirUser"],
+                        headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        judge.equal(f"{label}: fhirUser readable", read.status_code, 200)
+        judge.equal(f"{label}: fhirUser type", read.json().get("resourceType"),
+                    reference.split("/")[0])
+
+        seen = http.post(config["introspection_endpoint"], auth=(client_id, secret),
+                         data={"token": tokens["access_token"]}).json()
+        for field in ["iss", "sub", "fhirUser"]:
+            judge.equal(f"{label}: introspection {field}", seen.get(field), claims[field])
+
+        renewed = http.post(config["token_endpoint"], auth=(client_id, secret), data={
+            "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
+        }).json()
+        again = verify_with_pyjwt(judge, f"{label} (refreshed)", renewed["id_token"],
+                                  jwks_client, issuer, client_id)
+        for field in ["iss", "sub", "aud", "fhirUser", "auth_time"]:
+            judge.equal(f"{label}: refreshed {field}", again.get(field), claims.get(field))
+        judge.check(f"{label}: refreshed without nonce", "nonce" not in again, str(again))
+        judge.check(f"{label}: refreshed iat", again["iat"] >= claims["iat"], str(again))
+
+    print(f"{judge.passed} passed, 0 failed")
+
+
+if __name__ == "__main__":
+    main()
