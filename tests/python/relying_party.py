@@ -22,7 +22,10 @@ import jwt
 import requests
 
 # Authlib 1.x announces that authlib.jose moves to its sibling joserfc in 2.0; the OpenID
-# Connect claim rules used here (authlib.oidc.core) still build on it.
+# Connect claim rules used here (authlib.oidc.core) still build on it. Authlib installs an
+# "always" filter for its warnings when authlib.deprecate loads, so ours goes in after.
+import authlib.deprecate  # noqa: E402,F401
+
 warnings.filterwarnings("ignore", message="authlib.jose module is deprecated")
 from authlib.jose import JsonWebKey, JsonWebToken  # noqa: E402
 from authlib.oidc.core import CodeIDToken  # noqa: E402
