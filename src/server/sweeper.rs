@@ -102,6 +102,7 @@ mod tests {
             state: "s".into(),
             code_challenge: None,
             nonce: None,
+            sign_in: Default::default(),
             username: None,
             patient_id: None,
             created,

@@ -33,6 +33,7 @@ mod login_throttle;
 mod metadata_limits;
 mod online_access;
 mod openid_connect;
+mod openid_prompt;
 mod portal_hardening;
 mod register_errors;
 mod scope_limits;

@@ -12,7 +12,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::server::clock;
-use crate::server::pages::{error_page, see_other, sign_in_first};
+use crate::server::pages::{error_page, see_other, sign_in_again, sign_in_first};
 use crate::server::scopes::{Context, Scopes};
 use crate::server::state::AppState;
 use crate::server::store::Client;
@@ -20,6 +20,7 @@ use crate::server::store::Client;
 use super::form::Form;
 use super::limits::{authorize_limit, too_long, AUTHORIZE_PARAMS};
 use super::pending::PendingAuthorization;
+use super::prompt::SignInRule;
 use super::token::is_pkce_value;
 
 /// GET /oauth/authorize?….
@@ -136,6 +137,31 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
             let Some(client_state) = client_state else {
                 return client_error(&redirect_uri, None, "invalid_request", "state is required (SMART App Launch): send an unguessable value and check it on return");
             };
+            let now = clock::now();
+            let sign_in = match SignInRule::of(&form, now) {
+                Ok(rule) => rule,
+                Err(message) => {
+                    return client_error(
+                        &redirect_uri,
+                        Some(client_state),
+                        "invalid_request",
+                        &message,
+                    )
+                }
+            };
+            let session = state.sessions.current(headers);
+            let fresh_enough = session
+                .as_ref()
+                .is_some_and(|s| s.username.is_some() && sign_in.accepts(s.created, now));
+            if sign_in.no_pages {
+                // Every grant here needs the participant's consent on a page.
+                let (code, description) = if fresh_enough {
+                    ("consent_required", "prompt=none, but the participant must approve this app on the consent page; send the request without prompt=none")
+                } else {
+                    ("login_required", "prompt=none, but the participant is not signed in (or not recently enough for max_age); send the request without prompt=none")
+                };
+                return client_error(&redirect_uri, Some(client_state), code, description);
+            }
             let request = PendingAuthorization {
                 id: uuid::Uuid::new_v4().simple().to_string(),
                 client_id: client.client_id.clone(),
@@ -145,20 +171,19 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
                 state: client_state.to_string(),
                 code_challenge: form.get("code_challenge").map(str::to_string),
                 nonce: form.get("nonce").map(str::to_string),
+                sign_in,
                 username: None,
                 patient_id: None,
-                created: clock::now(),
+                created: now,
             };
             let consent = format!("/oauth/consent?request={}", request.id);
             state.pending.insert(request);
-            // The consent page would send a browser that is not signed in on to sign in:
-            // send it there directly, one round trip fewer in every first authorization.
-            let signed_in = state
-                .sessions
-                .current(headers)
-                .is_some_and(|s| s.username.is_some());
-            if signed_in {
+            // The consent page would send a browser that is not signed in (or not recently
+            // enough) on to sign in: send it there directly, one round trip fewer.
+            if fresh_enough {
                 see_other(&consent, None)
+            } else if session.is_some_and(|s| s.username.is_some()) {
+                see_other(&sign_in_again(&consent), None)
             } else {
                 see_other(&sign_in_first(&consent), None)
             }

@@ -22,6 +22,8 @@ pub const AUTHORIZE_PARAMS: &[(&str, usize)] = &[
     ("code_challenge_method", 64),
     ("nonce", 512),
     ("launch", 1024),
+    ("prompt", 64),
+    ("max_age", 20),
 ];
 
 /// The longest URI kept anywhere (redirect URIs, client metadata URIs, `aud`). With the

@@ -9,6 +9,7 @@ pub mod grants;
 mod introspect;
 pub mod limits;
 pub mod pending;
+pub mod prompt;
 mod redirect_uris;
 pub mod register;
 mod revoke;

@@ -9,6 +9,8 @@ use std::sync::Mutex;
 use crate::server::bounded::{Bounded, Bounds, Weigh};
 use crate::server::clock;
 
+use super::prompt::SignInRule;
+
 /// How long a participant has to finish the pages.
 pub const PENDING_LIFETIME: i64 = 30 * 60;
 /// The most requests that wait at once, and the most bytes they hold: beyond either the
@@ -39,6 +41,8 @@ pub struct PendingAuthorization {
     pub code_challenge: Option<String>,
     /// OpenID Connect nonce, echoed in the id_token.
     pub nonce: Option<String>,
+    /// What `prompt` and `max_age` demand of the sign-in.
+    pub sign_in: SignInRule,
     /// The user it was bound to when first seen logged in.
     pub username: Option<String>,
     /// The patient chosen.
@@ -309,6 +313,7 @@ mod tests {
             state: "t".repeat(authorize_limit("state").unwrap()),
             code_challenge: Some("c".repeat(43)),
             nonce: Some("n".repeat(authorize_limit("nonce").unwrap())),
+            sign_in: Default::default(),
             username: Some("daniel-adams".into()),
             patient_id: Some("smart-1288992".into()),
             created: clock::now(),
@@ -321,6 +326,7 @@ mod tests {
             scope: "launch/patient patient/*.read offline_access".into(),
             state: "my-obscure-state".into(),
             nonce: None,
+            sign_in: Default::default(),
             ..largest(n)
         }
     }

@@ -57,6 +57,7 @@ pub fn configuration(state: &AppState) -> Value {
         "claims_supported": CLAIMS_SUPPORTED,
         "token_endpoint_auth_methods_supported": TOKEN_ENDPOINT_AUTH_METHODS,
         "code_challenge_methods_supported": ["S256"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "claims_parameter_supported": false,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,

@@ -11,7 +11,10 @@ use axum::response::{IntoResponse, Response};
 use super::session::BrowserSession;
 use super::templates::{ConsentPage, Duration, PatientChoice, PickerPage};
 use super::words;
-use super::{csrf_failure, error_page, field, form_pairs, html, see_other, sign_in_first, Halt};
+use super::{
+    csrf_failure, error_page, field, form_pairs, html, see_other, sign_in_again, sign_in_first,
+    Halt,
+};
 use crate::server::clock;
 use crate::server::oauth::authorize::redirect_to_client;
 use crate::server::oauth::pending::PendingAuthorization;
@@ -59,6 +62,9 @@ fn context(
     let Some(session) = session.filter(|s| s.username.is_some()) else {
         return Err(see_other(&sign_in_first(&next), None).into());
     };
+    if !pending.sign_in.accepts(session.created, clock::now()) {
+        return Err(see_other(&sign_in_again(&next), None).into());
+    }
     let username = session.username.clone().unwrap_or_default();
     let user = state
         .users

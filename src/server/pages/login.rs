@@ -28,15 +28,20 @@ pub async fn show(
     // A refused `next` is not an error: sign-in goes on, to the default page instead.
     let (next, refused) = next::or_default(&state.base_url, field(&pairs, "next"));
     let (session, cookie) = state.sessions.ensure(&headers, state.secure_cookies());
-    if session.username.is_some() {
+    let again = field(&pairs, "again") == Some("1");
+    if session.username.is_some() && !again {
         return see_other(&next, cookie);
     }
-    let notice = refused.map(|why| {
-        format!(
+    let notice = match refused {
+        Some(why) => Some(format!(
             "The link's return address was not used: {why}. After signing in you will go to {}.",
             next::DEFAULT
-        )
-    });
+        )),
+        None if again => Some(
+            "The app asks you to sign in again before it goes on (a fresh sign-in).".to_string(),
+        ),
+        None => None,
+    };
     let page = LoginPage {
         title: "Sign in",
         user: None,

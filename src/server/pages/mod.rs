@@ -145,3 +145,9 @@ pub fn sign_in_first(next: &str) -> String {
         form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
     )
 }
+
+/// The sign-in page even for a signed-in participant, then `next`: for an app that asks
+/// for a fresh sign-in (OpenID Connect `prompt=login`, `max_age`).
+pub fn sign_in_again(next: &str) -> String {
+    format!("{}&again=1", sign_in_first(next))
+}
