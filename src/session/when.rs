@@ -4,12 +4,12 @@ use time::macros::format_description;
 use time::OffsetDateTime;
 
 /// How far `t` is from `now`, in the largest unit that keeps it readable (rounded down):
-/// "in 59 min", "3 s ago", "in 2 h 5 min", "40 days ago".
+/// "in 59 min", "3 s ago", "in 2 h 5 min", "40 days ago", "just now".
 pub fn relative(t: i64, now: i64) -> String {
     let gap = t.saturating_sub(now);
     let amount = span(gap.unsigned_abs());
     match gap {
-        0 => "now".to_string(),
+        0 => "just now".to_string(),
         g if g > 0 => format!("in {amount}"),
         _ => format!("{amount} ago"),
     }
@@ -69,7 +69,7 @@ mod tests {
         assert_eq!(relative(now + 3599, now), "in 59 min");
         assert_eq!(relative(now - 60, now), "1 min ago");
         assert_eq!(relative(now - 5, now), "5 s ago");
-        assert_eq!(relative(now, now), "now");
+        assert_eq!(relative(now, now), "just now");
         assert_eq!(relative(now + 3 * 3600 + 120, now), "in 3 h 2 min");
         assert_eq!(relative(now + 3 * 3600, now), "in 3 h");
         assert_eq!(relative(now - 40 * 86_400, now), "40 days ago");
