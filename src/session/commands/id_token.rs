@@ -33,7 +33,7 @@ pub(super) fn id_token(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> {
         .get("iss")
         .and_then(Value::as_str)
         .map(str::to_string);
-    let (issuer, config) = discover(ctx, &endpoints, iss.as_deref())?;
+    let (issuer, config, from_target) = discover(ctx, &endpoints, iss.as_deref())?;
     let jwks_uri = config
         .get("jwks_uri")
         .and_then(Value::as_str)
@@ -60,10 +60,9 @@ pub(super) fn id_token(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> {
             now,
         },
     );
-    let targets = [endpoints.base.as_str(), endpoints.fhir.as_str()];
     checks.insert(
         4,
-        if targets.contains(&issuer.as_str()) {
+        if from_target {
             Check::new("issuer is the target server", Verdict::Passed, &issuer)
         } else {
             Check::new(
@@ -89,13 +88,13 @@ pub(super) fn id_token(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// The issuer's discovery document: the target's (its base URL), or else the id_token's
-/// own `iss`, saying so.
+/// The issuer and its discovery document: the target's (at its base URL), or else the
+/// id_token's own `iss`'s, saying so; and whether it is the target's.
 fn discover(
     ctx: &mut Ctx,
     endpoints: &Endpoints,
     iss: Option<&str>,
-) -> Result<(String, Value), CommandError> {
+) -> Result<(String, Value, bool), CommandError> {
     let target = fetch_configuration(ctx, &endpoints.base)?;
     let target_issuer = target
         .as_ref()
@@ -104,7 +103,7 @@ fn discover(
         .map(str::to_string);
     let other = iss
         .filter(|i| i.starts_with("http://") || i.starts_with("https://"))
-        .filter(|i| target_issuer.as_deref() != Some(*i));
+        .filter(|i| target_issuer.as_deref() != Some(*i) && *i != endpoints.base);
     if let Some(iss) = other {
         if let Some(doc) = fetch_configuration(ctx, iss)? {
             let why = match &target_issuer {
@@ -114,11 +113,11 @@ fn discover(
             ctx.emit(Output::Note(format!(
                 "The id_token's iss is {iss}, {why}: verifying with {iss}'s own discovery document and keys."
             )));
-            return Ok((issuer_of(&doc, iss, ctx), doc));
+            return Ok((issuer_of(&doc, iss, ctx), doc, false));
         }
     }
     match target {
-        Some(doc) => Ok((issuer_of(&doc, &endpoints.base, ctx), doc)),
+        Some(doc) => Ok((issuer_of(&doc, &endpoints.base, ctx), doc, true)),
         None => Err(CommandError::new(
             "DiscoveryError",
             format!(
