@@ -14,7 +14,7 @@ static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         (r"(^|[^A-Za-z0-9_-])[A-Za-z0-9_-]{43}($|[^A-Za-z0-9_-])", "$1<b64url>$2"),
         // Claim times in words and in UTC, which move with the clock.
         (r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC", "<utc>"),
-        (r"\bjust now\b|\b(?:in )?\d+ (?:s|min|h|days)(?: \d+ min)?(?: ago)?\b", "<when>"),
+        (r"\bjust now\b|\b\d+ (?:s|min|h|days)(?: \d+ min)?(?: ago)?\b", "<when>"),
         (r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<uuid>"),
         (r"\b[0-9a-f]{32}(?:[0-9a-f]{32})?\b", "<hex>"),
         (r"code_challenge=[A-Za-z0-9_-]{43}", "code_challenge=<challenge>"),
@@ -113,7 +113,11 @@ mod tests {
         assert_eq!(normalise_text(a), normalise_text(b));
         assert_eq!(
             normalise_text(a),
-            "id_token <jwt> nonce=<b64url>& | <utc>, expires <when> | issued <when> |"
+            "id_token <jwt> nonce=<b64url>& | <utc>, expires in <when> | issued <when> |"
+        );
+        assert_eq!(
+            normalise_text("signed in just now"),
+            normalise_text("signed in 5 s ago")
         );
         assert_eq!(normalise_text("Dr. Rose Carter"), "Dr. Rose Carter");
     }
