@@ -167,6 +167,11 @@ struct ServeArgs {
     /// them (0: no cap).
     #[arg(long, default_value_t = server::store::MAX_IDLE_CLIENTS, value_name = "N")]
     max_idle_clients: usize,
+    /// Make a new id_token signing key at start and sign with it from then on; the older
+    /// keys stay in the JWKS until the id_tokens they signed have expired. With --state the
+    /// keys are shared by every server on that database.
+    #[arg(long)]
+    rotate_signing_key: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -300,6 +305,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         sweep_interval: std::time::Duration::from_secs(args.sweep_every),
         client_idle_lifetime: args.client_idle_lifetime,
         max_idle_clients: args.max_idle_clients,
+        rotate_signing_key: args.rotate_signing_key,
         ..server::Config::default()
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

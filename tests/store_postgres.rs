@@ -24,6 +24,80 @@ async fn a_database_of_the_old_schema_keeps_its_rows_as_hashes() {
     store_suite::upgrade::upgrade_keeps_what_the_old_schema_stored(location).await;
 }
 
+/// An id_token from `server`: a debug-minted grant with the identity scope, refreshed.
+async fn id_token_from(http: &reqwest::Client, server: &Served) -> (String, Value) {
+    let scope = "openid fhirUser launch/patient patient/*.read offline_access";
+    let (_, app) = json_of(http.post(server.url("/oauth/register")).json(&json!({
+        "client_name": "key check",
+        "redirect_uris": ["http://localhost:9001/authorized"],
+        "scope": scope,
+    })))
+    .await;
+    let id = app["client_id"].as_str().unwrap();
+    let (_, minted) = json_of(http.post(server.url("/oauth/debug/token")).json(&json!({
+        "client_id": id, "username": "joseph-ross", "patient_id": "smart-1081332",
+    })))
+    .await;
+    let (status, reply) = json_of(
+        http.post(server.url("/oauth/token"))
+            .basic_auth(id, app["client_secret"].as_str())
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", minted["refresh_token"].as_str().unwrap()),
+            ]),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    (reply["id_token"].as_str().unwrap().to_string(), app)
+}
+
+/// Whether a JWK Set verifies this id_token's RS256 signature (by its kid).
+fn verifies(jwks: &Value, id_token: &str) -> bool {
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks.clone()).unwrap();
+    let kid = jsonwebtoken::decode_header(id_token).unwrap().kid.unwrap();
+    let Some(jwk) = set.find(&kid) else {
+        return false;
+    };
+    let mut rules = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    rules.validate_aud = false;
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
+    jsonwebtoken::decode::<Value>(id_token, &key, &rules).is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serve_processes_on_one_database_sign_with_one_key_and_rotate_together() {
+    let database = store_suite::fresh::postgres_database().await;
+    // Both start at once, each making sure a key exists: one key results.
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| Served::start(&database));
+        let b = s.spawn(|| Served::start(&database));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let http = reqwest::Client::new();
+    let jwks = |server: &Served| {
+        let request = http.get(server.url("/.well-known/jwks.json"));
+        async move { json_of(request).await.1 }
+    };
+    let (at_a, at_b) = (jwks(&a).await, jwks(&b).await);
+    assert_eq!(at_a["keys"].as_array().unwrap().len(), 1, "{at_a}");
+    assert_eq!(at_a, at_b);
+    let (from_a, _) = id_token_from(&http, &a).await;
+    let (from_b, _) = id_token_from(&http, &b).await;
+    assert!(verifies(&at_b, &from_a) && verifies(&at_a, &from_b));
+
+    // A third server rotates: every server publishes both keys at once, and what was
+    // signed before still verifies.
+    let c = Served::start_with(&database, &["--rotate-signing-key"]);
+    let (from_c, _) = id_token_from(&http, &c).await;
+    for server in [&a, &b, &c] {
+        let set = jwks(server).await;
+        assert_eq!(set["keys"].as_array().unwrap().len(), 2, "{set}");
+        assert!(verifies(&set, &from_a) && verifies(&set, &from_c));
+    }
+    let kid = |token: &str| jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
+    assert_ne!(kid(&from_c), kid(&from_a));
+}
+
 async fn json_of(request: reqwest::RequestBuilder) -> (u16, Value) {
     let response = request.send().await.expect("the server answers");
     let status = response.status().as_u16();

@@ -104,6 +104,7 @@ fn ingress_app(kind: u8, runtime: &tokio::runtime::Runtime) -> IngressApp {
                 access_expires: now + 365 * 24 * 3600,
                 from_code_sha256: None,
                 session_sha256: None,
+                auth_time: None,
             })
             .await
             .expect("memory");

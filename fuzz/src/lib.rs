@@ -354,6 +354,8 @@ async fn reset_grants(state: &AppState) {
                 code_challenge: (name == "public").then(|| PKCE_CHALLENGE.to_string()),
                 expires: now + 100,
                 session_sha256: None,
+                nonce: None,
+                auth_time: None,
             })
             .await
             .expect("memory");
@@ -367,6 +369,7 @@ async fn reset_grants(state: &AppState) {
                 access_expires: now + 3600,
                 from_code_sha256: None,
                 session_sha256: None,
+                auth_time: None,
             })
             .await
             .expect("memory");
@@ -382,6 +385,8 @@ async fn reset_grants(state: &AppState) {
             code_challenge: None,
             expires: now + 100,
             session_sha256: None,
+            nonce: None,
+            auth_time: None,
         })
         .await
         .expect("memory");
@@ -394,6 +399,7 @@ async fn reset_grants(state: &AppState) {
         access_expires: now + 3600,
         from_code_sha256: Some(sha256("fuzz-code-used")),
         session_sha256: None,
+        auth_time: None,
     };
     let _ = store
         .redeem_code(&sha256("fuzz-code-used"), first_use)
@@ -409,6 +415,8 @@ async fn reset_grants(state: &AppState) {
             code_challenge: None,
             expires: now - 10,
             session_sha256: None,
+            nonce: None,
+            auth_time: None,
         })
         .await
         .expect("memory");

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use tower_http::cors::{Any, CorsLayer};
 
 use super::error::method_not_allowed;
+use super::oidc;
 use super::state::AppState;
 
 /// SMART capabilities that work on this server, and only those.
@@ -25,17 +26,28 @@ pub const CAPABILITIES: &[&str] = &[
     "permission-user",
     "permission-v1",
     "permission-v2",
+    "sso-openid-connect",
 ];
 
-/// Scopes a client may register for and request.
+/// Scopes a client may register for and request, as listed in discovery: the identity
+/// and access scopes, and the resource scopes as wildcards (any served type may stand for
+/// the `*`, v1 `.read` or v2 `.rs`, with `?param=value` filters in v2).
 pub const SCOPES_SUPPORTED: &[&str] = &[
+    "openid",
+    "fhirUser",
+    "profile",
     "launch/patient",
+    "online_access",
     "offline_access",
     "patient/*.read",
     "patient/*.rs",
     "user/*.read",
     "user/*.rs",
 ];
+
+/// How clients may authenticate at the token endpoint.
+pub const TOKEN_ENDPOINT_AUTH_METHODS: &[&str] =
+    &["client_secret_basic", "client_secret_post", "none"];
 
 /// The discovery routes, with open CORS.
 pub fn routes() -> Router<Arc<AppState>> {
@@ -49,6 +61,11 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/api/fhir/.well-known/smart-configuration",
             get(smart_configuration),
         )
+        .route(
+            "/.well-known/openid-configuration",
+            get(oidc::openid_configuration),
+        )
+        .route(oidc::JWKS_PATH, get(oidc::jwks))
         // Set here, under the CORS layer: the router-wide 405 fallback would replace the
         // layered one and answer browsers' OPTIONS preflights with 405.
         .method_not_allowed_fallback(method_not_allowed)
@@ -62,9 +79,11 @@ async fn smart_configuration(State(state): State<Arc<AppState>>) -> impl IntoRes
 /// The SMART App Launch 2.2 configuration document.
 pub fn configuration(state: &AppState) -> Value {
     json!({
+        "issuer": state.base_url,
+        "jwks_uri": state.url(oidc::JWKS_PATH),
         "authorization_endpoint": state.url("/oauth/authorize"),
         "token_endpoint": state.url("/oauth/token"),
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "token_endpoint_auth_methods_supported": TOKEN_ENDPOINT_AUTH_METHODS,
         "registration_endpoint": state.url("/oauth/register"),
         "introspection_endpoint": state.url("/oauth/introspect"),
         "revocation_endpoint": state.url("/oauth/revoke"),

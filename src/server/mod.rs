@@ -12,6 +12,7 @@ pub mod host_check;
 pub mod listen;
 pub mod no_store;
 pub mod oauth;
+pub mod oidc;
 pub mod pages;
 pub mod password_check;
 pub mod scopes;
@@ -82,6 +83,9 @@ pub struct Config {
     pub max_head_bytes: usize,
     /// Connections open at once; one more is answered 503 and closed; 1,024 by default.
     pub max_connections: usize,
+    /// Make a new id_token signing key at start and sign with it from then on (the older
+    /// keys stay in the JWKS until what they signed has expired).
+    pub rotate_signing_key: bool,
 }
 
 impl Default for Config {
@@ -106,6 +110,7 @@ impl Default for Config {
             header_read_timeout: Duration::from_secs(10),
             max_head_bytes: 32 * 1024,
             max_connections: 1024,
+            rotate_signing_key: false,
         }
     }
 }
@@ -130,6 +135,9 @@ pub enum StartError {
     /// The state store could not be opened.
     #[error("{0}")]
     State(store::StoreError),
+    /// The id_token signing key could not be made or loaded.
+    #[error("{0}")]
+    SigningKey(oidc::keys::KeyError),
 }
 
 /// A server accepting connections; dropping it does not stop it, `shutdown` does.
@@ -219,6 +227,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
     let mut state = AppState::new(config, base_url.clone(), addr, store);
     state.upstream = upstream;
     let state = Arc::new(state);
+    prepare_signing_key(&state).await?;
     if !sweep_interval.is_zero() {
         sweeper::sweep_at_start(&state).await;
     }
@@ -239,6 +248,23 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         sweeper,
         state,
     })
+}
+
+/// Rotate the signing key when asked; with durable state make sure one exists before the
+/// first request ("generated at first start"). In memory the key is made on first need,
+/// so a server that never issues an id_token never pays for an RSA key.
+async fn prepare_signing_key(state: &AppState) -> Result<(), StartError> {
+    let store = state.store.as_ref();
+    let result = if state.config.rotate_signing_key {
+        state.keys.rotate(store).await.map(|kid| {
+            tracing::info!("signing id_tokens with the new key {kid}");
+        })
+    } else if state.config.state != store::StateLocation::Memory {
+        state.keys.signer(store).await.map(|_| ())
+    } else {
+        Ok(())
+    };
+    result.map_err(StartError::SigningKey)
 }
 
 /// The whole application: OAuth, discovery and FHIR routes over one shared state, behind

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::fhir::data::DataStore;
 use super::fhir::upstream::Upstream;
 use super::oauth::pending::Pending;
+use super::oidc::keys::KeyRing;
 use super::pages::session::Sessions;
 use super::pages::throttle::Throttle;
 use super::scopes::ScopeCache;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub upstream: Option<Upstream>,
     /// Stored scope strings (tokens', clients'), parsed once for all the requests using them.
     pub scope_cache: ScopeCache,
+    /// The id_token signing key in use.
+    pub keys: KeyRing,
 }
 
 impl AppState {
@@ -54,6 +57,7 @@ impl AppState {
             pending: Pending::default(),
             upstream: None,
             scope_cache: ScopeCache::default(),
+            keys: KeyRing::default(),
         }
     }
 

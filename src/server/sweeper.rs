@@ -23,6 +23,15 @@ pub struct SweepReport {
     pub sessions: usize,
 }
 
+/// How long a replaced signing key stays in the JWKS: an id_token lives as long as the
+/// access token it comes with, and a replica on the same database may sign with the old key
+/// until its next sweep reloads the keys; a minute more for clocks that differ.
+pub fn signing_key_memory(config: &crate::server::Config) -> i64 {
+    let lifetime = i64::try_from(config.access_lifetime).unwrap_or(i64::MAX);
+    let reload = i64::try_from(config.sweep_interval.as_secs()).unwrap_or(i64::MAX);
+    lifetime.saturating_add(reload).saturating_add(60)
+}
+
 /// Sweep everything once, now.
 pub async fn sweep_once(state: &AppState) -> Result<SweepReport, StoreError> {
     let now = clock::now();
@@ -32,8 +41,13 @@ pub async fn sweep_once(state: &AppState) -> Result<SweepReport, StoreError> {
     let retention = Retention {
         code_memory: code_replay_memory(state.config.code_lifetime),
         client_idle: (idle > 0).then(|| i64::try_from(idle).unwrap_or(i64::MAX)),
+        signing_key_memory: signing_key_memory(&state.config),
     };
     let store = state.store.sweep(now, retention).await?;
+    // A rotation by another server on the same database takes effect here.
+    if let Err(e) = state.keys.reload(state.store.as_ref()).await {
+        tracing::warn!("reloading the signing key failed: {e}");
+    }
     Ok(SweepReport {
         store,
         pending,
@@ -87,6 +101,7 @@ mod tests {
             scope: "patient/*.read".into(),
             state: "s".into(),
             code_challenge: None,
+            nonce: None,
             username: None,
             patient_id: None,
             created,

@@ -16,6 +16,8 @@ pub enum Relation {
     Own,
     /// The user represents the patient (a parent, a proxy).
     Represented,
+    /// The user is a practitioner who treats the patient.
+    Treated,
 }
 
 /// One patient a user can share.
@@ -25,6 +27,10 @@ pub struct PatientLink {
     pub id: String,
     /// How the user relates to the patient.
     pub relation: Relation,
+    /// For a represented patient: the RelatedPerson id that stands for the user in the
+    /// patient's compartment.
+    #[serde(default)]
+    pub related_person: Option<String>,
 }
 
 /// A portal user.
@@ -36,6 +42,9 @@ pub struct User {
     pub display_name: String,
     /// Argon2id PHC string; the clear password is never stored.
     password_argon2: String,
+    /// For a practitioner: the id of their Practitioner resource.
+    #[serde(default)]
+    pub practitioner: Option<String>,
     /// Patients this user may share.
     pub patients: Vec<PatientLink>,
 }
@@ -44,6 +53,29 @@ impl User {
     /// Whether the user may share this patient.
     pub fn has_patient(&self, patient_id: &str) -> bool {
         self.patients.iter().any(|p| p.id == patient_id)
+    }
+
+    /// The user's FHIR identity in a grant of this patient, as a relative reference
+    /// (`Patient/…`, `RelatedPerson/…` or `Practitioner/…`); `None` when the user cannot
+    /// share this patient or the fixture names no resource for the link.
+    pub fn fhir_user(&self, patient_id: &str) -> Option<String> {
+        let link = self.patients.iter().find(|p| p.id == patient_id)?;
+        match link.relation {
+            Relation::Own => Some(format!("Patient/{}", link.id)),
+            Relation::Represented => link
+                .related_person
+                .as_ref()
+                .map(|id| format!("RelatedPerson/{id}")),
+            Relation::Treated => self
+                .practitioner
+                .as_ref()
+                .map(|id| format!("Practitioner/{id}")),
+        }
+    }
+
+    /// Whether the user signs in as a practitioner (has a Practitioner resource).
+    pub fn is_practitioner(&self) -> bool {
+        self.practitioner.is_some()
     }
 
     /// Check a password against the stored hash (argon2 compares in constant time).
@@ -136,7 +168,7 @@ mod tests {
     #[test]
     fn shipped_passwords_verify_and_wrong_ones_do_not() {
         let users = Users::shipped();
-        for name in ["daniel-adams", "joseph-ross"] {
+        for name in ["daniel-adams", "joseph-ross", "dr-carter"] {
             let user = users.get(name).expect("fixture user");
             assert!(user.verify_password("demo-password"));
             assert!(!user.verify_password("demo-passwore"));
@@ -184,5 +216,65 @@ mod tests {
         assert!(daniel.has_patient("smart-1032702"));
         assert!(!daniel.has_patient("smart-1081332"));
         assert_eq!(daniel.patients[1].relation, Relation::Represented);
+    }
+
+    #[test]
+    fn every_user_has_a_fhir_user_for_each_patient_they_share() {
+        let users = Users::shipped();
+        let fhir_user = |name: &str, patient: &str| users.get(name).unwrap().fhir_user(patient);
+        assert_eq!(
+            fhir_user("daniel-adams", "smart-1288992").as_deref(),
+            Some("Patient/smart-1288992")
+        );
+        assert_eq!(
+            fhir_user("daniel-adams", "smart-1032702").as_deref(),
+            Some("RelatedPerson/related-daniel-for-amy")
+        );
+        assert_eq!(fhir_user("daniel-adams", "smart-1081332"), None);
+        assert_eq!(
+            fhir_user("joseph-ross", "smart-1081332").as_deref(),
+            Some("Patient/smart-1081332")
+        );
+        assert_eq!(fhir_user("joseph-ross", "smart-1288992"), None);
+        for patient in ["smart-1288992", "smart-1032702", "smart-1081332"] {
+            assert_eq!(
+                fhir_user("dr-carter", patient).as_deref(),
+                Some("Practitioner/practitioner-carter"),
+                "{patient}"
+            );
+        }
+        assert_eq!(fhir_user("dr-carter", "smart-0000000"), None);
+    }
+
+    #[test]
+    fn dr_carter_treats_all_three_patients_as_a_practitioner() {
+        let users = Users::shipped();
+        let carter = users.get("dr-carter").unwrap();
+        assert_eq!(carter.display_name, "Dr. Rose Carter");
+        assert!(carter.is_practitioner());
+        assert_eq!(carter.patients.len(), 3);
+        assert!(carter
+            .patients
+            .iter()
+            .all(|p| p.relation == Relation::Treated));
+        assert!(!users.get("daniel-adams").unwrap().is_practitioner());
+        assert!(!users.get("joseph-ross").unwrap().is_practitioner());
+    }
+
+    #[test]
+    fn a_link_without_its_resource_has_no_fhir_user() {
+        let user: User = serde_json::from_value(serde_json::json!({
+            "username": "u", "display_name": "U", "password_argon2": "x",
+            "patients": [
+                {"id": "p1", "relation": "represented"},
+                {"id": "p2", "relation": "treated"},
+                {"id": "p3", "relation": "self"}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(user.fhir_user("p1"), None);
+        assert_eq!(user.fhir_user("p2"), None);
+        assert_eq!(user.fhir_user("p3").as_deref(), Some("Patient/p3"));
+        assert!(!user.is_practitioner());
     }
 }

@@ -333,6 +333,24 @@ impl TestServer {
         Reply::read(response.expect("the server answers")).await
     }
 
+    /// GET an absolute URL, whatever the answer.
+    pub async fn get(&self, url: &str) -> Reply {
+        let response = self.http.get(url).send().await;
+        Reply::read(response.expect("the server answers")).await
+    }
+
+    /// GET /oauth/debug/introspect for a token.
+    pub async fn debug_introspect(&self, token: &str) -> Reply {
+        let url = self.url("/oauth/debug/introspect");
+        let response = self.http.get(url).query(&[("token", token)]).send().await;
+        Reply::read(response.expect("the server answers")).await
+    }
+
+    /// Stop the server and wait until it has stopped.
+    pub async fn shutdown(self) {
+        self.running.shutdown().await;
+    }
+
     /// POST /oauth/debug/token; the test fails unless it is 200.
     pub async fn debug_token(&self, body: Value) -> Tokens {
         let response = self.http.post(self.url("/oauth/debug/token")).json(&body);

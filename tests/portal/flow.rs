@@ -42,6 +42,13 @@ pub const JOSEPH: Person = Person {
     patient_name: "Joseph T. Ross",
 };
 
+/// Dr. Rose Carter, a practitioner who treats all three patients, sharing Joseph Ross's.
+pub const CARTER: Person = Person {
+    username: "dr-carter",
+    patient: "smart-1081332",
+    patient_name: "Joseph T. Ross",
+};
+
 /// The parameters of an authorize request, as the app builds its link.
 #[derive(Debug, Clone)]
 pub struct Authorize {

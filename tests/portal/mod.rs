@@ -19,7 +19,7 @@ pub mod html;
 pub use api::{App, Auth, Pkce, Reply, TestServer, Tokens, SEED_REDIRECT, SEED_SCOPE};
 pub use browser::{Browser, Callback, Landing};
 pub use flow::{
-    authorize, exchange_reply, tokens_for, Authorize, Person, AMY, DANIEL, JOSEPH, PASSWORD,
-    SEED_STATE,
+    authorize, exchange_reply, tokens_for, Authorize, Person, AMY, CARTER, DANIEL, JOSEPH,
+    PASSWORD, SEED_STATE,
 };
 pub use html::{Form, Page};

@@ -39,6 +39,12 @@ macro_rules! store_suite {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn signing_keys_rotate_and_age_out() {
+                let fresh = $fresh.await;
+                store_suite::signing_keys::signing_keys(fresh.store.clone()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn sweep_removes_only_the_dead() {
                 let fresh = $fresh.await;
                 store_suite::sweeps::sweep(fresh.store.clone()).await;

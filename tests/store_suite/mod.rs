@@ -7,6 +7,7 @@ mod instantiate;
 pub mod codes;
 pub mod fresh;
 pub mod process;
+pub mod signing_keys;
 pub mod sweeps;
 pub mod upgrade;
 
@@ -36,6 +37,7 @@ pub fn hash(prefix: &str) -> [u8; 32] {
 pub const KEEP: Retention = Retention {
     code_memory: CODE_REPLAY_MEMORY,
     client_idle: None,
+    signing_key_memory: 3600,
 };
 
 /// A confidential client with metadata beyond the basics.
@@ -88,6 +90,7 @@ pub fn token(
         access_expires,
         from_code_sha256: code.copied(),
         session_sha256: None,
+        auth_time: Some(now() - 30),
     }
 }
 
@@ -102,6 +105,8 @@ pub fn code(approval_id: &str, expires: i64) -> AuthCode {
         code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
         expires,
         session_sha256: None,
+        nonce: Some("n-0S6_WzA2Mj ünï".into()),
+        auth_time: Some(now() - 30),
     }
 }
 

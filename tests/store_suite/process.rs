@@ -16,9 +16,15 @@ pub struct Served {
 impl Served {
     /// Start `smartnb serve --port 0 --state STATE`.
     pub fn start(state: impl AsRef<OsStr>) -> Served {
+        Served::start_with(state, &[])
+    }
+
+    /// Start `smartnb serve --port 0 --state STATE` with more arguments.
+    pub fn start_with(state: impl AsRef<OsStr>, more: &[&str]) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_smartnb"))
             .args(["serve", "--port", "0", "--state"])
             .arg(state)
+            .args(more)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

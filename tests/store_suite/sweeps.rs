@@ -50,6 +50,7 @@ pub async fn sweep(store: Arc<dyn Store>) {
             tokens: 3,
             codes: 2,
             clients: 0,
+            signing_keys: 0,
         }
     );
     assert!(store.approval(&live.id).await.unwrap().is_some());
@@ -88,6 +89,7 @@ pub async fn sweep_idle_clients(store: Arc<dyn Store>) {
     let idle = Retention {
         code_memory: CODE_REPLAY_MEMORY,
         client_idle: Some(7 * day),
+        ..KEEP
     };
     store.sweep(now, idle).await.unwrap(); // start from what this test inserts
     let registered = |age: i64| {

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use super::KEEP;
 use smartnb::server::oauth::sha256;
 use smartnb::server::store::{self, Retention, StateLocation, StoredCode, CODE_REPLAY_MEMORY};
 use sqlx::any::AnyPoolOptions;
@@ -175,6 +176,7 @@ pub async fn upgrade_keeps_what_the_old_schema_stored(location: StateLocation) {
     let idle = Retention {
         code_memory: CODE_REPLAY_MEMORY,
         client_idle: Some(7 * 24 * 3600),
+        ..KEEP
     };
     let swept = store.sweep(now, idle).await.unwrap();
     assert_eq!(swept.clients, 1, "{swept:?}");

@@ -10,7 +10,7 @@ use crate::server::scopes::{Context, Permissions, ResourceScope};
 use crate::server::state::AppState;
 use crate::server::store::{Approval, Token};
 
-use super::data::Resource;
+use super::data::{in_compartment, Resource};
 use super::search::matches_filter;
 
 /// One resource scope together with the patients it reaches.
@@ -20,13 +20,70 @@ pub struct Grant {
     patients: Arc<[String]>,
 }
 
+impl Grant {
+    /// Whether this grant lets the operation touch this type at all: it names the type with
+    /// the permission, and a type outside every patient compartment (Practitioner) is
+    /// reached by `user/` scopes only.
+    fn reaches_type(&self, resource_type: &str, op: Operation) -> bool {
+        self.scope.names_type(resource_type)
+            && self.scope.permissions.contains(&op.permissions())
+            && (in_compartment(resource_type) || self.scope.context == Context::User)
+    }
+
+    /// Whether this grant lets the operation return this resource.
+    fn allows(&self, resource: &Resource, op: Operation) -> bool {
+        self.reaches_type(&resource.resource_type, op)
+            && (!in_compartment(&resource.resource_type)
+                || resource
+                    .patient
+                    .as_ref()
+                    .is_some_and(|p| self.patients.iter().any(|q| q == p)))
+            && self
+                .scope
+                .filter
+                .iter()
+                .all(|(name, value)| matches_filter(&resource.json, name, value))
+    }
+}
+
+/// The resource a token's identity grant (`openid` with `fhirUser` or `profile`) names:
+/// readable by id whatever the resource scopes say.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnRecord {
+    /// Its type: Patient, RelatedPerson or Practitioner.
+    pub resource_type: String,
+    /// Its id.
+    pub id: String,
+}
+
+impl OwnRecord {
+    /// The record a relative reference `Type/id` names; `None` for anything else.
+    pub fn from_reference(reference: &str) -> Option<OwnRecord> {
+        let (resource_type, id) = reference.split_once('/')?;
+        (!resource_type.is_empty() && !id.is_empty() && !id.contains('/')).then(|| OwnRecord {
+            resource_type: resource_type.to_string(),
+            id: id.to_string(),
+        })
+    }
+
+    fn is(&self, resource: &Resource) -> bool {
+        resource.resource_type == self.resource_type && resource.id == self.id
+    }
+}
+
 /// What a request may see.
 #[derive(Debug, Clone)]
 pub enum Access {
     /// `/api/open-fhir`: everything, no token.
     Open,
     /// A bearer token's grants.
-    Token(Vec<Grant>),
+    Token {
+        /// One per resource scope.
+        grants: Vec<Grant>,
+        /// The user's own fhirUser record, when the token carries the identity grant: read
+        /// by id only (never found by a search).
+        own_record: Option<OwnRecord>,
+    },
 }
 
 /// What a search must be narrowed to before it leaves for an upstream server.
@@ -68,13 +125,18 @@ impl Operation {
 }
 
 impl Access {
-    /// Whether any scope lets this operation touch this type at all.
+    /// Whether any scope lets this operation touch this type at all (a read also when the
+    /// type is the token's own record's).
     pub fn reaches_type(&self, resource_type: &str, op: Operation) -> bool {
         match self {
             Access::Open => true,
-            Access::Token(grants) => grants.iter().any(|g| {
-                g.scope.names_type(resource_type) && g.scope.permissions.contains(&op.permissions())
-            }),
+            Access::Token { grants, own_record } => {
+                grants.iter().any(|g| g.reaches_type(resource_type, op))
+                    || matches!(op, Operation::Read)
+                        && own_record
+                            .as_ref()
+                            .is_some_and(|own| own.resource_type == resource_type)
+            }
         }
     }
 
@@ -82,34 +144,27 @@ impl Access {
     pub fn allows(&self, resource: &Resource, op: Operation) -> bool {
         match self {
             Access::Open => true,
-            Access::Token(grants) => grants.iter().any(|g| {
-                g.scope.names_type(&resource.resource_type)
-                    && g.scope.permissions.contains(&op.permissions())
-                    && resource
-                        .patient
-                        .as_ref()
-                        .is_some_and(|p| g.patients.iter().any(|q| q == p))
-                    && g.scope
-                        .filter
-                        .iter()
-                        .all(|(name, value)| matches_filter(&resource.json, name, value))
-            }),
+            Access::Token { grants, own_record } => {
+                grants.iter().any(|g| g.allows(resource, op))
+                    || matches!(op, Operation::Read)
+                        && own_record.as_ref().is_some_and(|own| own.is(resource))
+            }
         }
     }
 
-    /// What a search on this type must be confined to; `None` for open access.
+    /// What a search on this type must be confined to; `None` for open access. A type in no
+    /// patient compartment is confined by the grants' filter only (its `patients` is empty).
     pub fn confinement(&self, resource_type: &str, op: Operation) -> Option<Confinement> {
-        let Access::Token(grants) = self else {
+        let Access::Token { grants, .. } = self else {
             return None;
         };
         let relevant: Vec<&Grant> = grants
             .iter()
-            .filter(|g| {
-                g.scope.names_type(resource_type) && g.scope.permissions.contains(&op.permissions())
-            })
+            .filter(|g| g.reaches_type(resource_type, op))
             .collect();
         let mut patients: Vec<String> = relevant
             .iter()
+            .filter(|_| in_compartment(resource_type))
             .flat_map(|g| g.patients.iter().cloned())
             .collect();
         patients.sort();
@@ -132,7 +187,7 @@ impl Access {
     pub fn reaches_patient(&self, patient_id: &str) -> bool {
         match self {
             Access::Open => true,
-            Access::Token(grants) => grants
+            Access::Token { grants, .. } => grants
                 .iter()
                 .any(|g| g.patients.iter().any(|p| p == patient_id)),
         }
@@ -175,11 +230,14 @@ pub async fn from_bearer(state: &AppState, headers: &HeaderMap) -> Result<Access
     }
     // Parsed once per distinct scope string, not per request; the grants share its parts.
     let scopes = state.scope_cache.stored(&stored.scope);
-    let user_patients: Arc<[String]> = state
-        .users
-        .get(&approval.username)
+    let user = state.users.get(&approval.username);
+    let user_patients: Arc<[String]> = user
         .map(|u| u.patients.iter().map(|p| p.id.clone()).collect())
         .unwrap_or_default();
+    let own_record = user
+        .filter(|_| scopes.grants_identity())
+        .and_then(|u| u.fhir_user(&approval.patient_id))
+        .and_then(|reference| OwnRecord::from_reference(&reference));
     let token_patient: Arc<[String]> = Arc::new([approval.patient_id.clone()]);
     let grants = scopes
         .resource_scopes()
@@ -192,7 +250,7 @@ pub async fn from_bearer(state: &AppState, headers: &HeaderMap) -> Result<Access
             },
         })
         .collect();
-    Ok(Access::Token(grants))
+    Ok(Access::Token { grants, own_record })
 }
 
 /// A store failure, as a 503 the client can retry.

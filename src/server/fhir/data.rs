@@ -15,12 +15,24 @@ pub const SERVED_TYPES: &[&str] = &[
     "Immunization",
     "Procedure",
     "Encounter",
+    "RelatedPerson",
+    "Practitioner",
 ];
+
+/// The served types that belong to no patient compartment: only `user/` scopes reach them
+/// (and a token's own fhirUser record, see `access`).
+pub const SHARED_TYPES: &[&str] = &["Practitioner"];
+
+/// Whether resources of this type live in a patient's compartment.
+pub fn in_compartment(resource_type: &str) -> bool {
+    !SHARED_TYPES.contains(&resource_type)
+}
 
 const SHIPPED: &[&str] = &[
     include_str!("data/smart-1288992.json"),
     include_str!("data/smart-1032702.json"),
     include_str!("data/smart-1081332.json"),
+    include_str!("data/practitioners.json"),
 ];
 
 /// One stored resource with what access checks need precomputed.
@@ -115,8 +127,12 @@ impl DataStore {
     }
 }
 
-/// The patient a resource belongs to: itself for a Patient, else its subject or patient.
+/// The patient a resource belongs to: itself for a Patient, none for a shared type, else
+/// its subject or patient.
 fn compartment_of(resource_type: &str, id: &str, json: &Value) -> Option<String> {
+    if !in_compartment(resource_type) {
+        return None;
+    }
     if resource_type == "Patient" {
         return Some(id.to_string());
     }
@@ -133,7 +149,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_shipped_resource_is_served_and_in_a_compartment() {
+    fn every_shipped_resource_is_served_and_in_a_compartment_unless_shared() {
         let store = DataStore::shipped();
         assert!(store.resources.len() > 30);
         for r in &store.resources {
@@ -143,21 +159,26 @@ mod tests {
                 r.resource_type
             );
             assert!(!r.id.is_empty());
-            assert!(
+            assert_eq!(
                 r.patient.is_some(),
-                "{}/{} has no patient",
+                in_compartment(&r.resource_type),
+                "{}/{}: a compartment exactly when its type has one",
                 r.resource_type,
                 r.id
             );
         }
         assert_eq!(store.by_key.len(), store.resources.len(), "ids are unique");
+        assert!(SHARED_TYPES.iter().all(|t| SERVED_TYPES.contains(t)));
     }
 
     #[test]
     fn every_patient_has_a_full_chart() {
         let store = DataStore::shipped();
         for patient in ["smart-1288992", "smart-1032702", "smart-1081332"] {
-            for t in SERVED_TYPES {
+            for t in SERVED_TYPES
+                .iter()
+                .filter(|t| in_compartment(t) && **t != "RelatedPerson")
+            {
                 assert!(
                     store.compartment(patient).any(|r| r.resource_type == *t),
                     "{patient} has no {t}"
@@ -168,5 +189,48 @@ mod tests {
             store.patient_name("smart-1288992").unwrap(),
             "Daniel X. Adams"
         );
+    }
+
+    #[test]
+    fn the_representative_is_in_amys_compartment_and_the_practitioner_in_none() {
+        let store = DataStore::shipped();
+        let related = store
+            .get("RelatedPerson", "related-daniel-for-amy")
+            .unwrap();
+        assert_eq!(related.patient.as_deref(), Some("smart-1032702"));
+        assert_eq!(related.json["name"][0]["family"], "Adams");
+        let related: Vec<&str> = store
+            .of_type("RelatedPerson")
+            .map(|r| r.patient.as_deref().unwrap_or_default())
+            .collect();
+        assert_eq!(related, ["smart-1032702"]);
+        let carter = store.get("Practitioner", "practitioner-carter").unwrap();
+        assert_eq!(carter.patient, None);
+        assert_eq!(carter.json["name"][0]["family"], "Carter");
+        let npi = &carter.json["identifier"][0];
+        assert_eq!(npi["system"], "http://hl7.org/fhir/sid/us-npi");
+        let value = npi["value"].as_str().unwrap();
+        assert!(value.len() == 10 && value.bytes().all(|b| b.is_ascii_digit()));
+        for patient in ["smart-1288992", "smart-1032702", "smart-1081332"] {
+            assert!(store
+                .compartment(patient)
+                .all(|r| r.resource_type != "Practitioner"));
+        }
+    }
+
+    #[test]
+    fn every_users_fhir_user_is_a_shipped_resource() {
+        let store = DataStore::shipped();
+        let users = crate::server::users::Users::shipped();
+        for user in users.all() {
+            for link in &user.patients {
+                let reference = user.fhir_user(&link.id).unwrap();
+                let (kind, id) = reference.split_once('/').unwrap();
+                let resource = store.get(kind, id).unwrap_or_else(|| panic!("{reference}"));
+                if in_compartment(kind) {
+                    assert_eq!(resource.patient.as_deref(), Some(link.id.as_str()));
+                }
+            }
+        }
     }
 }

@@ -322,8 +322,14 @@ fn forbidden_type(resource_type: &str, op: Operation) -> FhirError {
         Operation::Read => "read",
         Operation::Search => "search",
     };
+    let example = if data::in_compartment(resource_type) {
+        format!("patient/{resource_type}.read")
+    } else {
+        // In no patient's compartment: patient/ scopes never reach it.
+        format!("user/{resource_type}.read")
+    };
     FhirError::forbidden(format!(
-        "the token's scopes do not allow {verb} on {resource_type}; ask for a scope such as patient/{resource_type}.read"
+        "the token's scopes do not allow {verb} on {resource_type}; ask for a scope such as {example}"
     ))
 }
 

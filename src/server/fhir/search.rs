@@ -40,6 +40,15 @@ const COMMON: &[&str] = &["_id", "_count", "_offset", "_format"];
 
 fn supported(resource_type: &str) -> Vec<&'static str> {
     let mut names = COMMON.to_vec();
+    match resource_type {
+        // In no compartment, and nothing else here to search Practitioners by.
+        "Practitioner" => return names,
+        "RelatedPerson" => {
+            names.push("patient");
+            return names;
+        }
+        _ => {}
+    }
     if resource_type != "Patient" {
         names.extend(["patient", "subject"]);
     }

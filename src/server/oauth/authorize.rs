@@ -144,6 +144,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
                 scope,
                 state: client_state.to_string(),
                 code_challenge: form.get("code_challenge").map(str::to_string),
+                nonce: form.get("nonce").map(str::to_string),
                 username: None,
                 patient_id: None,
                 created: clock::now(),

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::server::clock;
 use crate::server::error::OAuthError;
+use crate::server::oidc::id_token;
 use crate::server::scopes::Scopes;
 use crate::server::state::AppState;
 
@@ -62,18 +63,25 @@ pub async fn token(
                 format!("no client with id {client_id:?} is registered here"),
             )
         })?;
+    let shipped = state
+        .users
+        .all()
+        .iter()
+        .map(|u| u.username.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
     let username = text("username")
         .or_else(|| text("user_name"))
         .ok_or_else(|| {
             OAuthError::bad_request(
                 "no_user",
-                "username is missing; the shipped users are daniel-adams and joseph-ross",
+                format!("username is missing; the shipped users are {shipped}"),
             )
         })?;
     let user = state.users.get(username).ok_or_else(|| {
         OAuthError::bad_request(
             "no_user",
-            format!("no user {username:?}; the shipped users are daniel-adams and joseph-ross"),
+            format!("no user {username:?}; the shipped users are {shipped}"),
         )
     })?;
     let patient_id = text("patient_id").ok_or_else(|| {
@@ -163,6 +171,7 @@ pub async fn token(
             refresh_allowed: true,
             from_code_sha256: None,
             session_sha256: None,
+            auth_time: None,
         },
     )
     .await?;
@@ -204,11 +213,15 @@ pub async fn introspect(
         .map_err(store_failed)?
         .ok_or_else(no_token)?;
     let now = clock::now();
+    // Who an id_token for this grant names, whether or not the scope asked for one.
+    let who = id_token::identity(&state, &approval);
     Ok(Json(json!({
         "access_token": access,
         "refresh_token": refresh,
         "client_id": approval.client_id,
         "username": approval.username,
+        "sub": who.sub,
+        "fhirUser": who.fhir_user,
         "patient": approval.patient_id,
         "scope": found.scope,
         "security_labels": [],

@@ -93,6 +93,8 @@ pub struct TokenRequest<'a> {
     pub from_code_sha256: Option<[u8; 32]>,
     /// SHA-256 of the browser session whose sign-in the refresh token lasts as long as.
     pub session_sha256: Option<[u8; 32]>,
+    /// When the participant signed in for this grant (kept for refreshed id_tokens).
+    pub auth_time: Option<i64>,
 }
 
 /// A token pair just minted: the values, which only the answer that hands them out
@@ -125,6 +127,7 @@ impl TokenRequest<'_> {
             access_expires: now.saturating_add(self.lifetime),
             from_code_sha256: self.from_code_sha256,
             session_sha256: self.session_sha256,
+            auth_time: self.auth_time,
         };
         Issued {
             access_token,

@@ -16,6 +16,8 @@ use serde_json::{json, Value};
 
 use crate::server::clock;
 use crate::server::error::OAuthError;
+use crate::server::oidc::id_token;
+use crate::server::scopes::Scopes;
 use crate::server::state::AppState;
 use crate::server::store::Token;
 
@@ -120,7 +122,7 @@ async fn live_description(
     } else {
         &token.scope
     };
-    let body = json!({
+    let mut body = json!({
         "active": true,
         "scope": scope,
         "client_id": approval.client_id,
@@ -133,5 +135,13 @@ async fn live_description(
         "aud": state.fhir_base(),
         "iss": state.base_url,
     });
+    // The same `sub` and `fhirUser` as the id_token issued with it (SMART App Launch 2.2,
+    // "Token Introspection").
+    let scopes = Scopes::parse(scope).unwrap_or_default();
+    if id_token::is_wanted(&scopes) && scopes.has("fhirUser") {
+        if let Some(fhir_user) = id_token::identity(state, &approval).fhir_user {
+            body["fhirUser"] = json!(fhir_user);
+        }
+    }
     Ok(Some((approval.client_id, body)))
 }

@@ -7,9 +7,9 @@
 use crate::server::error::OAuthError;
 
 /// Authorize parameters and the most bytes each may have (`invalid_request` above it).
-/// `state` and `redirect_uri` are kept while the participant signs in; the others are
-/// echoed in error descriptions or will be kept by later features (`nonce` by OpenID
-/// Connect, `launch` by EHR launch). `scope` has its own limits, reported as
+/// `state`, `redirect_uri` and `nonce` (OpenID Connect) are kept while the participant
+/// signs in; the others are echoed in error descriptions or will be kept by later features
+/// (`launch` by EHR launch). `scope` has its own limits, reported as
 /// `invalid_scope` ([`crate::server::scopes::MAX_SCOPE_BYTES`] and the others beside it).
 /// Parameters not named here are ignored, as RFC 6749 §3.1 requires.
 pub const AUTHORIZE_PARAMS: &[(&str, usize)] = &[

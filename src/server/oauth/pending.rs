@@ -37,6 +37,8 @@ pub struct PendingAuthorization {
     pub state: String,
     /// PKCE S256 challenge.
     pub code_challenge: Option<String>,
+    /// OpenID Connect nonce, echoed in the id_token.
+    pub nonce: Option<String>,
     /// The user it was bound to when first seen logged in.
     pub username: Option<String>,
     /// The patient chosen.
@@ -53,6 +55,7 @@ impl Weigh for PendingAuthorization {
             + self.scope.heap_bytes()
             + self.state.heap_bytes()
             + self.code_challenge.heap_bytes()
+            + self.nonce.heap_bytes()
             + self.username.heap_bytes()
             + self.patient_id.heap_bytes()
     }
@@ -305,6 +308,7 @@ mod tests {
             scope: "s".repeat(MAX_SCOPE_BYTES),
             state: "t".repeat(authorize_limit("state").unwrap()),
             code_challenge: Some("c".repeat(43)),
+            nonce: Some("n".repeat(authorize_limit("nonce").unwrap())),
             username: Some("daniel-adams".into()),
             patient_id: Some("smart-1288992".into()),
             created: clock::now(),
@@ -316,6 +320,7 @@ mod tests {
             redirect_uri: "http://localhost:9001/authorized".into(),
             scope: "launch/patient patient/*.read offline_access".into(),
             state: "my-obscure-state".into(),
+            nonce: None,
             ..largest(n)
         }
     }

@@ -15,6 +15,7 @@ use subtle::ConstantTimeEq;
 
 use crate::server::clock;
 use crate::server::error::OAuthError;
+use crate::server::oidc::id_token;
 use crate::server::scopes::Scopes;
 use crate::server::state::AppState;
 use crate::server::store::{Approval, Client, Redeemed, Token};
@@ -52,7 +53,7 @@ pub async fn token(
             format!("this client did not register the {grant_type} grant"),
         ));
     }
-    let (issued, approval) = match grant_type {
+    let (issued, approval, id_token) = match grant_type {
         "authorization_code" => exchange_code(&state, &client, &form).await?,
         _ => refresh(&state, &client, &form).await?,
     };
@@ -69,6 +70,9 @@ pub async fn token(
     if let Some(refresh) = &issued.refresh_token {
         body["refresh_token"] = json!(refresh);
     }
+    if let Some(signed) = id_token {
+        body["id_token"] = json!(signed);
+    }
     if !(scopes.has("launch/patient") || scopes.resource_scopes().next().is_some()) {
         body.as_object_mut().map(|o| o.remove("patient"));
     }
@@ -80,6 +84,31 @@ pub async fn token(
         Json(body),
     )
         .into_response())
+}
+
+/// The id_token for a token pair about to be saved, when its scope asks for one. Signed
+/// before anything is saved: a key that cannot be had (the store is unreachable for the
+/// first one) fails the request as a retryable 503 and leaves the code or refresh token
+/// unspent, rather than hand out tokens without the identity the app asked for.
+async fn id_token_for(
+    state: &AppState,
+    approval: &Approval,
+    token: &Token,
+    nonce: Option<&str>,
+) -> Result<Option<String>, OAuthError> {
+    if !id_token::is_wanted(&Scopes::parse(&token.scope).unwrap_or_default()) {
+        return Ok(None);
+    }
+    let claims = id_token::claims(state, approval, token, nonce);
+    id_token::sign(state, &claims)
+        .await
+        .map(Some)
+        .map_err(|e| OAuthError {
+            status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            code: "temporarily_unavailable",
+            description: e.to_string(),
+            www_authenticate: None,
+        })
 }
 
 /// The approval behind a grant, if it is this client's: a grant issued to another client
@@ -120,7 +149,7 @@ async fn exchange_code(
     state: &AppState,
     client: &Client,
     form: &Form,
-) -> Result<(Issued, Approval), OAuthError> {
+) -> Result<(Issued, Approval, Option<String>), OAuthError> {
     let code = form.require("code", "send the code from the redirect")?;
     let code_sha256 = sha256(code);
     let unknown = || invalid_grant("the authorization code is unknown");
@@ -162,15 +191,17 @@ async fn exchange_code(
         refresh_allowed: client.grant_types.iter().any(|g| g == "refresh_token"),
         from_code_sha256: Some(code_sha256),
         session_sha256: record.session_sha256,
+        auth_time: record.auth_time,
     }
     .build();
+    let id_token = id_token_for(state, &approval, &issued.record, record.nonce.as_deref()).await?;
     match state
         .store
         .redeem_code(&code_sha256, issued.record.clone())
         .await
         .map_err(store_failed)?
     {
-        Redeemed::Fresh => Ok((issued, approval)),
+        Redeemed::Fresh => Ok((issued, approval, id_token)),
         // Another exchange of the same code won meanwhile.
         Redeemed::Replayed => Err(replay(state, &code_sha256).await),
         Redeemed::Unknown => Err(unknown()),
@@ -228,7 +259,7 @@ async fn refresh(
     state: &AppState,
     client: &Client,
     form: &Form,
-) -> Result<(Issued, Approval), OAuthError> {
+) -> Result<(Issued, Approval, Option<String>), OAuthError> {
     let refresh_token = form.require(
         "refresh_token",
         "send the refresh_token from an earlier token response",
@@ -293,8 +324,10 @@ async fn refresh(
         refresh_allowed: true,
         from_code_sha256: old.from_code_sha256,
         session_sha256: old.session_sha256,
+        auth_time: old.auth_time,
     }
     .build();
+    let id_token = id_token_for(state, &approval, &new.record, None).await?;
     if !state
         .store
         .rotate_token(&refresh_sha256, new.record.clone())
@@ -305,7 +338,7 @@ async fn refresh(
             "the refresh token was used concurrently; use the newest one",
         ));
     }
-    Ok((new, approval))
+    Ok((new, approval, id_token))
 }
 
 #[cfg(test)]

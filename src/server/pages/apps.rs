@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use super::templates::{ApprovalRow, AppsPage};
+use super::words;
 use super::{csrf_failure, error_page, field, form_pairs, html, see_other};
 use crate::server::state::AppState;
 
@@ -41,7 +42,12 @@ pub async fn show(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
             Ok(None) => a.client_id.clone(),
             Err(e) => return store_trouble(e),
         };
+        let fhir_user = state
+            .users
+            .get(&a.username)
+            .and_then(|u| u.fhir_user(&a.patient_id));
         rows.push(ApprovalRow {
+            identity: words::knows_you(&a.scope, fhir_user.as_deref()),
             patient_name: state
                 .data
                 .patient_name(&a.patient_id)

@@ -13,7 +13,6 @@ use super::templates::{ConsentPage, Duration, PatientChoice, PickerPage};
 use super::words;
 use super::{csrf_failure, error_page, field, form_pairs, html, see_other, sign_in_first, Halt};
 use crate::server::clock;
-use crate::server::fhir::data::SERVED_TYPES;
 use crate::server::oauth::authorize::redirect_to_client;
 use crate::server::oauth::pending::PendingAuthorization;
 use crate::server::oauth::{grants, sha256};
@@ -133,6 +132,7 @@ async fn page(
                 relation: match p.relation {
                     Relation::Own => "You",
                     Relation::Represented => "Someone you represent",
+                    Relation::Treated => "Your patient",
                 },
             })
             .collect();
@@ -170,6 +170,11 @@ async fn page(
         })
         .collect();
     let patient_name = name_of(state, patient_id);
+    let fhir_user = user.fhir_user(patient_id);
+    let identity = words::Identity {
+        fhir_user: fhir_user.as_deref(),
+        patient_name: &patient_name,
+    };
     let consent = ConsentPage {
         title: "Share your records?",
         user: Some(&user.username),
@@ -186,7 +191,7 @@ async fn page(
         patient_name: &patient_name,
         patient_id,
         also_reached,
-        scope_words: words::describe(&scopes),
+        scope_words: words::describe(&scopes, &identity),
         categories: words::categories(&scopes),
         durations,
         redirect_host: url::Url::parse(&pending.redirect_uri)
@@ -336,7 +341,10 @@ pub async fn decide(
             let scope = if offered.is_empty() {
                 requested.to_string()
             } else {
-                requested.restrict_types(&ticked, SERVED_TYPES).to_string()
+                // Every offered kind ticked keeps a wildcard as asked (patient/*.rs is not
+                // offered Practitioner, which no patient/ scope reaches).
+                let all: Vec<&str> = offered.iter().map(|c| c.resource_type).collect();
+                requested.restrict_types(&ticked, &all).to_string()
             };
             if state.pending.take(id).is_none() {
                 return expired_request();
@@ -398,6 +406,8 @@ async fn approve(
         code_challenge: pending.code_challenge.clone(),
         expires: clock::now() + state.config.code_lifetime as i64,
         session_sha256: bound.then(|| sha256(&session.id)),
+        nonce: pending.nonce.clone(),
+        auth_time: Some(session.created),
     };
     if let Err(e) = state.store.insert_code(record).await {
         return error_page(

@@ -42,7 +42,7 @@ pub struct PatientChoice {
     pub id: String,
     /// Display name.
     pub name: String,
-    /// "You" or "Someone you represent".
+    /// "You", "Someone you represent" or "Your patient".
     pub relation: &'static str,
 }
 
@@ -122,6 +122,8 @@ pub struct ApprovalRow {
     pub patient_name: String,
     /// Granted scopes.
     pub scope: String,
+    /// What the app knows of who the participant is, when the grant shares it.
+    pub identity: Option<String>,
     /// Expiry date.
     pub until: String,
 }

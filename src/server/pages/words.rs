@@ -1,6 +1,6 @@
 //! Scopes and data categories in words a participant understands.
 
-use crate::server::fhir::data::SERVED_TYPES;
+use crate::server::fhir::data::{in_compartment, SERVED_TYPES};
 use crate::server::scopes::{Context, Scope, Scopes};
 
 /// A data category on the consent page: one FHIR type, in plain words.
@@ -23,17 +23,20 @@ fn label(resource_type: &str) -> &'static str {
         "Immunization" => "Immunizations",
         "Procedure" => "Procedures",
         "Encounter" => "Visits",
+        "RelatedPerson" => "People who represent the patient",
+        "Practitioner" => "Clinicians' names and identifiers",
         _ => "Other records",
     }
 }
 
-/// The categories a scope set can reach, in the server's order.
+/// The categories a scope set can reach, in the server's order (a type in no patient
+/// compartment only through a `user/` scope, as `fhir::access` has it).
 pub fn categories(scopes: &Scopes) -> Vec<Category> {
     SERVED_TYPES
         .iter()
         .filter(|t| {
             scopes.resource_scopes().any(|s| {
-                s.context != Context::System
+                (s.context == Context::User || s.context == Context::Patient && in_compartment(t))
                     && s.names_type(t)
                     && (s.permissions.read || s.permissions.search)
             })
@@ -60,6 +63,14 @@ pub struct Reach {
 pub fn reach(scopes: &Scopes) -> Reach {
     let mut reach = Reach::default();
     for scope in scopes.resource_scopes() {
+        // A type in no compartment (Practitioner) is nobody's record: no patient's reach.
+        if scope
+            .resource_type
+            .as_deref()
+            .is_some_and(|t| !in_compartment(t))
+        {
+            continue;
+        }
         let line = describe_one(&Scope::Resource(scope.clone()));
         match scope.context {
             Context::User => reach.every_patient.push(line),
@@ -70,22 +81,76 @@ pub fn reach(scopes: &Scopes) -> Reach {
     reach
 }
 
-/// One sentence per scope token.
-pub fn describe(scopes: &Scopes) -> Vec<String> {
+/// Who the participant is in the grant being asked for: their fhirUser for the chosen
+/// patient (`User::fhir_user`) and that patient's name.
+#[derive(Debug, Clone, Copy)]
+pub struct Identity<'a> {
+    /// The relative reference, e.g. `RelatedPerson/related-daniel-for-amy`; `None` if none.
+    pub fhir_user: Option<&'a str>,
+    /// The chosen patient's name.
+    pub patient_name: &'a str,
+}
+
+/// The identity scopes `openid`, `fhirUser` and `profile`.
+fn is_identity_scope(token: &str) -> bool {
+    matches!(token, "openid" | "fhirUser" | "profile")
+}
+
+/// What the identity grant (`openid` with `fhirUser` or `profile`) shares, in words.
+pub fn who_you_are(identity: &Identity) -> String {
+    let kind = identity
+        .fhir_user
+        .and_then(|r| r.split_once('/'))
+        .map(|(kind, _)| kind);
+    match kind {
+        Some("RelatedPerson") => format!(
+            "Know who you are: your name and your record as a FHIR RelatedPerson (the person who represents {})",
+            identity.patient_name
+        ),
+        Some(kind) => format!("Know who you are: your name and your record as a FHIR {kind}"),
+        None => "Know who you are: your name".to_string(),
+    }
+}
+
+/// On /apps: what an approval's identity grant lets the app know, if it has one.
+pub fn knows_you(scope: &str, fhir_user: Option<&str>) -> Option<String> {
+    let scopes = Scopes::parse(scope).unwrap_or_default();
+    if !scopes.grants_identity() {
+        return None;
+    }
+    Some(match fhir_user {
+        Some(reference) => {
+            format!("Knows who you are: your name and your FHIR record {reference}")
+        }
+        None => "Knows who you are: your name".to_string(),
+    })
+}
+
+/// One sentence per scope token; the identity scopes together in one sentence.
+pub fn describe(scopes: &Scopes, identity: &Identity) -> Vec<String> {
     let offline = scopes.has("offline_access");
-    scopes
-        .items
-        .iter()
-        .map(|scope| match scope {
+    let shares_identity = scopes.grants_identity();
+    let mut identity_said = false;
+    let mut lines = Vec::new();
+    for scope in &scopes.items {
+        let line = match scope {
             // With offline_access too, the grant outlives the sign-in (see grants.rs).
             Scope::Other(token) if token == "online_access" && offline => {
                 "Keep access while you are signed in here, and after you leave as well \
                  (the offline access above)"
                     .to_string()
             }
+            Scope::Other(token) if is_identity_scope(token) && shares_identity => {
+                if std::mem::replace(&mut identity_said, true) {
+                    continue;
+                }
+                who_you_are(identity)
+            }
             other => describe_one(other),
-        })
-        .collect()
+        };
+        lines.push(line);
+    }
+    lines
 }
 
 fn describe_one(scope: &Scope) -> String {
@@ -100,11 +165,27 @@ fn describe_one(scope: &Scope) -> String {
             "online_access" => "Keep access while you stay signed in here: when you sign out or \
                  your sign-in ends, the app can no longer renew its access"
                 .to_string(),
-            "openid" | "fhirUser" | "profile" => {
-                "Know who you are (your name and account)".to_string()
-            }
+            "openid" => "Confirm your sign-in with OpenID Connect; on its own this shares \
+                 nothing about who you are"
+                .to_string(),
+            "fhirUser" | "profile" => "Ask who you are; without OpenID Connect (openid) \
+                 nothing about you is shared"
+                .to_string(),
             other => format!("Use the permission \u{201c}{other}\u{201d}"),
         },
+        Scope::Resource(r)
+            if r.resource_type
+                .as_deref()
+                .is_some_and(|t| !in_compartment(t)) =>
+        {
+            let what = label(r.resource_type.as_deref().unwrap_or_default()).to_lowercase();
+            match r.context {
+                Context::User => format!("Read {what} (these belong to no patient's record)"),
+                _ => format!(
+                    "Nothing more: {what} belong to no patient's record, so a patient-level permission does not reach them"
+                ),
+            }
+        }
         Scope::Resource(r) => {
             let what = match &r.resource_type {
                 None => "all health records".to_string(),
@@ -138,21 +219,102 @@ fn describe_one(scope: &Scope) -> String {
 mod tests {
     use super::*;
 
+    const NOBODY: Identity = Identity {
+        fhir_user: None,
+        patient_name: "Nobody",
+    };
+
+    fn identity_words(scope: &str, fhir_user: &str) -> Vec<String> {
+        let scopes = Scopes::parse(scope).unwrap();
+        let who = Identity {
+            fhir_user: Some(fhir_user),
+            patient_name: "Amy V. Shaw",
+        };
+        describe(&scopes, &who)
+    }
+
+    #[test]
+    fn the_identity_grant_says_whose_record_in_one_line() {
+        let words = identity_words(
+            "openid fhirUser profile patient/*.rs",
+            "Patient/smart-1288992",
+        );
+        assert_eq!(
+            words,
+            [
+                "Know who you are: your name and your record as a FHIR Patient",
+                "Read all health records of the chosen patient"
+            ]
+        );
+        assert_eq!(
+            identity_words("profile openid", "Practitioner/practitioner-carter"),
+            ["Know who you are: your name and your record as a FHIR Practitioner"]
+        );
+        assert_eq!(
+            identity_words("openid fhirUser", "RelatedPerson/related-daniel-for-amy"),
+            ["Know who you are: your name and your record as a FHIR RelatedPerson (the person who represents Amy V. Shaw)"]
+        );
+        // Either half alone shares nothing, and says so.
+        let alone = identity_words("openid", "Patient/smart-1288992");
+        assert!(alone[0].contains("shares nothing"), "{alone:?}");
+        let alone = identity_words("fhirUser", "Patient/smart-1288992");
+        assert!(
+            alone[0].contains("nothing about you is shared"),
+            "{alone:?}"
+        );
+    }
+
+    #[test]
+    fn apps_say_which_approvals_know_who_you_are() {
+        assert_eq!(
+            knows_you("openid fhirUser patient/*.rs", Some("Patient/p1")).as_deref(),
+            Some("Knows who you are: your name and your FHIR record Patient/p1")
+        );
+        assert!(knows_you("openid profile", None).is_some());
+        assert_eq!(knows_you("openid patient/*.rs", Some("Patient/p1")), None);
+        assert_eq!(knows_you("fhirUser patient/*.rs", Some("Patient/p1")), None);
+    }
+
+    #[test]
+    fn practitioner_scopes_reach_no_patient() {
+        let scopes = Scopes::parse("user/Practitioner.rs patient/Practitioner.rs").unwrap();
+        let words = describe(&scopes, &NOBODY);
+        assert_eq!(
+            words[0],
+            "Read clinicians' names and identifiers (these belong to no patient's record)"
+        );
+        assert!(words[1].starts_with("Nothing more"), "{words:?}");
+        assert_eq!(reach(&scopes), Reach::default());
+        let offered: Vec<&str> = categories(&scopes)
+            .iter()
+            .map(|c| c.resource_type)
+            .collect();
+        assert_eq!(offered, ["Practitioner"]);
+    }
+
     #[test]
     fn the_seed_scopes_read_well() {
         let scopes = Scopes::parse("launch/patient patient/*.read offline_access").unwrap();
-        let words = describe(&scopes);
+        let words = describe(&scopes, &NOBODY);
         assert_eq!(words[1], "Read all health records of the chosen patient");
         assert!(words[2].starts_with("Keep access after you leave"));
-        assert_eq!(categories(&scopes).len(), SERVED_TYPES.len());
+        // Every type but those in no patient's compartment.
+        let offered: Vec<&str> = categories(&scopes)
+            .iter()
+            .map(|c| c.resource_type)
+            .collect();
+        assert_eq!(offered.len(), SERVED_TYPES.len() - 1);
+        assert!(offered.contains(&"RelatedPerson") && !offered.contains(&"Practitioner"));
+        let user = Scopes::parse("user/*.rs").unwrap();
+        assert_eq!(categories(&user).len(), SERVED_TYPES.len());
     }
 
     #[test]
     fn online_access_says_when_it_ends() {
         let online = Scopes::parse("patient/*.read online_access").unwrap();
-        assert!(describe(&online)[1].contains("when you sign out or your sign-in ends"));
+        assert!(describe(&online, &NOBODY)[1].contains("when you sign out or your sign-in ends"));
         let both = Scopes::parse("patient/*.read online_access offline_access").unwrap();
-        assert!(describe(&both)[1].contains("after you leave as well"));
+        assert!(describe(&both, &NOBODY)[1].contains("after you leave as well"));
     }
 
     #[test]
@@ -162,7 +324,7 @@ mod tests {
         let offered = categories(&scopes);
         assert_eq!(offered.len(), 1);
         assert_eq!(offered[0].resource_type, "Observation");
-        assert!(describe(&scopes)[0].ends_with("(only category laboratory)"));
+        assert!(describe(&scopes, &NOBODY)[0].ends_with("(only category laboratory)"));
     }
 
     #[test]

@@ -203,6 +203,12 @@ impl Scopes {
         self.raw.iter().any(|t| t == token)
     }
 
+    /// Whether these scopes share who the user is: `openid` with `fhirUser` (or the legacy
+    /// `profile`), the grant that comes with an id_token and reads its fhirUser resource.
+    pub fn grants_identity(&self) -> bool {
+        self.has("openid") && (self.has("fhirUser") || self.has("profile"))
+    }
+
     /// The resource scopes only.
     pub fn resource_scopes(&self) -> impl Iterator<Item = &Arc<ResourceScope>> {
         self.items.iter().filter_map(|s| match s {

@@ -6,8 +6,8 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    Approval, AuthCode, Client, GrantKey, Redeemed, Retention, Store, StoreResult, StoredCode,
-    Swept, Token,
+    Approval, AuthCode, Client, GrantKey, Redeemed, Retention, SigningKey, Store, StoreResult,
+    StoredCode, Swept, Token,
 };
 
 /// A SHA-256, the key of tokens and codes.
@@ -41,6 +41,8 @@ struct Tables {
     /// Refresh token hash -> access token hash.
     refresh_index: HashMap<Hash, Hash>,
     codes: HashMap<Hash, CodeEntry>,
+    /// Signing keys by generation.
+    signing_keys: std::collections::BTreeMap<i64, SigningKey>,
 }
 
 impl Tables {
@@ -291,8 +293,30 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
+        Ok(self.lock().signing_keys.values().cloned().collect())
+    }
+
+    async fn add_signing_key(&self, key: SigningKey) -> StoreResult<bool> {
+        let mut tables = self.lock();
+        if tables.signing_keys.contains_key(&key.generation) {
+            return Ok(false);
+        }
+        for older in tables.signing_keys.range_mut(..key.generation) {
+            older.1.retired.get_or_insert(key.created);
+        }
+        tables.signing_keys.insert(key.generation, key);
+        Ok(true)
+    }
+
     async fn sweep(&self, now: i64, retention: Retention) -> StoreResult<Swept> {
         let mut tables = self.lock();
+        let before = tables.signing_keys.len();
+        tables.signing_keys.retain(|_, k| {
+            k.retired
+                .is_none_or(|at| at.saturating_add(retention.signing_key_memory) > now)
+        });
+        let signing_keys = (before - tables.signing_keys.len()) as u64;
         let before = tables.approvals.len();
         tables.approvals.retain(|_, a| a.expires > now);
         let approvals = (before - tables.approvals.len()) as u64;
@@ -331,6 +355,7 @@ impl Store for MemoryStore {
             tokens,
             codes,
             clients,
+            signing_keys,
         })
     }
 }

@@ -84,6 +84,9 @@ pub struct Token {
     /// SHA-256 of the browser session's id that approved with `online_access` (and not
     /// `offline_access`): the refresh token works only while that sign-in lasts.
     pub session_sha256: Option<[u8; 32]>,
+    /// Unix time the participant signed in for the grant this token came from, when it was
+    /// issued with an id_token (`openid`): a refreshed id_token repeats it as `auth_time`.
+    pub auth_time: Option<i64>,
 }
 
 /// An authorization code waiting to be exchanged.
@@ -106,6 +109,28 @@ pub struct AuthCode {
     /// SHA-256 of the approving browser session's id when the grant lasts only as long
     /// as that sign-in (see [`Token::session_sha256`]); the tokens inherit it.
     pub session_sha256: Option<[u8; 32]>,
+    /// The authorize request's OpenID Connect `nonce`, echoed in the id_token.
+    pub nonce: Option<String>,
+    /// Unix time the approving participant signed in (the id_token's `auth_time`).
+    pub auth_time: Option<i64>,
+}
+
+/// One of the RSA keys id_tokens are signed with. The newest generation signs; older ones
+/// stay published in the JWKS until what they signed has expired.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SigningKey {
+    /// 1 for the first key, one more for each rotation: replicas agree on the newest.
+    pub generation: i64,
+    /// The key id in JWS headers and the JWKS (its RFC 7638 thumbprint).
+    pub kid: String,
+    /// The private key, PKCS#1 PEM.
+    pub private_pem: String,
+    /// The public key as a JWK, JSON text.
+    pub public_jwk: String,
+    /// Unix time it was made.
+    pub created: i64,
+    /// Unix time a newer key replaced it, if one has.
+    pub retired: Option<i64>,
 }
 
 /// A code as the store holds it: what it was issued for, and whether it was spent.
@@ -190,6 +215,9 @@ pub struct Retention {
     /// Seconds a client that never got an approval is kept after it registered; `None`
     /// keeps it forever.
     pub client_idle: Option<i64>,
+    /// Seconds a replaced signing key stays published after it was replaced (as long as
+    /// anything it signed can still be valid).
+    pub signing_key_memory: i64,
 }
 
 /// What one sweep removed.
@@ -203,6 +231,8 @@ pub struct Swept {
     pub codes: u64,
     /// Clients registered longer ago than the idle lifetime that never got an approval.
     pub clients: u64,
+    /// Signing keys replaced longer ago than anything they signed can live.
+    pub signing_keys: u64,
 }
 
 impl Swept {
@@ -288,10 +318,18 @@ pub trait Store: Send + Sync {
     /// always sees the token of the one that won.
     async fn redeem_code(&self, code_sha256: &[u8; 32], token: Token) -> StoreResult<Redeemed>;
 
+    /// Every signing key, oldest generation first.
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>>;
+    /// Save a new signing key and mark every older one retired at its `created` time, in
+    /// one step; false (nothing saved) when a key of that generation exists already (another
+    /// replica rotated first).
+    async fn add_signing_key(&self, key: SigningKey) -> StoreResult<bool>;
+
     /// Forget what can no longer be used at Unix time `now`: expired approvals, token
     /// pairs whose access token expired without a refresh token or whose approval is gone,
-    /// codes `retention.code_memory` seconds past expiry or whose approval is gone, and
-    /// clients that never got an approval registered `retention.client_idle` seconds ago.
+    /// codes `retention.code_memory` seconds past expiry or whose approval is gone,
+    /// clients that never got an approval registered `retention.client_idle` seconds ago,
+    /// and signing keys retired `retention.signing_key_memory` seconds ago.
     async fn sweep(&self, now: i64, retention: Retention) -> StoreResult<Swept>;
 }
 

@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use serde_json::{json, Value};
 
 use super::super::access::{Access, Operation};
-use super::super::data::{Resource, SERVED_TYPES};
+use super::super::data::{in_compartment, Resource, SERVED_TYPES};
 use super::super::search::Search;
 use super::super::{
     check_id, check_query_format, check_type, forbidden_type, query, unknown_operation,
@@ -158,7 +158,7 @@ pub async fn page(
 /// Whether the token may see every served type of this patient's compartment, unfiltered,
 /// so that the upstream's count of `$everything` is one of what the token may see.
 fn reaches_whole_compartment(access: &Access, id: &str) -> bool {
-    SERVED_TYPES.iter().all(|t| {
+    SERVED_TYPES.iter().filter(|t| in_compartment(t)).all(|t| {
         access.confinement(t, Operation::Read).is_some_and(|c| {
             c.complete && c.filter.is_empty() && c.patients.iter().any(|p| p == id)
         })

@@ -9,6 +9,7 @@
 
 use super::super::access::Confinement;
 use super::super::check_format;
+use super::super::data::in_compartment;
 use super::super::search::{Search, MAX_COUNT};
 use crate::server::error::FhirError;
 
@@ -43,6 +44,13 @@ pub fn search(
         pairs.extend(paging(search));
         return Some(pairs);
     };
+    if !in_compartment(resource_type) {
+        // No compartment to write in (Practitioner): only the grants' shared filter.
+        let mut pairs = plain(search, |_| true);
+        pairs.extend(confinement.filter.iter().cloned());
+        pairs.extend(paging(search));
+        return Some(pairs);
+    }
     let on_patient = resource_type == "Patient";
     let (name, asked) = if on_patient {
         ("_id", search.ids())
@@ -215,6 +223,23 @@ mod tests {
         assert_eq!(
             asked("Encounter", &[("subject", "c\\,b")], &["a", "b"]),
             Some(owned(&[("patient", "b"), ("category", "laboratory")]))
+        );
+    }
+
+    #[test]
+    fn a_type_in_no_compartment_is_asked_without_one() {
+        assert_eq!(
+            asked("Practitioner", &[("_id", "p1"), ("_count", "2")], &[]),
+            Some(owned(&[
+                ("_id", "p1"),
+                ("category", "laboratory"),
+                ("_count", "2")
+            ]))
+        );
+        assert_eq!(
+            asked("RelatedPerson", &[("patient", "c")], &["a"]),
+            None,
+            "RelatedPerson keeps its compartment"
         );
     }
 

@@ -24,7 +24,7 @@ async fn code_replayed(conn: &mut AnyConnection, code: &[u8; 32]) -> StoreResult
 
 async fn insert_token_row(conn: &mut AnyConnection, token: &Token) -> StoreResult<()> {
     sqlx::query(&format!(
-        "INSERT INTO token_pairs ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        "INSERT INTO token_pairs ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
     ))
     .bind(to_hex(&token.access_sha256))
     .bind(to_hex_opt(token.refresh_sha256.as_ref()))
@@ -34,6 +34,7 @@ async fn insert_token_row(conn: &mut AnyConnection, token: &Token) -> StoreResul
     .bind(token.access_expires)
     .bind(to_hex_opt(token.from_code_sha256.as_ref()))
     .bind(to_hex_opt(token.session_sha256.as_ref()))
+    .bind(token.auth_time)
     .execute(conn)
     .await
     .map_err(backend)?;
@@ -130,7 +131,7 @@ impl SqlStore {
     pub(super) async fn put_code(&self, code: AuthCode) -> StoreResult<()> {
         sqlx::query(&format!(
             "INSERT INTO auth_codes ({CODE_COLUMNS}, used, replayed) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, 0)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0)"
         ))
         .bind(to_hex(&code.code_sha256))
         .bind(&code.approval_id)
@@ -140,6 +141,8 @@ impl SqlStore {
         .bind(&code.code_challenge)
         .bind(code.expires)
         .bind(to_hex_opt(code.session_sha256.as_ref()))
+        .bind(&code.nonce)
+        .bind(code.auth_time)
         .execute(&self.writer)
         .await
         .map_err(backend)?;

@@ -24,6 +24,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "hashed credentials",
         include_str!("../migrations/0003_hashed_credentials.sql"),
     ),
+    (
+        4,
+        "openid connect",
+        include_str!("../migrations/0004_openid_connect.sql"),
+    ),
 ];
 
 /// The migrations above as a source for sqlx's `Migrator`.

@@ -5,10 +5,10 @@
 use async_trait::async_trait;
 
 use super::super::{
-    Approval, AuthCode, Client, GrantKey, Redeemed, Retention, Store, StoreResult, StoredCode,
-    Swept, Token,
+    Approval, AuthCode, Client, GrantKey, Redeemed, Retention, SigningKey, Store, StoreResult,
+    StoredCode, Swept, Token,
 };
-use super::rows::{self, APPROVAL_COLUMNS, CLIENT_COLUMNS};
+use super::rows::{self, APPROVAL_COLUMNS, CLIENT_COLUMNS, SIGNING_KEY_COLUMNS};
 use super::{backend, SqlStore};
 
 impl SqlStore {
@@ -208,6 +208,46 @@ impl Store for SqlStore {
         self.redeem(code_sha256, token).await
     }
 
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
+        let found = sqlx::query(&format!(
+            "SELECT {SIGNING_KEY_COLUMNS} FROM signing_keys ORDER BY generation"
+        ))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        found.iter().map(rows::signing_key).collect()
+    }
+
+    async fn add_signing_key(&self, key: SigningKey) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        // The primary key decides between replicas rotating at once: one insert wins.
+        let added = sqlx::query(&format!(
+            "INSERT INTO signing_keys ({SIGNING_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, NULL)              ON CONFLICT DO NOTHING"
+        ))
+        .bind(key.generation)
+        .bind(&key.kid)
+        .bind(&key.private_pem)
+        .bind(&key.public_jwk)
+        .bind(key.created)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected()
+            == 1;
+        if added {
+            sqlx::query(
+                "UPDATE signing_keys SET retired = $1 WHERE generation < $2 AND retired IS NULL",
+            )
+            .bind(key.created)
+            .bind(key.generation)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(added)
+    }
+
     async fn sweep(&self, now: i64, retention: Retention) -> StoreResult<Swept> {
         let run = |sql: &'static str, cutoff: i64| async move {
             sqlx::query(sql)
@@ -240,11 +280,17 @@ impl Store for SqlStore {
             }
             None => 0,
         };
+        let signing_keys = run(
+            "DELETE FROM signing_keys WHERE retired IS NOT NULL AND retired <= $1",
+            now.saturating_sub(retention.signing_key_memory),
+        )
+        .await?;
         Ok(Swept {
             approvals,
             tokens,
             codes,
             clients,
+            signing_keys,
         })
     }
 }

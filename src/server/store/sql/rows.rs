@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::super::{Approval, AuthCode, Client, StoreError, StoreResult, Token};
+use super::super::{Approval, AuthCode, Client, SigningKey, StoreError, StoreResult, Token};
 use super::backend;
 
 /// Columns of `clients`, in the order `client` reads them.
@@ -13,10 +13,12 @@ pub const CLIENT_COLUMNS: &str = "client_id, secret_sha256, client_name, redirec
 pub const APPROVAL_COLUMNS: &str = "id, client_id, username, patient_id, scope, expires, created";
 /// Columns of `token_pairs`.
 pub const TOKEN_COLUMNS: &str = "access_sha256, refresh_sha256, approval_id, scope, issued_at, \
-     access_expires, from_code_sha256, session_sha256";
+     access_expires, from_code_sha256, session_sha256, auth_time";
 /// Columns of `auth_codes` that make an [`AuthCode`].
 pub const CODE_COLUMNS: &str = "code_sha256, approval_id, redirect_uri, redirect_uri_given, \
-     scope, code_challenge, expires, session_sha256";
+     scope, code_challenge, expires, session_sha256, nonce, auth_time";
+/// Columns of `signing_keys`.
+pub const SIGNING_KEY_COLUMNS: &str = "generation, kid, private_pem, public_jwk, created, retired";
 
 /// A column that must hold a value of this type.
 fn get<'r, T>(row: &'r AnyRow, column: &str) -> StoreResult<T>
@@ -94,6 +96,7 @@ pub fn token(row: &AnyRow) -> StoreResult<Token> {
         access_expires: get(row, "access_expires")?,
         from_code_sha256: optional_hash(row, "from_code_sha256")?,
         session_sha256: optional_hash(row, "session_sha256")?,
+        auth_time: get(row, "auth_time")?,
     })
 }
 
@@ -108,6 +111,20 @@ pub fn code(row: &AnyRow) -> StoreResult<AuthCode> {
         code_challenge: get(row, "code_challenge")?,
         expires: get(row, "expires")?,
         session_sha256: optional_hash(row, "session_sha256")?,
+        nonce: get(row, "nonce")?,
+        auth_time: get(row, "auth_time")?,
+    })
+}
+
+/// A signing key from a row of [`SIGNING_KEY_COLUMNS`].
+pub fn signing_key(row: &AnyRow) -> StoreResult<SigningKey> {
+    Ok(SigningKey {
+        generation: get(row, "generation")?,
+        kid: get(row, "kid")?,
+        private_pem: get(row, "private_pem")?,
+        public_jwk: get(row, "public_jwk")?,
+        created: get(row, "created")?,
+        retired: get(row, "retired")?,
     })
 }
 
