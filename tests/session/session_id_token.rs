@@ -12,7 +12,7 @@ use rsa::traits::PublicKeyParts;
 use serde_json::{json, Value};
 
 use crate::session_support::*;
-use smartnb::session::{Output, Table};
+use smartnb::session::{Output, Session, Table};
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -223,4 +223,164 @@ fn a_token_from_another_issuer_is_verified_with_its_keys_and_flagged() {
     assert_eq!(result_of(&rows, "signature verifies"), "passed");
     let (_, out) = run(&mut s, &format!("id-token {forged}"));
     assert_eq!(result_of(&checks(&out), "signature verifies"), "FAILED");
+}
+
+const OIDC_SCOPE: &str = "openid fhirUser launch/patient patient/*.read offline_access";
+
+/// A client registered for the identity scopes, signed in as `who` through the portal's
+/// pages and exchanged; the outputs of `exchange`.
+fn signed_in(s: &mut Session, who: &str) -> Vec<Output> {
+    let out = ok(
+        s,
+        &format!(r#"register --scope "{OIDC_SCOPE}" --redirect-uri http://not-a-real-site"#),
+    );
+    assert_eq!(statuses(&out), [201]);
+    ok(
+        s,
+        &format!(r#"authorize --scope "{OIDC_SCOPE}" --as {who}"#),
+    );
+    let out = ok(s, "exchange");
+    assert_eq!(statuses(&out), [200]);
+    out
+}
+
+fn detail_of<'c>(rows: &'c [(String, String, String)], check: &str) -> &'c str {
+    rows.iter()
+        .find(|(c, _, _)| c == check)
+        .map(|(_, _, d)| d.as_str())
+        .unwrap_or_else(|| panic!("no check {check:?} in {rows:#?}"))
+}
+
+fn claim<'t>(outputs: &'t [Output], name: &str) -> &'t str {
+    tables(outputs)[0]
+        .rows
+        .iter()
+        .find(|r| r[0] == "claim" && r[1] == name)
+        .map(|r| r[2].as_str())
+        .unwrap_or_else(|| panic!("no claim {name}: {outputs:#?}"))
+}
+
+#[test]
+fn daniel_adams_signs_in_and_his_id_tokens_verify_before_and_after_a_refresh() {
+    let mut s = session();
+    let out = signed_in(&mut s, "daniel-adams:demo-password --patient smart-1288992");
+    assert!(
+        !texts(&out).iter().any(|t| t.contains("Warning")),
+        "{out:#?}"
+    );
+    let first = var(&s, "id_token");
+    assert_eq!(the_json(&out)["id_token"], first.as_str());
+
+    let out = ok(&mut s, "id-token");
+    let rows = checks(&out);
+    assert!(
+        rows.iter().all(|(_, r, _)| r == "passed"),
+        "every check passes: {rows:#?}"
+    );
+    assert!(
+        detail_of(&rows, "fhirUser resolves").starts_with("Patient/smart-1288992: Daniel"),
+        "{rows:#?}"
+    );
+    assert!(detail_of(&rows, "fhirUser resolves").ends_with("Adams"));
+    assert_eq!(claim(&out, "nonce"), var(&s, "nonce"));
+    assert_eq!(claim(&out, "sub"), "daniel-adams");
+    let base = s.embedded_url().unwrap().to_string();
+    assert_eq!(claim(&out, "iss"), base);
+    assert_eq!(
+        var(&s, "fhir_user"),
+        format!("{base}/api/fhir/Patient/smart-1288992")
+    );
+    assert!(texts(&out)
+        .iter()
+        .any(|t| t == &format!("All {} checks passed.", rows.len())));
+    let out = ok(&mut s, "fetch $fhir_user");
+    assert_eq!(statuses(&out), [200]);
+
+    let out = ok(&mut s, "refresh");
+    assert_eq!(statuses(&out), [200]);
+    let second = var(&s, "id_token");
+    assert_ne!(first, second, "a refresh brings a new id_token");
+    let out = ok(&mut s, "id-token");
+    let rows = checks(&out);
+    assert!(rows.iter().all(|(_, r, _)| r == "passed"), "{rows:#?}");
+    assert!(
+        detail_of(&rows, "nonce matches").contains("§12.2"),
+        "{rows:#?}"
+    );
+    assert!(!tables(&out)[0].rows.iter().any(|r| r[1] == "nonce"));
+}
+
+#[test]
+fn a_chosen_nonce_is_echoed_and_a_changed_one_is_caught() {
+    let mut s = session();
+    ok(
+        &mut s,
+        &format!(r#"register --scope "{OIDC_SCOPE}" --redirect-uri http://not-a-real-site"#),
+    );
+    ok(
+        &mut s,
+        &format!(
+            r#"authorize --scope "{OIDC_SCOPE}" --nonce chosen-nonce-7 --as daniel-adams:demo-password --patient smart-1288992"#
+        ),
+    );
+    ok(&mut s, "exchange");
+    let out = ok(&mut s, "id-token");
+    assert_eq!(claim(&out, "nonce"), "chosen-nonce-7");
+
+    ok(
+        &mut s,
+        &format!(
+            r#"authorize --scope "{OIDC_SCOPE}" --as daniel-adams:demo-password --patient smart-1288992"#
+        ),
+    );
+    ok(&mut s, "set nonce not-the-one-sent");
+    let out = ok(&mut s, "exchange");
+    assert!(
+        texts(&out)
+            .iter()
+            .any(|t| t.starts_with("Warning") && t.contains("not-the-one-sent")),
+        "{out:#?}"
+    );
+    let (_, out) = run(&mut s, "id-token");
+    assert_eq!(result_of(&checks(&out), "nonce matches"), "FAILED");
+    assert!(errors(&out)[0].message.ends_with("nonce matches"));
+}
+
+#[test]
+fn an_answer_without_an_id_token_unbinds_the_previous_one() {
+    let mut s = session();
+    signed_in(&mut s, "daniel-adams:demo-password --patient smart-1288992");
+    assert!(bound(&s, "id_token"));
+    ok(
+        &mut s,
+        r#"authorize --scope "launch/patient patient/*.read" --as daniel-adams:demo-password --patient smart-1288992"#,
+    );
+    assert!(!bound(&s, "nonce"));
+    let out = ok(&mut s, "exchange");
+    assert!(the_json(&out).get("id_token").is_none());
+    assert!(!bound(&s, "id_token"));
+    assert!(notes(&out).iter().any(|n| n.contains("unbound")));
+}
+
+/// The fhirUser row's detail after signing in as `who` and verifying the id_token, which
+/// must pass every check.
+fn fhir_user_after_signing_in(who: &str) -> String {
+    let mut s = session();
+    signed_in(&mut s, who);
+    let out = ok(&mut s, "id-token");
+    let rows = checks(&out);
+    assert!(rows.iter().all(|(_, r, _)| r == "passed"), "{rows:#?}");
+    detail_of(&rows, "fhirUser resolves").to_string()
+}
+
+#[test]
+fn a_representative_and_a_practitioner_resolve_to_their_own_resources() {
+    assert_eq!(
+        fhir_user_after_signing_in("daniel-adams:demo-password --patient smart-1032702"),
+        "RelatedPerson/related-daniel-for-amy: Daniel Adams"
+    );
+    assert_eq!(
+        fhir_user_after_signing_in("dr-carter:demo-password --patient smart-1081332"),
+        "Practitioner/practitioner-carter: Rose Carter"
+    );
 }
