@@ -8,6 +8,13 @@ use serde_json::Value;
 
 static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
     [
+        // id_tokens (signed anew each run), then the 43-character base64url values of
+        // OpenID Connect: nonces and key ids (RFC 7638 thumbprints of a fresh key).
+        (r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*", "<jwt>"),
+        (r"(^|[^A-Za-z0-9_-])[A-Za-z0-9_-]{43}($|[^A-Za-z0-9_-])", "$1<b64url>$2"),
+        // Claim times in words and in UTC, which move with the clock.
+        (r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC", "<utc>"),
+        (r"\bjust now\b|\b\d+ (?:s|min|h|days)(?: \d+ min)?(?: ago)?\b", "<when>"),
         (r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<uuid>"),
         (r"\b[0-9a-f]{32}(?:[0-9a-f]{32})?\b", "<hex>"),
         (r"code_challenge=[A-Za-z0-9_-]{43}", "code_challenge=<challenge>"),
@@ -97,6 +104,22 @@ mod tests {
             normalise_value(&json!({"iat": 1795444724, "n": 3})),
             json!({"iat": "<unix-time>", "n": 3})
         );
+    }
+
+    #[test]
+    fn id_tokens_nonces_and_claim_times_become_placeholders() {
+        let a = "id_token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln-_x nonce=Xk3_9-aZ0123456789012345678901234567890abcd& | 2024-05-30 16:26:40 UTC, expires in 59 min | issued just now |";
+        let b = "id_token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ5In0.b3RoZXI nonce=Qq3_9-aZ0123456789012345678901234567890cdef& | 2024-05-30 17:00:01 UTC, expires in 60 min | issued 1 s ago |";
+        assert_eq!(normalise_text(a), normalise_text(b));
+        assert_eq!(
+            normalise_text(a),
+            "id_token <jwt> nonce=<b64url>& | <utc>, expires in <when> | issued <when> |"
+        );
+        assert_eq!(
+            normalise_text("signed in just now"),
+            normalise_text("signed in 5 s ago")
+        );
+        assert_eq!(normalise_text("Dr. Rose Carter"), "Dr. Rose Carter");
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub struct Completion {
     pub matches: Vec<String>,
 }
 
-const USERS: &[&str] = &["daniel-adams", "joseph-ross"];
+const USERS: &[&str] = &["daniel-adams", "dr-carter", "joseph-ross"];
 const PATIENTS: &[&str] = &["smart-1288992", "smart-1032702", "smart-1081332"];
 
 /// Complete the word before `cursor` (a byte offset, clamped to a char boundary).
@@ -138,6 +138,13 @@ mod tests {
         assert_eq!(matches("fetch Patient/$ac"), Vec::<String>::new());
         assert_eq!(matches("fetch $ac"), vec!["$access_token"]);
         assert_eq!(matches("token --user j"), vec!["joseph-ross"]);
+        assert_eq!(
+            matches("authorize --as dr"),
+            vec!["dr-carter:demo-password"]
+        );
+        assert_eq!(matches("id"), vec!["id-token"]);
+        assert_eq!(matches("authorize --no"), vec!["--nonce"]);
+        assert_eq!(matches("id-token $ac"), vec!["$access_token"]);
         assert_eq!(
             matches("token --patient smart-10"),
             vec!["smart-1032702", "smart-1081332"]

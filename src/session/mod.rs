@@ -7,11 +7,13 @@ pub mod args;
 mod commands;
 pub mod complete;
 mod context;
+pub mod jwt;
 pub mod output;
 pub mod parse;
 pub mod spec;
 pub mod target;
 pub mod vars;
+pub mod when;
 
 use std::sync::Arc;
 
@@ -86,6 +88,17 @@ pub(crate) struct State {
     embedded: Option<RunningServer>,
     options: SessionOptions,
     interrupter: Interrupter,
+    /// Which grant gave the id_token `exchange` or `refresh` last bound, for its nonce check.
+    id_token_grant: Option<IdTokenGrant>,
+}
+
+/// The id_token a grant returned, and the nonce it should carry.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct IdTokenGrant {
+    /// The token as bound to `$id_token` (a different `$id_token` was set by hand).
+    pub token: String,
+    /// What its nonce claim should be.
+    pub nonce: jwt::NonceExpected,
 }
 
 /// The interpreter: variables, target server, embedded server, Rust evaluator.
@@ -131,6 +144,7 @@ impl Session {
                 embedded: None,
                 options,
                 interrupter: Interrupter::default(),
+                id_token_grant: None,
             },
         })
     }

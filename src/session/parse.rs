@@ -12,6 +12,7 @@ pub const HELPERS: &[&str] = &[
     "authorize",
     "exchange",
     "refresh",
+    "id-token",
     "http",
     "vars",
     "set",
@@ -120,7 +121,7 @@ pub fn is_helper_line(line: &str) -> bool {
         return true;
     }
     let name_len = line
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
         .unwrap_or(line.len());
     if !HELPERS.contains(&&line[..name_len]) {
         return false;
@@ -439,6 +440,8 @@ mod tests {
             "  help",
             "%fetch x",
             "%nonsense",
+            "id-token",
+            "id-token $id_token",
         ] {
             assert!(matches!(classify(line), Ok(Cell::Helper(_))), "{line}");
         }
@@ -456,6 +459,8 @@ mod tests {
             "fetch [0]",
             "let x = 1;",
             "fetchy",
+            "token-1",
+            "id - token",
             "println!(\"hi\")",
         ] {
             assert!(matches!(classify(line), Ok(Cell::Rust(_))), "{line}");

@@ -77,6 +77,13 @@ impl Vars {
                     "run `authorize --as USER` or `authorize --listen` first, or `set code VALUE`"
                         .to_string()
                 }
+                "id_token" => {
+                    "authorize with openid and fhirUser in --scope, then `exchange` binds it"
+                        .to_string()
+                }
+                "nonce" => {
+                    "`authorize` binds it when the scope has openid (or with --nonce N)".to_string()
+                }
                 "response" | "status" => "run a command that makes a request first".to_string(),
                 _ => format!("set it with `set {name} VALUE`; `vars` lists what is bound"),
             };

@@ -7,5 +7,6 @@ mod session_support;
 mod session_authorize;
 mod session_connect;
 mod session_errors;
+mod session_id_token;
 mod session_listen;
 mod session_walkthrough;

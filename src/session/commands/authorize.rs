@@ -18,6 +18,21 @@ pub fn random_hex(uuids: usize) -> String {
         .collect()
 }
 
+/// A fresh nonce: 32 random bytes, base64url (43 characters).
+pub fn random_nonce() -> Result<String, CommandError> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| CommandError::new("RandomError", "the system's random source failed"))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Whether a space-separated scope asks for `openid`.
+pub fn asks_openid(scope: &str) -> bool {
+    scope.split_whitespace().any(|s| s == "openid")
+}
+
 /// The S256 challenge of a verifier.
 pub fn s256(verifier: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
@@ -105,6 +120,13 @@ pub(super) fn authorize(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> 
         .value("aud")
         .map(str::to_string)
         .unwrap_or_else(|| endpoints.fhir.clone());
+    // OpenID Connect Core §3.1.2.1: a nonce ties the id_token to this request. Sent whenever
+    // openid is asked for (or --nonce is given); otherwise none, and a stale $nonce goes.
+    let nonce = match args.value("nonce") {
+        Some(n) => Some(n.to_string()),
+        None if asks_openid(&scope) => Some(random_nonce()?),
+        None => None,
+    };
     let public = ctx.var_opt("client_secret").is_none();
     let mut params = vec![
         ("response_type", "code".to_string()),
@@ -114,6 +136,15 @@ pub(super) fn authorize(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> 
         ("state", state.clone()),
         ("aud", aud.clone()),
     ];
+    match &nonce {
+        Some(n) => {
+            params.push(("nonce", n.clone()));
+            ctx.bind("nonce", n);
+        }
+        None => {
+            ctx.state.vars.unset("nonce");
+        }
+    }
     if args.has("pkce") || public {
         let verifier = random_hex(2);
         params.push(("code_challenge", s256(&verifier)));
@@ -191,5 +222,19 @@ mod tests {
         let v = random_hex(2);
         assert_eq!(v.len(), 64);
         assert_ne!(v, random_hex(2));
+    }
+
+    #[test]
+    fn nonces_are_fresh_base64url_and_only_for_openid() {
+        let n = random_nonce().unwrap();
+        assert_eq!(n.len(), 43);
+        assert!(n
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert_ne!(n, random_nonce().unwrap());
+        assert!(asks_openid("openid fhirUser launch/patient"));
+        assert!(asks_openid("launch/patient  openid"));
+        assert!(!asks_openid("launch/patient patient/*.read openidx"));
+        assert!(!asks_openid(""));
     }
 }

@@ -2,7 +2,9 @@
 
 use super::super::args::Args;
 use super::super::context::{http_failure, Ctx};
-use super::super::output::CommandError;
+use super::super::jwt::{self, NonceExpected};
+use super::super::output::{CommandError, Output};
+use super::super::IdTokenGrant;
 use crate::client::{ClientAuth, Reply};
 
 /// Basic auth for a confidential client; a public client sends client_id in the form.
@@ -34,6 +36,57 @@ fn bind_tokens(ctx: &mut Ctx, reply: &Reply) {
     }
 }
 
+/// Bind `$id_token` when the answer has one; when it has none, forget the previous one, so
+/// `id-token` never checks a token from an earlier grant against this one's tokens.
+fn bind_id_token(ctx: &mut Ctx, reply: &Reply, nonce: NonceExpected) -> Option<String> {
+    match reply.field("id_token").map(str::to_string) {
+        Some(token) => {
+            ctx.bind("id_token", &token);
+            ctx.state.id_token_grant = Some(IdTokenGrant {
+                token: token.clone(),
+                nonce,
+            });
+            ctx.emit(Output::Note(
+                "Bound $id_token; `id-token` verifies it.".into(),
+            ));
+            Some(token)
+        }
+        None => {
+            if ctx.state.vars.get("id_token").is_some() {
+                ctx.state.vars.unset("id_token");
+                ctx.emit(Output::Note(
+                    "No id_token in this answer: unbound the previous grant's $id_token.".into(),
+                ));
+            }
+            ctx.state.id_token_grant = None;
+            None
+        }
+    }
+}
+
+/// A warning when a code exchange's id_token does not carry the nonce its request sent
+/// (`id-token` makes the full check).
+pub fn nonce_warning(token: &str, expected: &NonceExpected) -> Option<String> {
+    let claims = match jwt::decode_unverified(token) {
+        Ok(decoded) => decoded.claims,
+        Err(e) => return Some(format!("Warning: the id_token cannot be read: {e}")),
+    };
+    let got = claims.get("nonce").and_then(serde_json::Value::as_str);
+    match (expected, got) {
+        (NonceExpected::Sent(sent), Some(got)) if got == sent => None,
+        (NonceExpected::Sent(sent), Some(got)) => Some(format!(
+            "Warning: the id_token's nonce {got:?} is not the {sent:?} this authorize request sent ($nonce): it answers another request; do not trust it"
+        )),
+        (NonceExpected::Sent(sent), None) => Some(format!(
+            "Warning: the authorize request sent nonce {sent:?} ($nonce) and the id_token carries none: it cannot be tied to this request"
+        )),
+        (NonceExpected::NoneSent, Some(got)) => Some(format!(
+            "Warning: the id_token carries nonce {got:?}, but this session's authorize request sent none"
+        )),
+        _ => None,
+    }
+}
+
 pub(super) fn exchange(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> {
     let code = match args.positional(0).map(str::to_string).or_else(|| ctx.var_opt("code")) {
         Some(code) => code,
@@ -62,6 +115,15 @@ pub(super) fn exchange(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> {
         ));
     }
     bind_tokens(ctx, &reply);
+    let expected = match ctx.var_opt("nonce") {
+        Some(nonce) => NonceExpected::Sent(nonce),
+        None => NonceExpected::NoneSent,
+    };
+    if let Some(token) = bind_id_token(ctx, &reply, expected.clone()) {
+        if let Some(warning) = nonce_warning(&token, &expected) {
+            ctx.emit(Output::Text(warning));
+        }
+    }
     Ok(())
 }
 
@@ -84,5 +146,48 @@ pub(super) fn refresh(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> {
         ));
     }
     bind_tokens(ctx, &reply);
+    // The sign-in's nonce, for a refreshed id_token that repeats it (§12.2 allows only that).
+    let original = match ctx.state.id_token_grant.as_ref().map(|g| &g.nonce) {
+        Some(NonceExpected::Sent(n)) | Some(NonceExpected::Refresh(Some(n))) => Some(n.clone()),
+        _ => None,
+    };
+    bind_id_token(ctx, &reply, NonceExpected::Refresh(original));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn unsigned(claims: serde_json::Value) -> String {
+        let b64 = |v: serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        format!(
+            "{}.{}.c2ln",
+            b64(serde_json::json!({"alg": "RS256"})),
+            b64(claims)
+        )
+    }
+
+    #[test]
+    fn a_missing_or_other_nonce_warns() {
+        let sent = NonceExpected::Sent("n-1".into());
+        let good = unsigned(serde_json::json!({"nonce": "n-1"}));
+        assert_eq!(nonce_warning(&good, &sent), None);
+        let other = unsigned(serde_json::json!({"nonce": "n-2"}));
+        assert!(nonce_warning(&other, &sent)
+            .unwrap()
+            .contains("another request"));
+        let bare = unsigned(serde_json::json!({"sub": "x"}));
+        assert!(nonce_warning(&bare, &sent)
+            .unwrap()
+            .contains("carries none"));
+        assert_eq!(nonce_warning(&bare, &NonceExpected::NoneSent), None);
+        assert!(nonce_warning(&good, &NonceExpected::NoneSent).is_some());
+        assert!(nonce_warning("opaque", &sent)
+            .unwrap()
+            .contains("cannot be read"));
+    }
 }

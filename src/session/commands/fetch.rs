@@ -95,22 +95,32 @@ fn concept_text(c: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
+/// A resource's first name as given names then family ("Daniel X. Adams"), or its text.
+pub fn human_name(r: &Value) -> String {
+    let name = &r["name"][0];
+    let given: Vec<&str> = name["given"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let full = format!(
+        "{} {}",
+        given.join(" "),
+        name["family"].as_str().unwrap_or_default()
+    )
+    .trim()
+    .to_string();
+    if full.is_empty() {
+        name["text"].as_str().unwrap_or_default().to_string()
+    } else {
+        full
+    }
+}
+
 fn describe(r: &Value) -> String {
     if r["resourceType"] == "Patient" {
-        let name = &r["name"][0];
-        let given: Vec<&str> = name["given"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        return format!(
-            "{} {}",
-            given.join(" "),
-            name["family"].as_str().unwrap_or_default()
-        )
-        .trim()
-        .to_string();
+        return human_name(r);
     }
     let what = ["code", "medicationCodeableConcept", "vaccineCode"]
         .iter()

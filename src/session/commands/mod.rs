@@ -4,6 +4,7 @@ mod authorize;
 mod exchange;
 mod fetch;
 mod http;
+mod id_token;
 mod listen;
 mod participant;
 mod register;
@@ -45,6 +46,7 @@ pub(crate) fn run(ctx: &mut Ctx, line: &CommandLine) -> Result<(), CommandError>
         "authorize" => authorize::authorize(ctx, &args),
         "exchange" => exchange::exchange(ctx, &args),
         "refresh" => exchange::refresh(ctx, &args),
+        "id-token" => id_token::id_token(ctx, &args),
         "http" => http::http(ctx, &args),
         "vars" => vars::vars(ctx),
         "set" => vars::set(ctx, &args),
