@@ -11,6 +11,12 @@ static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         // id_tokens (signed anew each run), then the 43-character base64url values of
         // OpenID Connect: nonces and key ids (RFC 7638 thumbprints of a fresh key).
         (r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*", "<jwt>"),
+        // An id_token's at_hash (22 base64url characters) beside its claim name, in text,
+        // JSON and HTML table cells.
+        (
+            r"(at_hash(?:</td><td[^>]*>|[^A-Za-z0-9_<-])+)[A-Za-z0-9_-]{22}([^A-Za-z0-9_-]|$)",
+            "$1<at_hash>$2",
+        ),
         (r"(^|[^A-Za-z0-9_-])[A-Za-z0-9_-]{43}($|[^A-Za-z0-9_-])", "$1<b64url>$2"),
         // Claim times in words and in UTC, which move with the clock.
         (r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC", "<utc>"),
@@ -53,7 +59,11 @@ fn normalise_value(value: &Value) -> Value {
         Value::Array(items) => Value::Array(items.iter().map(normalise_value).collect()),
         Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(k, v)| (k.clone(), normalise_value(v)))
+                .map(|(k, v)| match (k.as_str(), v) {
+                    // A JSON view of id_token claims: the value alone has no name beside it.
+                    ("at_hash", Value::String(_)) => (k.clone(), Value::String("<at_hash>".into())),
+                    _ => (k.clone(), normalise_value(v)),
+                })
                 .collect(),
         ),
         other => other.clone(),
@@ -120,6 +130,31 @@ mod tests {
             normalise_text("signed in 5 s ago")
         );
         assert_eq!(normalise_text("Dr. Rose Carter"), "Dr. Rose Carter");
+        for (text, seen) in [
+            (
+                r#""at_hash": "ydDS-MDCmGE4siYluIFhH_","#,
+                r#""at_hash": "<at_hash>","#,
+            ),
+            (
+                r#"at_hash</td><td style="a">WrV-Ehm53zRQkdT51NDv4g</td>"#,
+                r#"at_hash</td><td style="a"><at_hash></td>"#,
+            ),
+            (
+                "│ at_hash │ v-0z6MvoPY7HNyUn9FIzWg │",
+                "│ at_hash │ <at_hash> │",
+            ),
+        ] {
+            assert_eq!(normalise_text(text), seen);
+        }
+        assert_eq!(
+            normalise_value(&json!({"claims": {"at_hash": "ydDS-MDCmGE4siYluIFhHQ"}})),
+            json!({"claims": {"at_hash": "<at_hash>"}})
+        );
+        // Only beside the claim's name: other 22-character words stay.
+        assert_eq!(
+            normalise_text(r#""authorization_endpoint""#),
+            r#""authorization_endpoint""#
+        );
     }
 
     #[test]

@@ -184,13 +184,14 @@ def verify_with_pyjwt(judge, label, id_token, jwks_client, issuer, client_id):
     return claims
 
 
-def verify_with_authlib(judge, label, id_token, jwks, issuer, client_id, nonce):
+def verify_with_authlib(judge, label, id_token, jwks, issuer, client_id, nonce, access_token):
+    # With the access token given, Authlib also checks at_hash.
     claims = JsonWebToken(["RS256"]).decode(
         id_token,
         key=JsonWebKey.import_key_set(jwks),
         claims_cls=CodeIDToken,
         claims_options={"iss": {"essential": True, "value": issuer}},
-        claims_params={"nonce": nonce, "client_id": client_id},
+        claims_params={"nonce": nonce, "client_id": client_id, "access_token": access_token},
     )
     claims.validate(leeway=5)
     judge.passed += 1
@@ -246,11 +247,16 @@ def main():
         judge.equal(f"{label}: fhirUser", claims.get("fhirUser"),
                     f"{base}/api/fhir/{reference}")
         judge.equal(f"{label}: name", claims.get("name"), name)
-        verify_with_authlib(judge, label, tokens["id_token"], jwks, issuer, client_id, nonce)
-        # Authlib's rules must refuse a nonce the app did not send.
+        access = tokens["access_token"]
+        verify_with_authlib(judge, label, tokens["id_token"], jwks, issuer, client_id, nonce,
+                            access)
+        # Authlib's rules must refuse a nonce the app did not send, and another access token.
         judge.raises(f"{label}: Authlib refuses another nonce", Exception,
                      lambda: verify_with_authlib(judge, label, tokens["id_token"], jwks,
-                                                 issuer, client_id, "not-the-nonce"))
+                                                 issuer, client_id, "not-the-nonce", access))
+        judge.raises(f"{label}: Authlib refuses another access token's at_hash", Exception,
+                     lambda: verify_with_authlib(judge, label, tokens["id_token"], jwks,
+                                                 issuer, client_id, nonce, access + "x"))
 
         read = http.get(claims["fhirUser"],
                         headers={"Authorization": f"Bearer {tokens['access_token']}"})

@@ -61,6 +61,14 @@ impl Provider {
     }
 }
 
+/// OpenID Connect Core §3.1.3.6: base64url of the left half of SHA-256 for RS256.
+fn at_hash(access_token: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(access_token.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+}
+
 fn kid_of(id_token: &str) -> String {
     decode_header(id_token).unwrap().kid.unwrap()
 }
@@ -125,8 +133,10 @@ async fn each_participant_gets_an_id_token_naming_them_and_their_fhir_user() {
         assert_eq!(exp - iat, 3600, "lives as long as the access token");
         assert!(started <= auth_time && auth_time <= iat, "{claims}");
 
-        // The fhirUser resource is readable with the access token that came with it.
+        // The fhirUser resource is readable with the access token that came with it, whose
+        // hash the id_token carries.
         let tokens = reply.tokens();
+        assert_eq!(claims["at_hash"], json!(at_hash(&tokens.access)));
         let read = server.fhir(&tokens.access, fhir_user).await;
         assert_eq!(read.status, 200, "{}: {}", who.username, read.text);
         assert_eq!(read.json["resourceType"], json!(resource_type));
@@ -153,6 +163,10 @@ async fn each_participant_gets_an_id_token_naming_them_and_their_fhir_user() {
             assert_eq!(again[same], claims[same], "{same} after a refresh");
         }
         assert!(again.get("nonce").is_none(), "{again}");
+        assert_eq!(
+            again["at_hash"],
+            json!(at_hash(renewed.str("access_token")))
+        );
         let debug = server.debug_introspect(renewed.str("access_token")).await;
         assert_eq!(debug.json["fhirUser"], claims["fhirUser"], "{}", debug.text);
         assert_eq!(debug.json["sub"], claims["sub"]);

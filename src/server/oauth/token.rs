@@ -93,13 +93,14 @@ pub async fn token(
 async fn id_token_for(
     state: &AppState,
     approval: &Approval,
-    token: &Token,
+    issued: &Issued,
     nonce: Option<&str>,
 ) -> Result<Option<String>, OAuthError> {
+    let token = &issued.record;
     if !id_token::is_wanted(&Scopes::parse(&token.scope).unwrap_or_default()) {
         return Ok(None);
     }
-    let claims = id_token::claims(state, approval, token, nonce);
+    let claims = id_token::claims(state, approval, token, &issued.access_token, nonce);
     id_token::sign(state, &claims)
         .await
         .map(Some)
@@ -194,7 +195,7 @@ async fn exchange_code(
         auth_time: record.auth_time,
     }
     .build();
-    let id_token = id_token_for(state, &approval, &issued.record, record.nonce.as_deref()).await?;
+    let id_token = id_token_for(state, &approval, &issued, record.nonce.as_deref()).await?;
     match state
         .store
         .redeem_code(&code_sha256, issued.record.clone())
@@ -327,7 +328,7 @@ async fn refresh(
         auth_time: old.auth_time,
     }
     .build();
-    let id_token = id_token_for(state, &approval, &new.record, None).await?;
+    let id_token = id_token_for(state, &approval, &new, None).await?;
     if !state
         .store
         .rotate_token(&refresh_sha256, new.record.clone())

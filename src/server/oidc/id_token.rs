@@ -1,8 +1,11 @@
 //! Minting the OpenID Connect id_token a token response carries when the grant asks who
 //! the participant is (`openid` with `fhirUser` or `profile`).
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use jsonwebtoken::{Algorithm, Header};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::server::scopes::Scopes;
 use crate::server::state::AppState;
@@ -44,6 +47,15 @@ pub struct Claims {
     /// The participant's display name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The access token's hash (OpenID Connect Core §3.1.3.6, optional in the code flow):
+    /// a client that checks it learns the id_token and access token were issued together.
+    pub at_hash: String,
+}
+
+/// `at_hash`: base64url of the left half of the access token's SHA-256 (RS256's hash).
+pub fn at_hash(access_token: &str) -> String {
+    let digest = Sha256::digest(access_token.as_bytes());
+    URL_SAFE_NO_PAD.encode(&digest[..16])
 }
 
 /// Who a grant's participant is, as the id_token and introspection state it.
@@ -69,10 +81,16 @@ pub fn identity(state: &AppState, approval: &Approval) -> Identity {
     }
 }
 
-/// The claims for a token just issued under this approval. `nonce` is the authorize
-/// request's, for a code exchange; a refreshed id_token carries none (OpenID Connect Core
-/// §12.2).
-pub fn claims(state: &AppState, approval: &Approval, token: &Token, nonce: Option<&str>) -> Claims {
+/// The claims for a token just issued under this approval (`access_token` is its bearer
+/// value). `nonce` is the authorize request's, for a code exchange; a refreshed id_token
+/// carries none (OpenID Connect Core §12.2).
+pub fn claims(
+    state: &AppState,
+    approval: &Approval,
+    token: &Token,
+    access_token: &str,
+    nonce: Option<&str>,
+) -> Claims {
     let scopes = Scopes::parse(&token.scope).unwrap_or_default();
     let who = identity(state, approval);
     Claims {
@@ -89,6 +107,7 @@ pub fn claims(state: &AppState, approval: &Approval, token: &Token, nonce: Optio
             .flatten(),
         fhir_user: scopes.has("fhirUser").then_some(who.fhir_user).flatten(),
         name: who.name,
+        at_hash: at_hash(access_token),
     }
 }
 

@@ -31,6 +31,7 @@ pub const CLAIMS_SUPPORTED: &[&str] = &[
     "fhirUser",
     "profile",
     "name",
+    "at_hash",
 ];
 
 /// GET /.well-known/openid-configuration (OpenID Connect Discovery 1.0 §3).

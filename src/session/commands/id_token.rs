@@ -292,6 +292,7 @@ fn gloss(name: &str) -> &'static str {
         "fhirUser" => "the user as a FHIR resource",
         "profile" => "the user as a FHIR resource (the legacy profile scope)",
         "name" => "display name",
+        "at_hash" => "hash of the access token issued with it",
         _ => "",
     }
 }
