@@ -10,6 +10,7 @@ use crate::server::bounded::{Bounded, Bounds, Weigh};
 use crate::server::clock;
 
 use super::prompt::SignInRule;
+use crate::server::store::LaunchContext;
 
 /// How long a participant has to finish the pages.
 pub const PENDING_LIFETIME: i64 = 30 * 60;
@@ -45,8 +46,10 @@ pub struct PendingAuthorization {
     pub sign_in: SignInRule,
     /// The user it was bound to when first seen logged in.
     pub username: Option<String>,
-    /// The patient chosen.
+    /// The patient chosen (or the EHR launch's).
     pub patient_id: Option<String>,
+    /// The EHR launch's context, or a standalone launch's encounter choice once made.
+    pub context: Option<LaunchContext>,
     /// Unix time it was created.
     pub created: i64,
 }
@@ -62,6 +65,15 @@ impl Weigh for PendingAuthorization {
             + self.nonce.heap_bytes()
             + self.username.heap_bytes()
             + self.patient_id.heap_bytes()
+            + self.context.as_ref().map_or(0, |c| {
+                size_of::<LaunchContext>()
+                    + c.encounter.heap_bytes()
+                    + c.intent.heap_bytes()
+                    + c.fhir_context
+                        .iter()
+                        .map(|r| r.len() + size_of::<String>())
+                        .sum::<usize>()
+            })
     }
 }
 
@@ -316,6 +328,7 @@ mod tests {
             sign_in: Default::default(),
             username: Some("daniel-adams".into()),
             patient_id: Some("smart-1288992".into()),
+            context: None,
             created: clock::now(),
         }
     }
