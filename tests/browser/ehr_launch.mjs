@@ -1,8 +1,9 @@
 // A real browser launches an app from smartnb's simulated EHR: Debian's Chromium, driven by
 // playwright-core, signs in as dr-carter on /ehr, opens Joseph Ross's chart at one of his
-// encounters, types the app's client id and an intent, and clicks Launch. The app (a
-// loopback port nobody listens on, intercepted, so no site is contacted) receives iss and
-// launch on its registered launch URL and links on to the authorize page; the consent page
+// encounters, types the app's client id and an intent, and clicks Launch. The app (a small
+// HTTP server here on a loopback port: a browser does not let a test intercept where a
+// redirect leads) receives iss and launch on its registered launch URL and links on to the
+// authorize page; the consent page
 // names the EHR context, Approve sends the code to the app's redirect URI, and the token
 // response carries the context chosen. Screenshots of /ehr and of the consent page go to
 // target/screenshots/.
@@ -11,7 +12,7 @@
 // Prints "N passed, M failed" and exits non-zero when anything failed.
 
 import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -48,15 +49,22 @@ function check(name, ok, detail = '') {
   return ok;
 }
 
-/** A loopback port that nothing listens on once this returns. */
-function unusedLoopbackPort() {
+/** The app: answers its launch URL with a link on to the authorize request, and its
+ * redirect URI with a page saying it got the answer; `seen` holds every URL asked. */
+function startApp(linkFor) {
+  const seen = [];
+  const server = createServer((request, response) => {
+    const url = new URL(request.url, 'http://127.0.0.1');
+    seen.push(url);
+    const body = url.pathname === '/launch'
+      ? linkFor(url.searchParams.get('iss'), url.searchParams.get('launch'))
+      : '<!doctype html><title>App</title><p>The app got its answer.</p>';
+    response.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+    response.end(body);
+  });
   return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve({ server, seen, origin: `http://127.0.0.1:${server.address().port}` }));
   });
 }
 
@@ -93,6 +101,7 @@ async function exchange(client, code, redirectUri) {
 
 /** The app's launch page: links on to the authorize request with the launch it received. */
 function launchPage(client, appOrigin, iss, launch) {
+  if (!client) return '<!doctype html><title>App</title><p>Not registered yet.</p>';
   const authorize = new URL(`${base}/oauth/authorize`);
   for (const [k, v] of Object.entries({
     response_type: 'code', client_id: client.client_id, redirect_uri: `${appOrigin}/callback`,
@@ -102,23 +111,13 @@ function launchPage(client, appOrigin, iss, launch) {
   return `<!doctype html><title>App</title><p><a href="${href}">Sign in with the EHR</a></p>`;
 }
 
-async function walk(browser, client, appOrigin) {
+async function walk(browser, client, app) {
+  const appOrigin = app.origin;
   const context = await browser.newContext({ viewport: { width: 1024, height: 900 } });
   const page = await context.newPage();
   page.setDefaultTimeout(15000);
   const consoleErrors = [];
-  page.on('console', (message) => message.type() === 'error' && consoleErrors.push(message.text()));
-  let launched = null;
-  await page.route(`${appOrigin}/**`, (route) => {
-    const url = new URL(route.request().url());
-    if (url.pathname === '/launch') {
-      launched = url;
-      const body = launchPage(client, appOrigin, url.searchParams.get('iss'), url.searchParams.get('launch'));
-      return route.fulfill({ status: 200, contentType: 'text/html', body });
-    }
-    return route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>App</title><p>The app got its answer.</p>' });
-  });
-
+  page.on('console', (message) => message.type() === 'error' && consoleErrors.push(`${message.text()} (${message.location().url})`));
   await page.goto(`${base}/ehr`);
   check('/ehr asks to sign in first', new URL(page.url()).pathname === '/login', page.url());
   await page.getByLabel('User name').fill(USER);
@@ -139,6 +138,7 @@ async function walk(browser, client, appOrigin) {
     page.waitForURL((url) => url.href.startsWith(`${appOrigin}/launch`)),
     page.getByRole('button', { name: 'Launch' }).click(),
   ]);
+  const launched = app.seen.find((url) => url.pathname === '/launch') || null;
   check('Launch opens the app\'s launch URL', launched !== null, page.url());
   if (!launched) return null;
   check('the launch URL gets iss, the FHIR base', launched.searchParams.get('iss') === fhirBase, launched.searchParams.get('iss'));
@@ -165,9 +165,9 @@ async function walk(browser, client, appOrigin) {
 }
 
 async function main() {
-  const port = await unusedLoopbackPort();
-  const appOrigin = `http://127.0.0.1:${port}`;
-  const client = await register(appOrigin);
+  let client = null;
+  const app = await startApp((iss, launch) => launchPage(client, app.origin, iss, launch));
+  client = await register(app.origin);
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
@@ -175,10 +175,11 @@ async function main() {
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   try {
-    const code = await walk(browser, client, appOrigin);
-    if (code) await exchange(client, code, `${appOrigin}/callback`);
+    const code = await walk(browser, client, app);
+    if (code) await exchange(client, code, `${app.origin}/callback`);
   } finally {
     await browser.close();
+    app.server.close();
   }
 }
 
