@@ -172,7 +172,18 @@ async fn dr_carter_launches_a_registered_app_for_joseph_with_an_encounter_and_an
     // Bound to the app chosen: another app cannot spend a second launch of it.
     let intruder = self::app(&server, EHR_SCOPE, Some(LAUNCH_URL)).await;
     let page = browser.open("/ehr").await.page();
+    let suggested = page.text();
+    assert!(
+        suggested.contains("Apps you approved") && suggested.contains(&app.client_id),
+        "the approved app is suggested: {suggested}"
+    );
+    assert!(!suggested.contains(&intruder.client_id), "{suggested}");
     let mut form = page.form("/ehr/launch");
+    assert_eq!(
+        form.value("client_id"),
+        Some(""),
+        "suggested, not filled in"
+    );
     form.fill("client_id", &app.client_id);
     let launch = browser
         .submit(&form, "Launch")

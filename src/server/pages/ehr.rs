@@ -173,7 +173,7 @@ async fn suggested_apps(state: &AppState, username: &str) -> Vec<EhrApp> {
     let Ok(mut approvals) = state.store.approvals_for_user(username).await else {
         return Vec::new();
     };
-    approvals.sort_by(|a, b| b.created.cmp(&a.created));
+    approvals.sort_by_key(|a| std::cmp::Reverse(a.created));
     let mut apps: Vec<EhrApp> = Vec::new();
     for approval in approvals {
         if apps.len() == MAX_SUGGESTED {
