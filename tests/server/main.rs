@@ -19,6 +19,7 @@ mod csrf_and_sessions;
 mod debug_errors;
 mod discovery;
 mod ehr_launch;
+mod ehr_pages;
 mod fhir_bundles;
 mod fhir_compartment;
 mod fhir_identity;
