@@ -19,10 +19,11 @@ if [ "$major" -lt 20 ]; then
     exit 1
 fi
 
-# fhirclient's optional dependencies are React Native's and Expo's crypto; Node needs none.
+# fhirclient's optional dependencies (React Native's and Expo's crypto) and install scripts
+# (core-js's banner) are not needed in Node.
 if [ ! -d tests/node/node_modules/fhirclient ] ||
     [ tests/node/package-lock.json -nt tests/node/node_modules/.package-lock.json ]; then
-    npm ci --prefix tests/node --omit=optional --no-audit --no-fund
+    npm ci --prefix tests/node --omit=optional --ignore-scripts --no-audit --no-fund
 fi
 
 if [ -n "${SMARTNB_BIN:-}" ]; then
