@@ -64,6 +64,7 @@ case "$base" in
         exit 1
         ;;
 esac
-echo "node_check: fhirclient $(node -p 'require("./tests/node/node_modules/fhirclient/package.json").version') launches from the EHR at $base"
+version="$(node -p 'require("./tests/node/node_modules/fhirclient/package.json").version')"
+echo "node_check: fhirclient $version launches from the EHR at $base"
 
 node tests/node/ehr_launch.mjs "$base"

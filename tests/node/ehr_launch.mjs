@@ -73,7 +73,7 @@ class MemoryStorage {
  */
 function startApp(settings) {
   const storage = new MemoryStorage();
-  const app = { clients: [], errors: [], authorizeUrls: [] };
+  const app = { clients: [], errors: [] };
   const server = http.createServer(async (req, res) => {
     const path = new URL(req.url, "http://app").pathname;
     try {
@@ -85,7 +85,6 @@ function startApp(settings) {
           scope: SCOPE,
           noRedirect: true,
         });
-        app.authorizeUrls.push(url);
         res.writeHead(302, { location: url });
         res.end();
       } else if (path === "/authorized") {
@@ -295,7 +294,8 @@ async function walk(app, launchUrl) {
   const consent = page.text === undefined ? null : form(page, "/oauth/consent");
   check("the consent page", consent !== null,
     page.redirectedTo ?? `${page.status}: ${shown(page)}`);
-  check("the consent page names the launch patient", page.text.includes(`<code>${PATIENT}</code>`), shown(page));
+  check("the consent page names the launch patient",
+    page.text.includes(`<code>${PATIENT}</code>`), shown(page));
   const done = await browser.follow(
     await browser.post(new URL("/oauth/consent", page.url).href,
       fill(consent, [["decision", "approve"]])),
@@ -385,10 +385,12 @@ async function main() {
       token_endpoint_auth_method: "client_secret_basic",
     });
     status("register", registered, 201);
-    equal("register: initiate_login_uri echoed", registered.body.initiate_login_uri, `${app.origin}/launch`);
+    equal("register: initiate_login_uri echoed", registered.body.initiate_login_uri,
+      `${app.origin}/launch`);
     settings.clientId = registered.body.client_id;
     settings.clientSecret = registered.body.client_secret;
-    check("register: a client secret", typeof settings.clientSecret === "string", JSON.stringify(registered.body));
+    check("register: a client secret", typeof settings.clientSecret === "string",
+      JSON.stringify(registered.body));
 
     const fhirBase = `${base}/api/fhir`;
     const chosen = await latestEncounter(base, fhirBase, settings.clientId);
