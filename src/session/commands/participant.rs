@@ -147,6 +147,27 @@ pub(super) fn approve(
             fields.push(("patient".into(), chosen.into()));
             ctx.emit(Output::Text(format!("Picked patient {chosen}")));
             next = Request::Post(url(&form.action), fields);
+        } else if let Some(form) = page_forms
+            .iter()
+            .find(|f| f.action == "/oauth/consent/encounter")
+        {
+            // A standalone launch/encounter: the most recent encounter, listed first.
+            let chosen = form
+                .radios
+                .iter()
+                .find(|(n, _)| n == "encounter")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| "none".to_string());
+            let mut fields: Vec<(String, String)> = form
+                .fields
+                .iter()
+                .filter(|(n, _)| n != "encounter")
+                .cloned()
+                .collect();
+            fields.push(("encounter".into(), chosen.clone()));
+            fields.push(("decision".into(), "choose".into()));
+            ctx.emit(Output::Text(format!("Picked encounter {chosen}")));
+            next = Request::Post(url(&form.action), fields);
         } else if let Some(form) = page_forms.iter().find(|f| f.action == "/oauth/consent") {
             if body.contains("role=\"alert\"") {
                 return Err(step_error(format!(
