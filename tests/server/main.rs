@@ -15,6 +15,7 @@ mod bad_input;
 mod basic_and_logout;
 mod code_ownership;
 mod connections;
+mod cors_oauth;
 mod csrf_and_sessions;
 mod debug_errors;
 mod discovery;
