@@ -1,6 +1,7 @@
 //! Completion and inspection for helper commands: command names, flags, `$variables`,
 //! user names, patient ids and FHIR resource types.
 
+use super::keys::ALGS;
 use super::parse::HELPERS;
 use super::spec::{self, help_text};
 use super::vars::Vars;
@@ -19,6 +20,13 @@ pub struct Completion {
 
 const USERS: &[&str] = &["daniel-adams", "dr-carter", "joseph-ross"];
 const PATIENTS: &[&str] = &["smart-1288992", "smart-1032702", "smart-1081332"];
+const AUTH_METHODS: &[&str] = &["private_key_jwt", "client_secret_basic", "none"];
+const SYSTEM_SCOPES: &[&str] = &[
+    "system/*.rs",
+    "system/*.read",
+    "system/Observation.rs",
+    "system/Patient.rs",
+];
 
 /// Complete the word before `cursor` (a byte offset, clamped to a char boundary).
 pub fn complete(vars: &Vars, code: &str, cursor: usize) -> Completion {
@@ -77,6 +85,12 @@ pub fn complete(vars: &Vars, code: &str, cursor: usize) -> Completion {
                 (_, "--user") => USERS.iter().map(|s| s.to_string()).collect(),
                 (_, "--as") => USERS.iter().map(|u| format!("{u}:demo-password")).collect(),
                 (_, "--patient") => PATIENTS.iter().map(|s| s.to_string()).collect(),
+                ("keys", "--alg") => ALGS.iter().map(|s| s.to_string()).collect(),
+                ("register", "--auth") => AUTH_METHODS.iter().map(|s| s.to_string()).collect(),
+                ("backend", "--scope") | ("register", "--scope") if word.starts_with('s') => {
+                    SYSTEM_SCOPES.iter().map(|s| s.to_string()).collect()
+                }
+                ("keys", _) if before.len() == 1 => vec!["show".to_string()],
                 ("fetch", _) => SERVED_TYPES
                     .iter()
                     .chain(&["metadata"])
@@ -151,6 +165,17 @@ mod tests {
         );
         assert_eq!(matches("fetch Obs"), vec!["Observation"]);
         assert_eq!(matches("server st"), vec!["start", "status", "stop"]);
+        assert_eq!(matches("ke"), vec!["keys"]);
+        assert_eq!(matches("keys s"), vec!["show"]);
+        assert_eq!(matches("keys --alg RS"), vec!["RS256", "RS384"]);
+        assert_eq!(matches("register --auth pr"), vec!["private_key_jwt"]);
+        assert_eq!(matches("register --ba"), vec!["--backend"]);
+        assert_eq!(
+            matches("backend --scope system/*"),
+            vec!["system/*.read", "system/*.rs"]
+        );
+        assert_eq!(matches("backend --re"), vec!["--replay"]);
+        assert_eq!(matches("ass"), vec!["assertion"]);
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod commands;
 pub mod complete;
 mod context;
 pub mod jwt;
+pub mod keys;
 pub mod output;
 pub mod parse;
 pub mod spec;
@@ -90,6 +91,8 @@ pub(crate) struct State {
     interrupter: Interrupter,
     /// Which grant gave the id_token `exchange` or `refresh` last bound, for its nonce check.
     id_token_grant: Option<IdTokenGrant>,
+    /// The key pair `keys` made, which signs this session's client assertions.
+    client_key: Option<keys::ClientKey>,
 }
 
 /// The id_token a grant returned, and the nonce it should carry.
@@ -145,6 +148,7 @@ impl Session {
                 options,
                 interrupter: Interrupter::default(),
                 id_token_grant: None,
+                client_key: None,
             },
         })
     }

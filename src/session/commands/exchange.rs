@@ -5,27 +5,21 @@ use super::super::context::{http_failure, Ctx};
 use super::super::jwt::{self, NonceExpected};
 use super::super::output::{CommandError, Output};
 use super::super::IdTokenGrant;
-use crate::client::{ClientAuth, Reply};
-
-/// Basic auth for a confidential client; a public client sends client_id in the form.
-fn client_auth(ctx: &Ctx, form: &mut Vec<(String, String)>) -> Result<ClientAuth, CommandError> {
-    let client_id = ctx.var("client_id")?;
-    Ok(match ctx.var_opt("client_secret") {
-        Some(secret) => ClientAuth::Basic(client_id, secret),
-        None => {
-            form.push(("client_id".into(), client_id));
-            ClientAuth::None
-        }
-    })
-}
+use super::client_auth::{client_auth, uses_assertion};
+use crate::client::Reply;
 
 fn post_token(ctx: &mut Ctx, mut form: Vec<(String, String)>) -> Result<Reply, CommandError> {
-    let auth = client_auth(ctx, &mut form)?;
     let url = ctx.endpoints()?.token;
+    let auth = client_auth(ctx, &mut form, &url)?;
     let client = ctx.state.client.clone();
     let reply = ctx.request(client.post_form(&url, form, auth))?;
     ctx.show(&reply);
     Ok(reply)
+}
+
+/// The error for an assertion the server refused (401), pointing at `assertion`.
+fn failure(ctx: &Ctx, reply: &Reply, what: &str) -> Option<CommandError> {
+    (reply.status == 401 && uses_assertion(ctx)).then(|| super::backend::refused(reply, what))
 }
 
 fn bind_tokens(ctx: &mut Ctx, reply: &Reply) {
@@ -110,9 +104,13 @@ pub(super) fn exchange(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> {
     }
     let reply = post_token(ctx, form)?;
     if !reply.ok() {
-        return Err(http_failure(&reply, "the code exchange").hint(
-            "codes are single use and expire quickly: run `authorize` again for a fresh one",
-        ));
+        return Err(
+            failure(ctx, &reply, "the code exchange").unwrap_or_else(|| {
+                http_failure(&reply, "the code exchange").hint(
+                "codes are single use and expire quickly: run `authorize` again for a fresh one",
+            )
+            }),
+        );
     }
     bind_tokens(ctx, &reply);
     let expected = match ctx.var_opt("nonce") {
@@ -141,9 +139,11 @@ pub(super) fn refresh(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> {
     }
     let reply = post_token(ctx, form)?;
     if !reply.ok() {
-        return Err(http_failure(&reply, "the refresh").hint(
-            "refresh tokens rotate: use the newest $refresh_token, and the client that got it",
-        ));
+        return Err(failure(ctx, &reply, "the refresh").unwrap_or_else(|| {
+            http_failure(&reply, "the refresh").hint(
+                "refresh tokens rotate: use the newest $refresh_token, and the client that got it",
+            )
+        }));
     }
     bind_tokens(ctx, &reply);
     // The sign-in's nonce, for a refreshed id_token that repeats it (§12.2 allows only that).

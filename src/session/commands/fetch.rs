@@ -43,30 +43,64 @@ pub(super) fn fetch(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// One row per entry: reference, date, and what it is.
+/// One row per entry: reference, date, and what it is; with a patient column when the
+/// entries belong to more than one patient (a system token's search across patients).
 pub fn bundle_table(bundle: &Value) -> Table {
-    let rows = bundle["entry"]
+    let resources: Vec<&Value> = bundle["entry"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|entry| {
-            let r = &entry["resource"];
-            vec![
-                format!(
-                    "{}/{}",
-                    r["resourceType"].as_str().unwrap_or("?"),
-                    r["id"].as_str().unwrap_or("?")
-                ),
-                date_of(r),
-                describe(r),
-            ]
+        .map(|entry| &entry["resource"])
+        .collect();
+    let patients: Vec<String> = resources.iter().map(|r| patient_of(r)).collect();
+    let mut distinct: Vec<&String> = patients.iter().filter(|p| !p.is_empty()).collect();
+    distinct.sort();
+    distinct.dedup();
+    // A list of Patients names its patients in the resource column already.
+    let spans = distinct.len() > 1 && resources.iter().any(|r| r["resourceType"] != "Patient");
+    let rows = resources
+        .iter()
+        .zip(&patients)
+        .map(|(r, patient)| {
+            let mut row = vec![format!(
+                "{}/{}",
+                r["resourceType"].as_str().unwrap_or("?"),
+                r["id"].as_str().unwrap_or("?")
+            )];
+            if spans {
+                row.push(patient.clone());
+            }
+            row.push(date_of(r));
+            row.push(describe(r));
+            row
         })
         .collect();
+    let mut columns = vec!["resource".to_string()];
+    if spans {
+        columns.push("patient".into());
+    }
+    columns.extend(["date".to_string(), "summary".to_string()]);
     Table {
-        columns: vec!["resource".into(), "date".into(), "summary".into()],
+        columns,
         rows,
         json: None,
     }
+}
+
+/// The id of the patient a resource belongs to: a Patient's own, or the one its `subject`,
+/// `patient` or `beneficiary` references; empty when it names none.
+fn patient_of(r: &Value) -> String {
+    if r["resourceType"] == "Patient" {
+        return r["id"].as_str().unwrap_or_default().to_string();
+    }
+    ["subject", "patient", "beneficiary"]
+        .iter()
+        .filter_map(|field| r[*field]["reference"].as_str())
+        .find_map(|reference| {
+            let (kind, id) = reference.trim_end_matches('/').rsplit_once('/')?;
+            (kind == "Patient" || kind.ends_with("/Patient")).then(|| id.to_string())
+        })
+        .unwrap_or_default()
 }
 
 fn date_of(r: &Value) -> String {
@@ -168,5 +202,35 @@ mod tests {
             t.rows[1],
             vec!["Patient/p1", "1925-12-23", "Daniel X. Adams"]
         );
+        assert_eq!(t.columns, ["resource", "date", "summary"]);
+    }
+
+    #[test]
+    fn entries_of_several_patients_gain_a_patient_column() {
+        let observation = |id: &str, subject: &str| {
+            json!({"resource": {"resourceType": "Observation", "id": id, "subject": {"reference": subject},
+                "effectiveDateTime": "2020-01-02", "code": {"text": "Weight"}}})
+        };
+        let bundle = json!({"resourceType": "Bundle", "entry": [
+            observation("o1", "Patient/smart-1"),
+            observation("o2", "http://h/api/fhir/Patient/smart-2"),
+            {"resource": {"resourceType": "Immunization", "id": "i1", "patient": {"reference": "Patient/smart-1"}}},
+            {"resource": {"resourceType": "Practitioner", "id": "dr"}}
+        ]});
+        let t = bundle_table(&bundle);
+        assert_eq!(t.columns, ["resource", "patient", "date", "summary"]);
+        assert_eq!(
+            t.rows[0],
+            ["Observation/o1", "smart-1", "2020-01-02", "Weight"]
+        );
+        assert_eq!(t.rows[1][1], "smart-2");
+        assert_eq!(t.rows[2][1], "smart-1");
+        assert_eq!(t.rows[3][1], "");
+        // One patient's entries, or a list of Patients, need no such column.
+        let one = json!({"resourceType": "Bundle", "entry": [observation("o1", "Patient/smart-1"), observation("o3", "Patient/smart-1")]});
+        assert_eq!(bundle_table(&one).columns.len(), 3);
+        let patients = json!({"resourceType": "Bundle", "entry": [
+            {"resource": {"resourceType": "Patient", "id": "a"}}, {"resource": {"resourceType": "Patient", "id": "b"}}]});
+        assert_eq!(bundle_table(&patients).columns.len(), 3);
     }
 }

@@ -77,7 +77,7 @@ pub(super) fn id_token(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> {
     );
     checks.push(fhir_user(ctx, &decoded, &endpoints));
 
-    ctx.emit(Output::Table(claims_table(&decoded, now)));
+    ctx.emit(Output::Table(claims_table(&decoded, now, gloss)));
     ctx.emit(Output::Table(checks_table(&checks)));
     ctx.state.vars.set(
         "response",
@@ -297,7 +297,9 @@ fn gloss(name: &str) -> &'static str {
     }
 }
 
-fn claims_table(decoded: &Decoded, now: i64) -> Table {
+/// A JWT's header and claims as rows: part, name, value, and what it means (times in words,
+/// other names through `gloss`).
+pub(super) fn claims_table(decoded: &Decoded, now: i64, gloss: fn(&str) -> &'static str) -> Table {
     let rows = |part: &str, map: &Map<String, Value>| -> Vec<Vec<String>> {
         map.iter()
             .map(|(name, value)| {
@@ -392,7 +394,7 @@ mod tests {
             header: serde_json::from_value(json!({"alg": "RS256"})).unwrap(),
             claims: serde_json::from_value(json!({"exp": now + 3599, "sub": "x"})).unwrap(),
         };
-        let t = claims_table(&decoded, now);
+        let t = claims_table(&decoded, now, gloss);
         assert_eq!(t.rows[0], ["header", "alg", "RS256", "signature algorithm"]);
         assert_eq!(t.rows[1][3], "2023-11-14 23:13:19 UTC, expires in 59 min");
         assert_eq!(t.rows[2][1], "sub");

@@ -1,10 +1,13 @@
 //! Dispatch: resolve a command's words, check them against its spec, run it.
 
 mod authorize;
+mod backend;
+mod client_auth;
 mod exchange;
 mod fetch;
 mod http;
 mod id_token;
+mod keys;
 mod listen;
 mod participant;
 mod register;
@@ -47,6 +50,9 @@ pub(crate) fn run(ctx: &mut Ctx, line: &CommandLine) -> Result<(), CommandError>
         "exchange" => exchange::exchange(ctx, &args),
         "refresh" => exchange::refresh(ctx, &args),
         "id-token" => id_token::id_token(ctx, &args),
+        "keys" => keys::keys(ctx, &args),
+        "backend" => backend::backend(ctx, &args),
+        "assertion" => backend::assertion(ctx, &args),
         "http" => http::http(ctx, &args),
         "vars" => vars::vars(ctx),
         "set" => vars::set(ctx, &args),
