@@ -5,6 +5,7 @@
 mod session_support;
 
 mod session_authorize;
+mod session_backend;
 mod session_connect;
 mod session_errors;
 mod session_id_token;
