@@ -176,3 +176,157 @@ fn an_assertion_names_the_client_and_the_token_endpoint_and_verifies_with_the_jw
 fn the_var_json(s: &Session, name: &str) -> Value {
     s.vars().get(name).cloned().expect("bound")
 }
+
+/// A session with a backend service registered with a fresh `keys` key pair; the
+/// registration's answer.
+fn backend_service(alg: &str) -> (Session, Value) {
+    let mut s = session();
+    ok(&mut s, &format!("keys --alg {alg}"));
+    let out = ok(&mut s, "register --backend");
+    assert_eq!(statuses(&out), [201]);
+    let reply = the_json(&out).clone();
+    (s, reply)
+}
+
+#[test]
+fn a_backend_service_reads_every_patients_observations_with_a_system_token() {
+    let (mut s, reply) = backend_service("ES384");
+    assert!(reply.get("client_secret").is_none(), "{reply}");
+    assert_eq!(reply["token_endpoint_auth_method"], "private_key_jwt");
+    assert_eq!(
+        reply["grant_types"],
+        serde_json::json!(["client_credentials"])
+    );
+    assert_eq!(reply["jwks"]["keys"][0], the_key(&s));
+    assert!(!bound(&s, "client_secret") && !bound(&s, "redirect_uri"));
+    assert_eq!(var(&s, "token_endpoint_auth_method"), "private_key_jwt");
+
+    let out = ok(&mut s, "backend");
+    assert_eq!(statuses(&out), [200]);
+    let token = the_json(&out);
+    assert_eq!(token["token_type"], "Bearer");
+    assert_eq!(token["scope"], "system/*.rs");
+    assert!(token["expires_in"]
+        .as_i64()
+        .is_some_and(|e| e > 0 && e <= 300));
+    assert!(token.get("refresh_token").is_none() && token.get("patient").is_none());
+    assert_eq!(
+        var(&s, "access_token"),
+        token["access_token"].as_str().unwrap()
+    );
+    assert!(!bound(&s, "refresh_token") && !bound(&s, "patient"));
+
+    let out = ok(&mut s, "fetch Observation?code=29463-7");
+    assert_eq!(statuses(&out), [200]);
+    let table = tables(&out)[0];
+    assert_eq!(table.columns, ["resource", "patient", "date", "summary"]);
+    let mut patients: Vec<&str> = table.rows.iter().map(|r| r[1].as_str()).collect();
+    patients.sort();
+    patients.dedup();
+    assert_eq!(
+        patients,
+        ["smart-1032702", "smart-1081332", "smart-1288992"],
+        "{table:#?}"
+    );
+    assert!(table.rows.iter().all(|r| r[3].starts_with("Body weight")));
+
+    let out = ok(&mut s, "introspect");
+    let looked_up = tables(&out)[0];
+    assert_eq!(field(looked_up, "active"), Some("true"));
+    assert_eq!(field(looked_up, "scope"), Some("system/*.rs"));
+    assert_eq!(field(looked_up, "patient"), None);
+}
+
+#[test]
+fn the_server_refuses_a_replayed_an_expired_and_a_misaddressed_assertion_and_says_why() {
+    let (mut s, _) = backend_service("RS384");
+    ok(&mut s, "backend --scope system/Observation.rs");
+    for (cell, says) in [
+        ("backend --replay", "jti"),
+        ("backend --expires -120", "exp"),
+        ("backend --expires 600", "exp"),
+        ("backend --aud https://other-ehr.example/oauth/token", "aud"),
+    ] {
+        let before = var(&s, "access_token");
+        let e = fails(&mut s, cell);
+        assert_eq!(e.kind, "HttpError", "{cell}: {e}");
+        assert!(
+            e.message.contains("HTTP 401: invalid_client: "),
+            "{cell}: {}",
+            e.message
+        );
+        assert!(e.message.contains(says), "{cell}: {}", e.message);
+        assert!(e.hint.unwrap().contains("`assertion`"), "{cell}");
+        assert_eq!(
+            var(&s, "access_token"),
+            before,
+            "{cell} changed $access_token"
+        );
+    }
+    // A scope beyond the registration is the scope's fault, not the assertion's.
+    let e = fails(&mut s, "backend --scope system/*.write");
+    assert!(e.message.contains("invalid_scope"), "{e}");
+}
+
+#[test]
+fn a_client_with_keys_runs_the_code_flow_and_refreshes_with_assertions() {
+    let mut s = session();
+    ok(&mut s, "keys --alg RS384");
+    let out = ok(
+        &mut s,
+        "register --auth private_key_jwt --name \"Keyed App\" --redirect-uri http://not-a-real-site",
+    );
+    assert!(the_json(&out).get("client_secret").is_none());
+    ok(&mut s, "authorize --as daniel-adams:demo-password");
+    let out = ok(&mut s, "exchange");
+    assert_eq!(statuses(&out), [200]);
+    let first = var(&s, "client_assertion");
+    let base = s.embedded_url().unwrap().to_string();
+    let aud = format!("{base}/oauth/token");
+    let claims = verified_claims(&first, &the_key(&s), Algorithm::RS384, &aud);
+    assert_eq!(claims["iss"].as_str(), Some(var(&s, "client_id").as_str()));
+    assert_eq!(statuses(&ok(&mut s, "fetch Patient/$patient")), [200]);
+
+    let out = ok(&mut s, "refresh");
+    assert_eq!(statuses(&out), [200]);
+    let second = var(&s, "client_assertion");
+    assert_ne!(second, first);
+    let again = verified_claims(&second, &the_key(&s), Algorithm::RS384, &aud);
+    assert_ne!(again["jti"], claims["jti"]);
+
+    // A new key the server never saw: the next refresh's assertion is refused.
+    ok(&mut s, "keys");
+    let e = fails(&mut s, "refresh");
+    assert!(e.message.contains("HTTP 401: invalid_client"), "{e}");
+    assert!(e.hint.unwrap().contains("`assertion`"));
+}
+
+#[test]
+fn keys_registered_by_jwks_uri_are_fetched_from_there() {
+    let mut s = session();
+    ok(&mut s, "keys");
+    let jwks = var(&s, "jwks");
+    let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+    let port = server.server_addr().to_ip().unwrap().port();
+    let serving = server.clone();
+    let thread = std::thread::spawn(move || {
+        for request in serving.incoming_requests() {
+            let header = tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap();
+            let _ =
+                request.respond(tiny_http::Response::from_string(jwks.clone()).with_header(header));
+        }
+    });
+    let out = ok(
+        &mut s,
+        &format!("register --backend --jwks-uri http://127.0.0.1:{port}/jwks.json"),
+    );
+    let reply = the_json(&out);
+    assert_eq!(
+        reply["jwks_uri"],
+        format!("http://127.0.0.1:{port}/jwks.json")
+    );
+    assert!(reply.get("jwks").is_none(), "{reply}");
+    assert_eq!(statuses(&ok(&mut s, "backend")), [200]);
+    server.unblock();
+    thread.join().unwrap();
+}
