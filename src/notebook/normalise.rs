@@ -17,6 +17,8 @@ static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
             r"(at_hash(?:</td><td[^>]*>|[^A-Za-z0-9_<-])+)[A-Za-z0-9_-]{22}([^A-Za-z0-9_-]|$)",
             "$1<at_hash>$2",
         ),
+        // A fresh public key's coordinates or modulus (a JWK's x, y, n) beside their names.
+        (r#"("(?:x|y|n)":\s*")[A-Za-z0-9_-]{43,}""#, "$1<key>\""),
         (r"(^|[^A-Za-z0-9_-])[A-Za-z0-9_-]{43}($|[^A-Za-z0-9_-])", "$1<b64url>$2"),
         // Claim times in words and in UTC, which move with the clock.
         (r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC", "<utc>"),
@@ -60,6 +62,10 @@ fn normalise_value(value: &Value) -> Value {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| match (k.as_str(), v) {
+                    // A JSON view of a public JWK: its key material, new for every key.
+                    ("x" | "y" | "n", Value::String(_)) if map.contains_key("kty") => {
+                        (k.clone(), Value::String("<key>".into()))
+                    }
                     // A JSON view of id_token claims: the value alone has no name beside it.
                     ("at_hash", Value::String(_)) => (k.clone(), Value::String("<at_hash>".into())),
                     _ => (k.clone(), normalise_value(v)),
@@ -155,6 +161,28 @@ mod tests {
             normalise_text(r#""authorization_endpoint""#),
             r#""authorization_endpoint""#
         );
+    }
+
+    #[test]
+    fn fresh_public_keys_become_placeholders() {
+        let p384 = "A5pB1xAW3q0XiXSyLwZ-j0TvuFdnA8-zgPqKNJYl1QffPP7Sq5mPMsyuYVXpnbfm";
+        let text = format!(r#""crv": "P-384", "x": "{p384}", "y":"{p384}", "kty": "EC""#);
+        assert_eq!(
+            normalise_text(&text),
+            r#""crv": "P-384", "x": "<key>", "y":"<key>", "kty": "EC""#
+        );
+        assert_eq!(
+            normalise_value(
+                &json!({"keys": [{"kty": "EC", "x": p384, "y": p384, "crv": "P-384"}]})
+            ),
+            json!({"keys": [{"kty": "EC", "x": "<key>", "y": "<key>", "crv": "P-384"}]})
+        );
+        // Only in a JWK: an `x` elsewhere stays.
+        assert_eq!(
+            normalise_value(&json!({"x": "short"})),
+            json!({"x": "short"})
+        );
+        assert_eq!(normalise_text(r#""x": "short""#), r#""x": "short""#);
     }
 
     #[test]
