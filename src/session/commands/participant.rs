@@ -117,7 +117,9 @@ pub(super) fn approve(
                 ))
                 .hint("the demo users' password is demo-password"));
             }
+            // An EHR launch's sign-in page may fill the user name in already.
             let mut fields = form.fields.clone();
+            fields.retain(|(name, _)| name != "username" && name != "password");
             fields.push(("username".into(), who.user.into()));
             fields.push(("password".into(), who.password.into()));
             ctx.emit(Output::Text(format!("Signed in as {}", who.user)));
