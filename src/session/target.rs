@@ -23,8 +23,6 @@ pub struct Endpoints {
     pub debug_token: String,
     /// The reference server's debug introspection endpoint.
     pub debug_introspect: String,
-    /// The reference server's debug endpoint that mints EHR launches.
-    pub debug_launch: String,
 }
 
 impl Endpoints {
@@ -39,8 +37,16 @@ impl Endpoints {
             register: Some(format!("{base}/oauth/register")),
             debug_token: format!("{base}/oauth/debug/token"),
             debug_introspect: format!("{base}/oauth/debug/introspect"),
-            debug_launch: format!("{base}/oauth/debug/launch"),
             base,
+        }
+    }
+
+    /// The reference server's debug endpoint that mints EHR launches, beside its debug
+    /// token endpoint.
+    pub fn debug_launch(&self) -> String {
+        match self.debug_token.strip_suffix("/token") {
+            Some(debug) => format!("{debug}/launch"),
+            None => format!("{}/oauth/debug/launch", self.base),
         }
     }
 
@@ -85,7 +91,6 @@ impl Endpoints {
             register: text("registration_endpoint"),
             debug_token: format!("{oauth}/debug/token"),
             debug_introspect: format!("{oauth}/debug/introspect"),
-            debug_launch: format!("{oauth}/debug/launch"),
             base,
         })
     }
@@ -124,7 +129,7 @@ mod tests {
         let e = Endpoints::reference("http://localhost:9000/");
         assert_eq!(e.fhir, "http://localhost:9000/api/fhir");
         assert_eq!(e.debug_token, "http://localhost:9000/oauth/debug/token");
-        assert_eq!(e.debug_launch, "http://localhost:9000/oauth/debug/launch");
+        assert_eq!(e.debug_launch(), "http://localhost:9000/oauth/debug/launch");
     }
 
     #[test]
@@ -132,7 +137,7 @@ mod tests {
         let doc = json!({"authorization_endpoint": "https://ehr.example/auth/authorize", "token_endpoint": "https://ehr.example/auth/token"});
         let e = Endpoints::from_configuration("https://ehr.example/fhir", &doc).unwrap();
         assert_eq!(e.token, "https://ehr.example/auth/token");
-        assert_eq!(e.debug_launch, "https://ehr.example/auth/debug/launch");
+        assert_eq!(e.debug_launch(), "https://ehr.example/auth/debug/launch");
         assert_eq!(e.register, None);
         assert_eq!(e.open_fhir, None);
         assert!(Endpoints::from_configuration("x", &json!({})).is_none());

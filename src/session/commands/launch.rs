@@ -82,7 +82,7 @@ pub(super) fn launch(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> {
         .or_else(|| own_client.clone());
     let body = request_body(args, client_id.as_deref());
     let client = ctx.state.client.clone();
-    let reply = ctx.request(client.post_json(&endpoints.debug_launch, &body))?;
+    let reply = ctx.request(client.post_json(&endpoints.debug_launch(), &body))?;
     ctx.show(&reply);
     if !reply.ok() {
         let hint = refusal_hint(reply.field("error").unwrap_or_default());
