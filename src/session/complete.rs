@@ -78,6 +78,7 @@ pub fn complete(vars: &Vars, code: &str, cursor: usize) -> Completion {
                 (_, "--as") => USERS.iter().map(|u| format!("{u}:demo-password")).collect(),
                 (_, "--patient") => PATIENTS.iter().map(|s| s.to_string()).collect(),
                 ("launch", "--encounter") => vec!["auto".to_string()],
+                ("authorize", "--encounter") => vec!["none".to_string()],
                 ("launch", "--context") => SERVED_TYPES.iter().map(|t| format!("{t}/")).collect(),
                 ("fetch", _) => SERVED_TYPES
                     .iter()

@@ -158,7 +158,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "authorize",
-        usage: "authorize [--redirect-uri U] [--scope S] [--state S] [--aud A] [--pkce] [--nonce N] [--launch [ID]] [--as USER[:PASSWORD] [--patient P] | --listen [--timeout S]]",
+        usage: "authorize [--redirect-uri U] [--scope S] [--state S] [--aud A] [--pkce] [--nonce N] [--launch [ID]] [--as USER[:PASSWORD] [--patient P] [--encounter E] | --listen [--timeout S]]",
         summary: "Build the authorize link; --as approves as that participant through the embedded server's pages; --listen catches the browser's redirect, and also the EHR opening the app's launch URL ($launch_uri on the same host). --launch spends an EHR launch (launch= and the launch scope). A scope with openid also sends a random nonce (bound as $nonce); without openid no nonce is sent and $nonce is unbound.",
         flags: &[
             valued("redirect-uri", "U", "redirect URI (default $redirect_uri)"),
@@ -171,6 +171,7 @@ pub const COMMANDS: &[CommandSpec] = &[
             optional("launch", "ID", "EHR launch: send launch=ID (default $launch) and add the launch scope"),
             valued("as", "USER[:PASSWORD]", "sign in and approve as this participant"),
             valued("patient", "P", "with --as: the patient to pick"),
+            valued("encounter", "E", "with --as: the encounter to pick when a standalone launch/encounter asks (an id, or none; default the most recent)"),
             switch("listen", "wait for the browser's redirect on the redirect URI's port (and for the EHR's request to $launch_uri)"),
             valued("timeout", "SECONDS", "with --listen: how long to wait (default 300)"),
         ],

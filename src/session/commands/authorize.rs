@@ -117,6 +117,10 @@ pub(super) fn authorize(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> 
         return Err(CommandError::new("BadFlag", "--patient goes with --as")
             .hint("authorize --as daniel-adams:demo-password --patient smart-1032702"));
     }
+    if args.has("encounter") && !args.has("as") {
+        return Err(CommandError::new("BadFlag", "--encounter goes with --as")
+            .hint("authorize --scope \"launch/patient launch/encounter patient/*.rs\" --as daniel-adams:demo-password --encounter none"));
+    }
     if args.has("patient") && args.has("launch") {
         return Err(
             CommandError::new("BadFlag", "--patient and --launch both choose the patient")
@@ -226,6 +230,7 @@ pub(super) fn authorize(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> 
             user: &user,
             password: &password,
             patient: args.value("patient"),
+            encounter: args.value("encounter"),
             base: &endpoints.base,
         };
         participant::approve(ctx, &request, &url, &state)?
