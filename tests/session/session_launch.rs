@@ -255,3 +255,55 @@ fn an_explicit_launch_id_goes_into_the_link_with_the_launch_scope() {
     let scope = params.iter().find(|(k, _)| k == "scope").unwrap().1.clone();
     assert_eq!(scope, "launch launch/patient patient/*.read offline_access");
 }
+
+#[test]
+fn a_standalone_launch_encounter_request_picks_an_encounter() {
+    let mut s = session();
+    let out = ok(
+        &mut s,
+        r#"register --scope "launch/patient launch/encounter patient/*.rs""#,
+    );
+    assert_eq!(statuses(&out), [201]);
+    let latest = latest_encounter_of(&mut s, SEED_PATIENT);
+    let pick = format!("authorize --as daniel-adams:demo-password --patient {SEED_PATIENT}");
+
+    // Without --encounter, the one the picker offers first: the most recent.
+    let out = ok(&mut s, &pick);
+    assert!(
+        texts(&out).contains(&format!("Picked encounter {latest}")),
+        "{out:#?}"
+    );
+    ok(&mut s, "exchange");
+    assert_eq!(var(&s, "encounter"), latest);
+    assert_eq!(var(&s, "patient"), SEED_PATIENT);
+
+    // Another of the patient's encounters, by id.
+    ok(
+        &mut s,
+        &format!("fetch Encounter?patient={SEED_PATIENT} --open"),
+    );
+    let other = var_json(&s, "response")["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["resource"]["id"].as_str())
+        .find(|id| *id != latest)
+        .expect("the patient has two Encounters")
+        .to_string();
+    ok(&mut s, &format!("{pick} --encounter {other}"));
+    ok(&mut s, "exchange");
+    assert_eq!(var(&s, "encounter"), other);
+
+    // None: no encounter in the answer, and the variable goes.
+    let out = ok(&mut s, &format!("{pick} --encounter none"));
+    assert!(texts(&out).contains(&"Picked no encounter".to_string()));
+    ok(&mut s, "exchange");
+    assert!(!bound(&s, "encounter"));
+
+    // One that is not on the picker: the choices are named.
+    let error = fails(&mut s, &format!("{pick} --encounter not-an-encounter"));
+    assert!(
+        error.hint.unwrap().contains(&latest),
+        "the choices are listed"
+    );
+}
