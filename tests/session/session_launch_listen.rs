@@ -179,6 +179,8 @@ struct Browser {
     http: reqwest::Client,
     runtime: tokio::runtime::Runtime,
     base: String,
+    /// What to fill in on the EHR page (`/ehr`) before pressing Launch.
+    ehr_choices: Vec<(String, String)>,
 }
 
 /// Where one request landed.
@@ -200,6 +202,7 @@ impl Browser {
                 .build()
                 .unwrap(),
             base: base.to_string(),
+            ehr_choices: Vec::new(),
         }
     }
 
@@ -240,9 +243,10 @@ impl Browser {
         Some(fields)
     }
 
-    /// From the authorize URL, sign in as `user` and approve; the redirect off the server.
-    fn approve(&self, authorize: &str, user: &str) -> String {
-        let mut next = self.http.get(authorize);
+    /// From a page on the server, sign in as `user` when asked, press Launch on the EHR
+    /// page or Approve on the consent page; the redirect off the server.
+    fn approve(&self, start: &str, user: &str) -> String {
+        let mut next = self.http.get(start);
         for _ in 0..12 {
             match self.land(next) {
                 Landing::Redirect(to) if to.starts_with(&self.base) => next = self.http.get(&to),
@@ -255,6 +259,9 @@ impl Browser {
                         fields.push(("username".into(), user.into()));
                         fields.push(("password".into(), "demo-password".into()));
                         next = self.http.post(url("/login")).form(&fields);
+                    } else if let Some(mut fields) = Browser::form(&page, "/ehr/launch") {
+                        fields.extend(self.ehr_choices.iter().cloned());
+                        next = self.http.post(url("/ehr/launch")).form(&fields);
                     } else if let Some(mut fields) = Browser::form(&page, "/oauth/consent") {
                         assert!(
                             Browser::form(&page, "/oauth/consent/patient").is_none(),
@@ -315,4 +322,52 @@ fn a_browser_sent_by_the_ehr_ends_with_the_tokens_in_the_session() {
     );
     let out = ok(&mut s, "fetch Encounter/$encounter");
     assert_eq!(statuses(&out), [200]);
+}
+
+#[test]
+fn launch_pressed_on_the_ehr_page_ends_with_the_tokens_in_the_session() {
+    let (mut s, port) = launchable_app();
+    ok(&mut s, &format!("fetch Encounter?patient={PATIENT} --open"));
+    let encounter = s.vars().get("response").unwrap()["entry"][0]["resource"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let client_id = var(&s, "client_id");
+    let base = s.embedded_url().unwrap().to_string();
+    let listening = listening(s, port);
+
+    // The clinician signs in to the EHR, opens Joseph Ross's chart at an encounter and
+    // presses Launch: the browser goes to the app's launch URL.
+    let mut browser = Browser::new(&base);
+    browser.ehr_choices = vec![
+        ("patient".into(), PATIENT.into()),
+        (format!("encounter-{PATIENT}"), encounter.clone()),
+        ("client_id".into(), client_id),
+        ("intent".into(), "summary-timeline".into()),
+        ("ehr_banner".into(), "1".into()),
+    ];
+    let launch_url = browser.approve(&format!("{base}/ehr"), "dr-carter");
+    assert!(
+        launch_url.starts_with(&format!("http://localhost:{port}/launch?")),
+        "{launch_url}"
+    );
+    let (status, head, _) = listening.browse_with_headers(&path_of(&launch_url));
+    assert_eq!(status, 302, "{head}");
+    let authorize = header(&head, "Location").unwrap();
+    // Still signed in as dr-carter: straight to the consent page, then back to the app.
+    let back = browser.approve(&authorize, "dr-carter");
+    let (status, _) = listening.browse(&path_of(&back));
+    assert_eq!(status, 200);
+
+    let (mut s, outcome, out) = listening.finish();
+    assert_eq!(outcome, Outcome::Ok, "{out:#?}");
+    assert_eq!(Some(var(&s, "launch")), param(&launch_url, "launch"));
+    ok(&mut s, "exchange");
+    assert_eq!(var(&s, "patient"), PATIENT);
+    assert_eq!(var(&s, "encounter"), encounter);
+    assert_eq!(var(&s, "intent"), "summary-timeline");
+    assert_eq!(
+        s.vars().get("response").unwrap()["need_patient_banner"],
+        Value::Bool(false)
+    );
 }
