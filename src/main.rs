@@ -172,6 +172,10 @@ struct ServeArgs {
     /// keys are shared by every server on that database.
     #[arg(long)]
     rotate_signing_key: bool,
+    /// Seconds an EHR launch (from /ehr or /oauth/debug/launch) waits for the app's
+    /// authorize request.
+    #[arg(long, default_value_t = server::launch::LAUNCH_LIFETIME, value_name = "SECONDS")]
+    launch_lifetime: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -306,6 +310,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         client_idle_lifetime: args.client_idle_lifetime,
         max_idle_clients: args.max_idle_clients,
         rotate_signing_key: args.rotate_signing_key,
+        launch_lifetime: args.launch_lifetime,
         ..server::Config::default()
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -104,6 +104,8 @@ pub struct Tokens {
     pub expires_in: u64,
     /// The patient in context.
     pub patient: Option<String>,
+    /// The id_token, when `openid fhirUser` was asked for.
+    pub id_token: Option<String>,
 }
 
 fn random_hex() -> String {
@@ -174,6 +176,12 @@ pub async fn run(conn: &mut Conn, app: &App, who: Person) -> Result<Tokens, Flow
         return Err(FlowError::Unexpected {
             step: "token",
             detail: format!("patient {:?}, expected {}", tokens.patient, who.patient),
+        });
+    }
+    if app.scope.contains("openid") && tokens.id_token.is_none() {
+        return Err(FlowError::Unexpected {
+            step: "token",
+            detail: "no id_token for a grant of openid fhirUser".to_string(),
         });
     }
     read(

@@ -63,6 +63,9 @@ pub struct Args {
     /// Who signs in.
     #[arg(long, value_enum, default_value_t = People::Joseph)]
     pub people: People,
+    /// Ask for `openid fhirUser` too, so every token response carries a signed id_token.
+    #[arg(long)]
+    pub identity: bool,
     /// The server's pid: sample its VmRSS every second.
     #[arg(long)]
     pub pid: Option<u32>,

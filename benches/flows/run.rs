@@ -111,7 +111,7 @@ impl Shared {
 pub async fn run(args: &Args, every: Duration) -> Result<Report, SetupError> {
     let (addr, host) = resolve(&args.url).await?;
     let base = args.url.trim_end_matches('/').to_string();
-    let app = register(addr, &host, &base, args.mode).await?;
+    let app = register(addr, &host, &base, args.mode, args.identity).await?;
     let shared = Arc::new(Shared::default());
     let people: &[Person] = match args.people {
         People::Joseph => &[JOSEPH],
@@ -213,11 +213,19 @@ async fn resolve(url: &str) -> Result<(SocketAddr, String), SetupError> {
     Err(SetupError::Unreachable(url.to_string()))
 }
 
-async fn register(addr: SocketAddr, host: &str, base: &str, mode: Mode) -> Result<App, SetupError> {
+async fn register(
+    addr: SocketAddr,
+    host: &str,
+    base: &str,
+    mode: Mode,
+    identity: bool,
+) -> Result<App, SetupError> {
     let fail = |e: String| SetupError::Register(e);
-    let scope = match mode {
-        Mode::Flow => "launch/patient patient/*.read",
-        Mode::Refresh => "launch/patient patient/*.read offline_access",
+    let scope = match (mode, identity) {
+        (Mode::Flow, false) => "launch/patient patient/*.read",
+        (Mode::Refresh, false) => "launch/patient patient/*.read offline_access",
+        (Mode::Flow, true) => "openid fhirUser launch/patient patient/*.read",
+        (Mode::Refresh, true) => "openid fhirUser launch/patient patient/*.read offline_access",
     };
     let body = serde_json::json!({
         "client_name": "Load generator",

@@ -105,6 +105,7 @@ fn ingress_app(kind: u8, runtime: &tokio::runtime::Runtime) -> IngressApp {
                 from_code_sha256: None,
                 session_sha256: None,
                 auth_time: None,
+                context: None,
             })
             .await
             .expect("memory");

@@ -356,6 +356,7 @@ async fn reset_grants(state: &AppState) {
                 session_sha256: None,
                 nonce: None,
                 auth_time: None,
+                context: None,
             })
             .await
             .expect("memory");
@@ -370,6 +371,7 @@ async fn reset_grants(state: &AppState) {
                 from_code_sha256: None,
                 session_sha256: None,
                 auth_time: None,
+                context: None,
             })
             .await
             .expect("memory");
@@ -387,6 +389,7 @@ async fn reset_grants(state: &AppState) {
             session_sha256: None,
             nonce: None,
             auth_time: None,
+            context: None,
         })
         .await
         .expect("memory");
@@ -400,6 +403,7 @@ async fn reset_grants(state: &AppState) {
         from_code_sha256: Some(sha256("fuzz-code-used")),
         session_sha256: None,
         auth_time: None,
+        context: None,
     };
     let _ = store
         .redeem_code(&sha256("fuzz-code-used"), first_use)
@@ -417,6 +421,7 @@ async fn reset_grants(state: &AppState) {
             session_sha256: None,
             nonce: None,
             auth_time: None,
+            context: None,
         })
         .await
         .expect("memory");

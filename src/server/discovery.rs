@@ -11,16 +11,23 @@ use serde_json::{json, Value};
 use tower_http::cors::{Any, CorsLayer};
 
 use super::error::method_not_allowed;
+use super::launch;
 use super::oidc;
 use super::state::AppState;
 
 /// SMART capabilities that work on this server, and only those.
 pub const CAPABILITIES: &[&str] = &[
+    "launch-ehr",
     "launch-standalone",
     "authorize-post",
     "client-public",
     "client-confidential-symmetric",
+    "context-banner",
+    "context-style",
+    "context-ehr-patient",
+    "context-ehr-encounter",
     "context-standalone-patient",
+    "context-standalone-encounter",
     "permission-offline",
     "permission-patient",
     "permission-user",
@@ -36,7 +43,9 @@ pub const SCOPES_SUPPORTED: &[&str] = &[
     "openid",
     "fhirUser",
     "profile",
+    "launch",
     "launch/patient",
+    "launch/encounter",
     "online_access",
     "offline_access",
     "patient/*.read",
@@ -66,6 +75,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             get(oidc::openid_configuration),
         )
         .route(oidc::JWKS_PATH, get(oidc::jwks))
+        .route(launch::style::STYLE_PATH, get(launch::style::style))
         // Set here, under the CORS layer: the router-wide 405 fallback would replace the
         // layered one and answer browsers' OPTIONS preflights with 405.
         .method_not_allowed_fallback(method_not_allowed)

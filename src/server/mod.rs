@@ -9,6 +9,7 @@ pub mod discovery;
 pub mod error;
 pub mod fhir;
 pub mod host_check;
+pub mod launch;
 pub mod listen;
 pub mod no_store;
 pub mod oauth;
@@ -83,6 +84,8 @@ pub struct Config {
     pub max_head_bytes: usize,
     /// Connections open at once; one more is answered 503 and closed; 1,024 by default.
     pub max_connections: usize,
+    /// Seconds an EHR launch id lasts before the app's authorize request must spend it.
+    pub launch_lifetime: u64,
     /// Make a new id_token signing key at start and sign with it from then on (the older
     /// keys stay in the JWKS until what they signed has expired).
     pub rotate_signing_key: bool,
@@ -111,6 +114,7 @@ impl Default for Config {
             max_head_bytes: 32 * 1024,
             max_connections: 1024,
             rotate_signing_key: false,
+            launch_lifetime: launch::LAUNCH_LIFETIME,
         }
     }
 }

@@ -23,6 +23,10 @@ pub struct SweepReport {
     pub sessions: usize,
 }
 
+/// How long a launch is remembered after it expires: ten minutes, so an app that comes
+/// back late hears "expired" or "already used" rather than "unknown".
+pub const LAUNCH_MEMORY: i64 = 600;
+
 /// How long a replaced signing key stays in the JWKS: an id_token lives as long as the
 /// access token it comes with, and a replica on the same database may sign with the old key
 /// until its next sweep reloads the keys; a minute more for clocks that differ.
@@ -42,6 +46,7 @@ pub async fn sweep_once(state: &AppState) -> Result<SweepReport, StoreError> {
         code_memory: code_replay_memory(state.config.code_lifetime),
         client_idle: (idle > 0).then(|| i64::try_from(idle).unwrap_or(i64::MAX)),
         signing_key_memory: signing_key_memory(&state.config),
+        launch_memory: LAUNCH_MEMORY,
     };
     let store = state.store.sweep(now, retention).await?;
     // A rotation by another server on the same database takes effect here.
@@ -105,6 +110,7 @@ mod tests {
             sign_in: Default::default(),
             username: None,
             patient_id: None,
+            context: None,
             created,
         }
     }

@@ -18,6 +18,7 @@ mod connections;
 mod csrf_and_sessions;
 mod debug_errors;
 mod discovery;
+mod ehr_launch;
 mod fhir_bundles;
 mod fhir_compartment;
 mod fhir_identity;

@@ -39,6 +39,13 @@ macro_rules! store_suite {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn launches_are_spent_once() {
+                let fresh = $fresh.await;
+                let stores = vec![fresh.store.clone(), fresh.second().await];
+                store_suite::launches::launches(stores).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn signing_keys_rotate_and_age_out() {
                 let fresh = $fresh.await;
                 store_suite::signing_keys::signing_keys(fresh.store.clone()).await;

@@ -6,6 +6,7 @@
 mod instantiate;
 pub mod codes;
 pub mod fresh;
+pub mod launches;
 pub mod process;
 pub mod signing_keys;
 pub mod sweeps;
@@ -16,7 +17,8 @@ use std::sync::Arc;
 use serde_json::json;
 use smartnb::server::oauth::sha256;
 use smartnb::server::store::{
-    Approval, AuthCode, Client, GrantKey, Redeemed, Retention, Store, Token, CODE_REPLAY_MEMORY,
+    Approval, AuthCode, Client, GrantKey, LaunchContext, Redeemed, Retention, Store, Token,
+    CODE_REPLAY_MEMORY,
 };
 
 /// Now, as the server's clock has it.
@@ -38,6 +40,7 @@ pub const KEEP: Retention = Retention {
     code_memory: CODE_REPLAY_MEMORY,
     client_idle: None,
     signing_key_memory: 3600,
+    launch_memory: 600,
 };
 
 /// A confidential client with metadata beyond the basics.
@@ -91,6 +94,18 @@ pub fn token(
         from_code_sha256: code.copied(),
         session_sha256: None,
         auth_time: Some(now() - 30),
+        context: Some(context()),
+    }
+}
+
+/// An EHR launch's context with every field set.
+pub fn context() -> LaunchContext {
+    LaunchContext {
+        ehr: true,
+        encounter: Some("smart-1288992-enc-2018-06".into()),
+        fhir_context: vec!["Observation/x".into(), "Practitioner/p".into()],
+        intent: Some("reconcile-medications ünï".into()),
+        need_patient_banner: false,
     }
 }
 
@@ -107,6 +122,7 @@ pub fn code(approval_id: &str, expires: i64) -> AuthCode {
         session_sha256: None,
         nonce: Some("n-0S6_WzA2Mj ünï".into()),
         auth_time: Some(now() - 30),
+        context: Some(context()),
     }
 }
 

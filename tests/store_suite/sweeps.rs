@@ -51,6 +51,7 @@ pub async fn sweep(store: Arc<dyn Store>) {
             codes: 2,
             clients: 0,
             signing_keys: 0,
+            launches: 0,
         }
     );
     assert!(store.approval(&live.id).await.unwrap().is_some());

@@ -12,7 +12,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::server::clock;
-use crate::server::pages::{error_page, see_other, sign_in_again, sign_in_first};
+use crate::server::launch::spend::spend;
+use crate::server::pages::{error_page, see_other, sign_in_again, sign_in_as, sign_in_first};
 use crate::server::scopes::{Context, Scopes};
 use crate::server::state::AppState;
 use crate::server::store::Client;
@@ -153,6 +154,32 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
             let fresh_enough = session
                 .as_ref()
                 .is_some_and(|s| s.username.is_some() && sign_in.accepts(s.created, now));
+            // An EHR launch is spent here, by the one request that names it, and binds the
+            // request to the launch's user and patient.
+            let launch = match form.get("launch") {
+                None => None,
+                // prompt=none is answered below without spending the launch.
+                Some(_) if sign_in.no_pages => None,
+                Some(id) => match spend(state, id, &client.client_id).await {
+                    Ok(Ok(launch)) => Some(launch),
+                    Ok(Err(refusal)) => {
+                        return client_error(
+                            &redirect_uri,
+                            Some(client_state),
+                            "invalid_request",
+                            &refusal.to_string(),
+                        )
+                    }
+                    Err(e) => {
+                        return error_page(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "Try again shortly",
+                            &e.to_string(),
+                            "",
+                        )
+                    }
+                },
+            };
             if sign_in.no_pages {
                 // Every grant here needs the participant's consent on a page.
                 let (code, description) = if fresh_enough {
@@ -172,20 +199,24 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
                 code_challenge: form.get("code_challenge").map(str::to_string),
                 nonce: form.get("nonce").map(str::to_string),
                 sign_in,
-                username: None,
-                patient_id: None,
+                username: launch.as_ref().map(|l| l.username.clone()),
+                patient_id: launch.as_ref().map(|l| l.patient_id.clone()),
+                context: launch.as_ref().map(|l| l.context.clone()),
                 created: now,
             };
             let consent = format!("/oauth/consent?request={}", request.id);
             state.pending.insert(request);
+            let signed_in_as = session.as_ref().and_then(|s| s.username.clone());
             // The consent page would send a browser that is not signed in (or not recently
-            // enough) on to sign in: send it there directly, one round trip fewer.
-            if fresh_enough {
-                see_other(&consent, None)
-            } else if session.is_some_and(|s| s.username.is_some()) {
-                see_other(&sign_in_again(&consent), None)
-            } else {
-                see_other(&sign_in_first(&consent), None)
+            // enough, or as someone other than the launch's user) on to sign in: send it
+            // there directly, one round trip fewer.
+            match launch {
+                Some(launch) if signed_in_as.as_deref() != Some(launch.username.as_str()) => {
+                    see_other(&sign_in_as(&consent, &launch.username), None)
+                }
+                _ if fresh_enough => see_other(&consent, None),
+                _ if signed_in_as.is_some() => see_other(&sign_in_again(&consent), None),
+                _ => see_other(&sign_in_first(&consent), None),
             }
         }
     }
@@ -271,6 +302,21 @@ fn check(state: &AppState, client: &Client, form: &Form) -> Result<String, (&'st
                 client.scope
             ),
         ));
+    }
+    match (wanted.has("launch"), form.get("launch")) {
+        (true, None) => {
+            return Err((
+                "invalid_scope",
+                "the launch scope is for EHR launches and needs the launch parameter the EHR sent; for a standalone launch ask for launch/patient instead".to_string(),
+            ))
+        }
+        (false, Some(_)) => {
+            return Err((
+                "invalid_scope",
+                "a launch parameter was sent without the launch scope; add launch to the scope".to_string(),
+            ))
+        }
+        _ => {}
     }
     if wanted
         .resource_scopes()

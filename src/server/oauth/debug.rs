@@ -172,6 +172,7 @@ pub async fn token(
             from_code_sha256: None,
             session_sha256: None,
             auth_time: None,
+            context: None,
         },
     )
     .await?;

@@ -3,7 +3,7 @@
 use crate::server::clock;
 use crate::server::scopes::Scopes;
 use crate::server::state::AppState;
-use crate::server::store::{Approval, GrantKey, Token};
+use crate::server::store::{Approval, GrantKey, LaunchContext, Token};
 
 use super::{new_secret, sha256, store_failed};
 use crate::server::error::OAuthError;
@@ -95,6 +95,8 @@ pub struct TokenRequest<'a> {
     pub session_sha256: Option<[u8; 32]>,
     /// When the participant signed in for this grant (kept for refreshed id_tokens).
     pub auth_time: Option<i64>,
+    /// The launch context the token response repeats.
+    pub context: Option<LaunchContext>,
 }
 
 /// A token pair just minted: the values, which only the answer that hands them out
@@ -128,6 +130,7 @@ impl TokenRequest<'_> {
             from_code_sha256: self.from_code_sha256,
             session_sha256: self.session_sha256,
             auth_time: self.auth_time,
+            context: self.context.clone(),
         };
         Issued {
             access_token,

@@ -7,6 +7,7 @@ pub mod debug_gate;
 pub mod form;
 pub mod grants;
 mod introspect;
+mod launch_context;
 pub mod limits;
 pub mod pending;
 pub mod prompt;
@@ -43,6 +44,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/oauth/revoke", post(revoke::revoke))
         .route("/oauth/debug/token", post(debug::token))
         .route("/oauth/debug/introspect", get(debug::introspect))
+        .route(
+            "/oauth/debug/launch",
+            post(crate::server::launch::debug::launch),
+        )
         // Set before the layers: the router-wide 405 fallback does not reach layered routes.
         .method_not_allowed_fallback(method_not_allowed);
     no_store(routes)

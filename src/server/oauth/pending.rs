@@ -10,13 +10,15 @@ use crate::server::bounded::{Bounded, Bounds, Weigh};
 use crate::server::clock;
 
 use super::prompt::SignInRule;
+use crate::server::store::LaunchContext;
 
 /// How long a participant has to finish the pages.
 pub const PENDING_LIFETIME: i64 = 30 * 60;
 /// The most requests that wait at once, and the most bytes they hold: beyond either the
-/// heaviest client's oldest are dropped. Typical requests (760 bytes each, the index by id
-/// included) fill the bytes at 44,150; requests with every parameter at its limit (8,348
-/// bytes, see [`super::limits`]) at 4,019.
+/// heaviest client's oldest are dropped. Typical requests (840 bytes each, the index by id
+/// included) fill the bytes at 39,945; requests with every parameter at its limit and an
+/// EHR launch's context at its limits (11,628 bytes, see [`super::limits`] and
+/// `launch::mint`) at 2,885.
 pub const PENDING_BOUNDS: Bounds = Bounds {
     entries: 50_000,
     bytes: 32 * 1024 * 1024,
@@ -45,8 +47,10 @@ pub struct PendingAuthorization {
     pub sign_in: SignInRule,
     /// The user it was bound to when first seen logged in.
     pub username: Option<String>,
-    /// The patient chosen.
+    /// The patient chosen (or the EHR launch's).
     pub patient_id: Option<String>,
+    /// The EHR launch's context, or a standalone launch's encounter choice once made.
+    pub context: Option<LaunchContext>,
     /// Unix time it was created.
     pub created: i64,
 }
@@ -62,12 +66,21 @@ impl Weigh for PendingAuthorization {
             + self.nonce.heap_bytes()
             + self.username.heap_bytes()
             + self.patient_id.heap_bytes()
+            + self.context.as_ref().map_or(0, |c| {
+                size_of::<LaunchContext>()
+                    + c.encounter.heap_bytes()
+                    + c.intent.heap_bytes()
+                    + c.fhir_context
+                        .iter()
+                        .map(|r| r.len() + size_of::<String>())
+                        .sum::<usize>()
+            })
     }
 }
 
 /// The most requests one client may have waiting, and the most bytes they may hold:
 /// beyond either that client's oldest are dropped, so a flood of authorize requests
-/// through one client cancels only that client's own. 4 MiB is 502 requests at every limit.
+/// through one client cancels only that client's own. 4 MiB is 360 requests at every limit.
 pub const PER_CLIENT_BOUNDS: Bounds = Bounds {
     entries: 1_000,
     bytes: 4 * 1024 * 1024,
@@ -299,6 +312,7 @@ impl Pending {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::launch::mint::{MAX_FHIR_CONTEXT, MAX_INTENT};
     use crate::server::oauth::limits::{authorize_limit, MAX_URI};
     use crate::server::scopes::MAX_SCOPE_BYTES;
 
@@ -316,6 +330,14 @@ mod tests {
             sign_in: Default::default(),
             username: Some("daniel-adams".into()),
             patient_id: Some("smart-1288992".into()),
+            // An EHR launch's context with every field at its limit (`launch::mint`).
+            context: Some(LaunchContext {
+                ehr: true,
+                encounter: Some("e".repeat(64)),
+                fhir_context: vec!["r".repeat(MAX_INTENT); MAX_FHIR_CONTEXT],
+                intent: Some("i".repeat(MAX_INTENT)),
+                need_patient_banner: false,
+            }),
             created: clock::now(),
         }
     }
@@ -326,6 +348,7 @@ mod tests {
             scope: "launch/patient patient/*.read offline_access".into(),
             state: "my-obscure-state".into(),
             nonce: None,
+            context: None,
             sign_in: Default::default(),
             ..largest(n)
         }
@@ -334,8 +357,8 @@ mod tests {
     #[test]
     fn the_documented_weights_hold() {
         // PENDING_BOUNDS's documentation, the README and benches/README.md quote these.
-        assert_eq!(Pending::weight(&small(0)), 760);
-        assert_eq!(Pending::weight(&largest(0)), 8_348);
+        assert_eq!(Pending::weight(&small(0)), 840);
+        assert_eq!(Pending::weight(&largest(0)), 11_628);
     }
 
     #[test]

@@ -195,14 +195,21 @@ fn parse_metadata(m: &Map<String, Value>, client_id: &str) -> Result<Client, OAu
             Some(_) => return Err(bad_metadata(format!("{key} must be a string"))),
         }
     }
-    // URIs for what this server does not do yet (jwks_uri, initiate_login_uri, …) are not
-    // kept, but are held to the same limit, ready for the day they are.
+    // URIs for what this server does not do yet (jwks_uri, …) are not kept, but are held to
+    // the same limit, ready for the day they are.
     for key in METADATA_URIS {
         match m.get(*key) {
             None | Some(Value::Null) => {}
             Some(Value::String(s)) => check_metadata_len(key, s, MAX_URI)?,
             Some(_) => return Err(bad_metadata(format!("{key} must be a string"))),
         }
+    }
+    if let Some(uri) = m.get("initiate_login_uri").filter(|v| !v.is_null()) {
+        let uri = uri
+            .as_str()
+            .ok_or_else(|| bad_metadata("initiate_login_uri must be a string"))?;
+        check_launch_uri(uri)?;
+        extra.insert("initiate_login_uri".to_string(), json!(uri));
     }
     if let Some(contacts) = m.get("contacts").filter(|v| !v.is_null()) {
         let contacts = string_list(contacts, "contacts")?;
@@ -229,6 +236,38 @@ fn parse_metadata(m: &Map<String, Value>, client_id: &str) -> Result<Client, OAu
         issued_at: clock::now(),
         extra,
     })
+}
+
+/// OpenID Connect Registration's `initiate_login_uri`, the app's launch URL for EHR
+/// launches: https, or http on a loopback host (a developer's machine); no fragment, since
+/// the EHR appends `?iss=…&launch=…`.
+fn check_launch_uri(uri: &str) -> Result<(), OAuthError> {
+    let parsed = url::Url::parse(uri).map_err(|e| {
+        bad_metadata(format!(
+            "initiate_login_uri {uri:?} is not an absolute URL: {e}"
+        ))
+    })?;
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match parsed.scheme() {
+        "https" if parsed.host().is_some() => {}
+        "http" if loopback => {}
+        _ => {
+            return Err(bad_metadata(format!(
+                "initiate_login_uri {uri:?} must be https, or http on localhost/127.0.0.1/[::1]"
+            )))
+        }
+    }
+    if parsed.fragment().is_some() {
+        return Err(bad_metadata(
+            "initiate_login_uri must not have a #fragment (the EHR adds iss and launch to its query)",
+        ));
+    }
+    Ok(())
 }
 
 /// A JSON array of strings, or `invalid_client_metadata` naming the field.

@@ -23,6 +23,7 @@ use crate::server::store::{Approval, Client, Redeemed, Token};
 use super::client_auth::authenticate;
 use super::form::Form;
 use super::grants::{Issued, TokenRequest};
+use super::launch_context;
 use super::{sha256, store_failed};
 
 fn invalid_grant(description: impl Into<String>) -> OAuthError {
@@ -64,8 +65,6 @@ pub async fn token(
         "token_type": "Bearer",
         "expires_in": (token.access_expires - token.issued_at).max(0),
         "scope": token.scope,
-        "patient": approval.patient_id,
-        "need_patient_banner": true,
     });
     if let Some(refresh) = &issued.refresh_token {
         body["refresh_token"] = json!(refresh);
@@ -73,9 +72,13 @@ pub async fn token(
     if let Some(signed) = id_token {
         body["id_token"] = json!(signed);
     }
-    if !(scopes.has("launch/patient") || scopes.resource_scopes().next().is_some()) {
-        body.as_object_mut().map(|o| o.remove("patient"));
+    let with_patient = scopes.has("launch")
+        || scopes.has("launch/patient")
+        || scopes.resource_scopes().next().is_some();
+    if with_patient {
+        body["patient"] = json!(approval.patient_id);
     }
+    launch_context::add(&state, &scopes, token.context.as_ref(), &mut body);
     Ok((
         [
             (header::CACHE_CONTROL, "no-store"),
@@ -193,6 +196,7 @@ async fn exchange_code(
         from_code_sha256: Some(code_sha256),
         session_sha256: record.session_sha256,
         auth_time: record.auth_time,
+        context: record.context.clone(),
     }
     .build();
     let id_token = id_token_for(state, &approval, &issued, record.nonce.as_deref()).await?;
@@ -326,6 +330,7 @@ async fn refresh(
         from_code_sha256: old.from_code_sha256,
         session_sha256: old.session_sha256,
         auth_time: old.auth_time,
+        context: old.context.clone(),
     }
     .build();
     let id_token = id_token_for(state, &approval, &new, None).await?;

@@ -12,8 +12,8 @@ use super::session::BrowserSession;
 use super::templates::{ConsentPage, Duration, PatientChoice, PickerPage};
 use super::words;
 use super::{
-    csrf_failure, error_page, field, form_pairs, html, see_other, sign_in_again, sign_in_first,
-    Halt,
+    csrf_failure, error_page, field, form_pairs, html, see_other, sign_in_again, sign_in_as,
+    sign_in_first, Halt,
 };
 use crate::server::clock;
 use crate::server::oauth::authorize::redirect_to_client;
@@ -59,9 +59,25 @@ fn context(
 ) -> Result<Consent, Halt> {
     let mut pending = state.pending.get(request_id).ok_or_else(expired_request)?;
     let next = format!("/oauth/consent?request={request_id}");
+    // An EHR launch belongs to the user who launched it: whoever else is signed in here is
+    // asked to sign in as that user, with the name filled in.
+    let launched_by = pending
+        .context
+        .as_ref()
+        .filter(|c| c.ehr)
+        .and(pending.username.clone());
     let Some(session) = session.filter(|s| s.username.is_some()) else {
-        return Err(see_other(&sign_in_first(&next), None).into());
+        return Err(match &launched_by {
+            Some(user) => see_other(&sign_in_as(&next, user), None),
+            None => see_other(&sign_in_first(&next), None),
+        }
+        .into());
     };
+    if let Some(user) = &launched_by {
+        if session.username.as_ref() != Some(user) {
+            return Err(see_other(&sign_in_as(&next, user), None).into());
+        }
+    }
     if !pending.sign_in.accepts(session.created, clock::now()) {
         return Err(see_other(&sign_in_again(&next), None).into());
     }
@@ -261,6 +277,10 @@ pub async fn choose_patient(
     };
     let id = pending.id.clone();
     let chosen = field(&pairs, "patient").unwrap_or_default();
+    if pending.context.as_ref().is_some_and(|c| c.ehr) {
+        // The EHR chose the patient; the picker is never offered for a launch.
+        return see_other(&format!("/oauth/consent?request={id}"), None);
+    }
     if !user.has_patient(chosen) {
         let error = "Choose one of the patients listed.";
         return page(
@@ -414,6 +434,7 @@ async fn approve(
         session_sha256: bound.then(|| sha256(&session.id)),
         nonce: pending.nonce.clone(),
         auth_time: Some(session.created),
+        context: pending.context.clone(),
     };
     if let Err(e) = state.store.insert_code(record).await {
         return error_page(

@@ -32,22 +32,29 @@ pub async fn show(
     if session.username.is_some() && !again {
         return see_other(&next, cookie);
     }
-    let notice = match refused {
-        Some(why) => Some(format!(
+    let launch_user = field(&pairs, "username").filter(|name| name.len() <= 64);
+    let notice = match (refused, launch_user) {
+        (Some(why), _) => Some(format!(
             "The link's return address was not used: {why}. After signing in you will go to {}.",
             next::DEFAULT
         )),
-        None if again => Some(
+        (None, Some(user)) if again => Some(format!(
+            "This launch from the EHR belongs to {user}: sign in as {user} to go on."
+        )),
+        (None, None) if again => Some(
             "The app asks you to sign in again before it goes on (a fresh sign-in).".to_string(),
         ),
-        None => None,
+        _ => None,
     };
+    // An EHR launch names who must sign in; the field is filled in (and still editable:
+    // another name just fails the launch's check after sign-in, with a page saying so).
+    let username = launch_user.unwrap_or_default();
     let page = LoginPage {
         title: "Sign in",
         user: None,
         csrf: &session.csrf,
         next: &next,
-        username: "",
+        username,
         error: None,
         notice: notice.as_deref(),
     };

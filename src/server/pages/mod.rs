@@ -146,6 +146,16 @@ pub fn sign_in_first(next: &str) -> String {
     )
 }
 
+/// The sign-in page for this user (the name filled in), whoever is signed in now, then
+/// `next`: for an EHR launch, which belongs to the user who launched it.
+pub fn sign_in_as(next: &str, username: &str) -> String {
+    format!(
+        "{}&username={}",
+        sign_in_again(next),
+        form_urlencoded::byte_serialize(username.as_bytes()).collect::<String>()
+    )
+}
+
 /// The sign-in page even for a signed-in participant, then `next`: for an app that asks
 /// for a fresh sign-in (OpenID Connect `prompt=login`, `max_age`).
 pub fn sign_in_again(next: &str) -> String {

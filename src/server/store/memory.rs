@@ -6,8 +6,8 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    Approval, AuthCode, Client, GrantKey, Redeemed, Retention, SigningKey, Store, StoreResult,
-    StoredCode, Swept, Token,
+    Approval, AuthCode, Client, GrantKey, Launch, Redeemed, Retention, SigningKey, Store,
+    StoreResult, StoredCode, StoredLaunch, Swept, Token,
 };
 
 /// A SHA-256, the key of tokens and codes.
@@ -43,6 +43,8 @@ struct Tables {
     codes: HashMap<Hash, CodeEntry>,
     /// Signing keys by generation.
     signing_keys: std::collections::BTreeMap<i64, SigningKey>,
+    /// Launches by the SHA-256 of their id.
+    launches: HashMap<Hash, StoredLaunch>,
 }
 
 impl Tables {
@@ -293,6 +295,29 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn insert_launch(&self, launch: Launch) -> StoreResult<()> {
+        let stored = StoredLaunch {
+            launch,
+            spent: false,
+        };
+        self.lock().launches.insert(stored.launch.id_sha256, stored);
+        Ok(())
+    }
+
+    async fn launch(&self, id_sha256: &Hash) -> StoreResult<Option<StoredLaunch>> {
+        Ok(self.lock().launches.get(id_sha256).cloned())
+    }
+
+    async fn spend_launch(&self, id_sha256: &Hash) -> StoreResult<bool> {
+        Ok(match self.lock().launches.get_mut(id_sha256) {
+            Some(entry) if !entry.spent => {
+                entry.spent = true;
+                true
+            }
+            _ => false,
+        })
+    }
+
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
         Ok(self.lock().signing_keys.values().cloned().collect())
     }
@@ -317,6 +342,11 @@ impl Store for MemoryStore {
                 .is_none_or(|at| at.saturating_add(retention.signing_key_memory) > now)
         });
         let signing_keys = (before - tables.signing_keys.len()) as u64;
+        let before = tables.launches.len();
+        tables
+            .launches
+            .retain(|_, l| l.launch.expires.saturating_add(retention.launch_memory) > now);
+        let launches = (before - tables.launches.len()) as u64;
         let before = tables.approvals.len();
         tables.approvals.retain(|_, a| a.expires > now);
         let approvals = (before - tables.approvals.len()) as u64;
@@ -356,6 +386,7 @@ impl Store for MemoryStore {
             codes,
             clients,
             signing_keys,
+            launches,
         })
     }
 }

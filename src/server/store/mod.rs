@@ -44,6 +44,15 @@ pub struct Client {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+impl Client {
+    /// The app's launch URL for EHR launches (`initiate_login_uri`), if it registered one.
+    pub fn launch_uri(&self) -> Option<&str> {
+        self.extra
+            .get("initiate_login_uri")
+            .and_then(|v| v.as_str())
+    }
+}
+
 /// A participant's standing permission for one client to read one patient.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Approval {
@@ -87,6 +96,10 @@ pub struct Token {
     /// Unix time the participant signed in for the grant this token came from, when it was
     /// issued with an id_token (`openid`): a refreshed id_token repeats it as `auth_time`.
     pub auth_time: Option<i64>,
+    /// The launch context the token response repeats at every refresh (`None` for a
+    /// standalone launch that chose no encounter, and for tokens minted by the debug
+    /// endpoint).
+    pub context: Option<LaunchContext>,
 }
 
 /// An authorization code waiting to be exchanged.
@@ -113,6 +126,51 @@ pub struct AuthCode {
     pub nonce: Option<String>,
     /// Unix time the approving participant signed in (the id_token's `auth_time`).
     pub auth_time: Option<i64>,
+    /// The context the grant was given in (EHR launch, or a standalone encounter choice).
+    pub context: Option<LaunchContext>,
+}
+
+/// What an EHR launch (or a standalone launch's encounter choice) adds to the token
+/// response besides the patient (SMART App Launch 2.2, "Launch context arrives with your
+/// access_token").
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LaunchContext {
+    /// True for an EHR launch, false for a standalone one.
+    pub ehr: bool,
+    /// The Encounter id in context, if any.
+    pub encounter: Option<String>,
+    /// More resources in context, as relative references (`Observation/…`).
+    pub fhir_context: Vec<String>,
+    /// The EHR's `intent` (free text).
+    pub intent: Option<String>,
+    /// Whether the app should show its own patient banner.
+    pub need_patient_banner: bool,
+}
+
+/// A launch an EHR minted, waiting for the app's authorize request (`launch=`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Launch {
+    /// SHA-256 of the launch id (the id itself only goes to the EHR page or debug caller).
+    pub id_sha256: [u8; 32],
+    /// The user the EHR session belongs to; only they may use it.
+    pub username: String,
+    /// The patient in context.
+    pub patient_id: String,
+    /// The app it was made for, when one was chosen; then only that client may use it.
+    pub client_id: Option<String>,
+    /// What the token response will carry.
+    pub context: LaunchContext,
+    /// Unix time after which it cannot be used.
+    pub expires: i64,
+}
+
+/// A launch as the store holds it, and whether an authorize request spent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredLaunch {
+    /// The launch.
+    pub launch: Launch,
+    /// Used by an authorize request already.
+    pub spent: bool,
 }
 
 /// One of the RSA keys id_tokens are signed with. The newest generation signs; older ones
@@ -218,6 +276,9 @@ pub struct Retention {
     /// Seconds a replaced signing key stays published after it was replaced (as long as
     /// anything it signed can still be valid).
     pub signing_key_memory: i64,
+    /// Seconds a launch is remembered past its expiry (so a late use is told "expired" or
+    /// "already used", not "unknown").
+    pub launch_memory: i64,
 }
 
 /// What one sweep removed.
@@ -233,6 +294,8 @@ pub struct Swept {
     pub clients: u64,
     /// Signing keys replaced longer ago than anything they signed can live.
     pub signing_keys: u64,
+    /// Launches past their expiry and memory.
+    pub launches: u64,
 }
 
 impl Swept {
@@ -318,6 +381,14 @@ pub trait Store: Send + Sync {
     /// always sees the token of the one that won.
     async fn redeem_code(&self, code_sha256: &[u8; 32], token: Token) -> StoreResult<Redeemed>;
 
+    /// Save a launch.
+    async fn insert_launch(&self, launch: Launch) -> StoreResult<()>;
+    /// Look a launch up without spending it, so the request can be checked first.
+    async fn launch(&self, id_sha256: &[u8; 32]) -> StoreResult<Option<StoredLaunch>>;
+    /// Spend a launch; true for exactly one of concurrent callers (false if it was spent
+    /// already or is unknown).
+    async fn spend_launch(&self, id_sha256: &[u8; 32]) -> StoreResult<bool>;
+
     /// Every signing key, oldest generation first.
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>>;
     /// Save a new signing key and mark every older one retired at its `created` time, in
@@ -329,7 +400,8 @@ pub trait Store: Send + Sync {
     /// pairs whose access token expired without a refresh token or whose approval is gone,
     /// codes `retention.code_memory` seconds past expiry or whose approval is gone,
     /// clients that never got an approval registered `retention.client_idle` seconds ago,
-    /// and signing keys retired `retention.signing_key_memory` seconds ago.
+    /// signing keys retired `retention.signing_key_memory` seconds ago, and launches
+    /// `retention.launch_memory` seconds past expiry.
     async fn sweep(&self, now: i64, retention: Retention) -> StoreResult<Swept>;
 }
 

@@ -24,7 +24,7 @@ async fn code_replayed(conn: &mut AnyConnection, code: &[u8; 32]) -> StoreResult
 
 async fn insert_token_row(conn: &mut AnyConnection, token: &Token) -> StoreResult<()> {
     sqlx::query(&format!(
-        "INSERT INTO token_pairs ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        "INSERT INTO token_pairs ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
     ))
     .bind(to_hex(&token.access_sha256))
     .bind(to_hex_opt(token.refresh_sha256.as_ref()))
@@ -35,6 +35,7 @@ async fn insert_token_row(conn: &mut AnyConnection, token: &Token) -> StoreResul
     .bind(to_hex_opt(token.from_code_sha256.as_ref()))
     .bind(to_hex_opt(token.session_sha256.as_ref()))
     .bind(token.auth_time)
+    .bind(token.context.as_ref().map(rows::to_json))
     .execute(conn)
     .await
     .map_err(backend)?;
@@ -131,7 +132,7 @@ impl SqlStore {
     pub(super) async fn put_code(&self, code: AuthCode) -> StoreResult<()> {
         sqlx::query(&format!(
             "INSERT INTO auth_codes ({CODE_COLUMNS}, used, replayed) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, 0)"
         ))
         .bind(to_hex(&code.code_sha256))
         .bind(&code.approval_id)
@@ -143,6 +144,7 @@ impl SqlStore {
         .bind(to_hex_opt(code.session_sha256.as_ref()))
         .bind(&code.nonce)
         .bind(code.auth_time)
+        .bind(code.context.as_ref().map(rows::to_json))
         .execute(&self.writer)
         .await
         .map_err(backend)?;

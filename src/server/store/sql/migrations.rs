@@ -29,6 +29,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "openid connect",
         include_str!("../migrations/0004_openid_connect.sql"),
     ),
+    (
+        5,
+        "launch context",
+        include_str!("../migrations/0005_launch_context.sql"),
+    ),
 ];
 
 /// The migrations above as a source for sqlx's `Migrator`.

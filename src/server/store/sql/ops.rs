@@ -5,10 +5,10 @@
 use async_trait::async_trait;
 
 use super::super::{
-    Approval, AuthCode, Client, GrantKey, Redeemed, Retention, SigningKey, Store, StoreResult,
-    StoredCode, Swept, Token,
+    Approval, AuthCode, Client, GrantKey, Launch, Redeemed, Retention, SigningKey, Store,
+    StoreResult, StoredCode, StoredLaunch, Swept, Token,
 };
-use super::rows::{self, APPROVAL_COLUMNS, CLIENT_COLUMNS, SIGNING_KEY_COLUMNS};
+use super::rows::{self, APPROVAL_COLUMNS, CLIENT_COLUMNS, LAUNCH_COLUMNS, SIGNING_KEY_COLUMNS};
 use super::{backend, SqlStore};
 
 impl SqlStore {
@@ -208,6 +208,43 @@ impl Store for SqlStore {
         self.redeem(code_sha256, token).await
     }
 
+    async fn insert_launch(&self, launch: Launch) -> StoreResult<()> {
+        sqlx::query(&format!(
+            "INSERT INTO launches ({LAUNCH_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, 0)"
+        ))
+        .bind(rows::to_hex(&launch.id_sha256))
+        .bind(&launch.username)
+        .bind(&launch.patient_id)
+        .bind(&launch.client_id)
+        .bind(rows::to_json(&launch.context))
+        .bind(launch.expires)
+        .execute(&self.writer)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn launch(&self, id_sha256: &[u8; 32]) -> StoreResult<Option<StoredLaunch>> {
+        let row = sqlx::query(&format!(
+            "SELECT {LAUNCH_COLUMNS} FROM launches WHERE id_sha256 = $1"
+        ))
+        .bind(rows::to_hex(id_sha256))
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(rows::launch).transpose()
+    }
+
+    async fn spend_launch(&self, id_sha256: &[u8; 32]) -> StoreResult<bool> {
+        // One conditional update: of concurrent spenders exactly one changes the row.
+        let done = sqlx::query("UPDATE launches SET spent = 1 WHERE id_sha256 = $1 AND spent = 0")
+            .bind(rows::to_hex(id_sha256))
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
         let found = sqlx::query(&format!(
             "SELECT {SIGNING_KEY_COLUMNS} FROM signing_keys ORDER BY generation"
@@ -285,12 +322,18 @@ impl Store for SqlStore {
             now.saturating_sub(retention.signing_key_memory),
         )
         .await?;
+        let launches = run(
+            "DELETE FROM launches WHERE expires <= $1",
+            now.saturating_sub(retention.launch_memory),
+        )
+        .await?;
         Ok(Swept {
             approvals,
             tokens,
             codes,
             clients,
             signing_keys,
+            launches,
         })
     }
 }

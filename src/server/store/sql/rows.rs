@@ -3,7 +3,10 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::super::{Approval, AuthCode, Client, SigningKey, StoreError, StoreResult, Token};
+use super::super::{
+    Approval, AuthCode, Client, Launch, LaunchContext, SigningKey, StoreError, StoreResult,
+    StoredLaunch, Token,
+};
 use super::backend;
 
 /// Columns of `clients`, in the order `client` reads them.
@@ -13,10 +16,13 @@ pub const CLIENT_COLUMNS: &str = "client_id, secret_sha256, client_name, redirec
 pub const APPROVAL_COLUMNS: &str = "id, client_id, username, patient_id, scope, expires, created";
 /// Columns of `token_pairs`.
 pub const TOKEN_COLUMNS: &str = "access_sha256, refresh_sha256, approval_id, scope, issued_at, \
-     access_expires, from_code_sha256, session_sha256, auth_time";
+     access_expires, from_code_sha256, session_sha256, auth_time, launch_context";
 /// Columns of `auth_codes` that make an [`AuthCode`].
 pub const CODE_COLUMNS: &str = "code_sha256, approval_id, redirect_uri, redirect_uri_given, \
-     scope, code_challenge, expires, session_sha256, nonce, auth_time";
+     scope, code_challenge, expires, session_sha256, nonce, auth_time, launch_context";
+/// Columns of `launches`.
+pub const LAUNCH_COLUMNS: &str =
+    "id_sha256, username, patient_id, client_id, context, expires, spent";
 /// Columns of `signing_keys`.
 pub const SIGNING_KEY_COLUMNS: &str = "generation, kid, private_pem, public_jwk, created, retired";
 
@@ -33,6 +39,19 @@ fn json<T: serde::de::DeserializeOwned>(row: &AnyRow, column: &str) -> StoreResu
     let text: String = get(row, column)?;
     serde_json::from_str(&text)
         .map_err(|e| StoreError::Backend(format!("column {column} holds unreadable JSON: {e}")))
+}
+
+/// A JSON column that may be NULL.
+fn optional_json<T: serde::de::DeserializeOwned>(
+    row: &AnyRow,
+    column: &str,
+) -> StoreResult<Option<T>> {
+    let text: Option<String> = get(row, column)?;
+    text.map(|text| {
+        serde_json::from_str(&text)
+            .map_err(|e| StoreError::Backend(format!("column {column} holds unreadable JSON: {e}")))
+    })
+    .transpose()
 }
 
 /// A value as JSON text for a column.
@@ -97,6 +116,7 @@ pub fn token(row: &AnyRow) -> StoreResult<Token> {
         from_code_sha256: optional_hash(row, "from_code_sha256")?,
         session_sha256: optional_hash(row, "session_sha256")?,
         auth_time: get(row, "auth_time")?,
+        context: optional_json(row, "launch_context")?,
     })
 }
 
@@ -113,6 +133,22 @@ pub fn code(row: &AnyRow) -> StoreResult<AuthCode> {
         session_sha256: optional_hash(row, "session_sha256")?,
         nonce: get(row, "nonce")?,
         auth_time: get(row, "auth_time")?,
+        context: optional_json(row, "launch_context")?,
+    })
+}
+
+/// A launch from a row of [`LAUNCH_COLUMNS`].
+pub fn launch(row: &AnyRow) -> StoreResult<StoredLaunch> {
+    Ok(StoredLaunch {
+        launch: Launch {
+            id_sha256: hash(row, "id_sha256")?,
+            username: get(row, "username")?,
+            patient_id: get(row, "patient_id")?,
+            client_id: get(row, "client_id")?,
+            context: json::<LaunchContext>(row, "context")?,
+            expires: get(row, "expires")?,
+        },
+        spent: get::<i64>(row, "spent")? != 0,
     })
 }
 
