@@ -2,8 +2,9 @@
 # The portal's authorization-code flow in a real browser: Debian's Chromium, driven by
 # playwright-core, against `smartnb serve --port 0`. Installs what is missing, builds,
 # starts the server, waits for the base URL on its first stdout line, runs
-# tests/browser/consent.mjs (which prints "N passed, M failed" and saves screenshots to
-# target/screenshots/), and stops the server however the run ends.
+# tests/browser/consent.mjs and tests/browser/ehr_launch.mjs (each prints "N passed,
+# M failed" and saves screenshots to target/screenshots/), and stops the server however
+# the run ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,4 +47,7 @@ if ! read -r -t 120 base_url <&3 || [ -z "$base_url" ]; then
 fi
 echo "browser_test: server at $base_url"
 
-node tests/browser/consent.mjs "$base_url"
+status=0
+node tests/browser/consent.mjs "$base_url" || status=1
+node tests/browser/ehr_launch.mjs "$base_url" || status=1
+exit "$status"

@@ -29,6 +29,7 @@ pub const CAPABILITIES: &[&str] = &[
     "context-standalone-patient",
     "context-standalone-encounter",
     "permission-offline",
+    "permission-online",
     "permission-patient",
     "permission-user",
     "permission-v1",

@@ -95,7 +95,13 @@ async fn smart_configuration_is_served_at_the_root_and_under_the_fhir_base() {
             "{capability} is not a SMART capability"
         );
     }
-    for working in ["permission-patient", "permission-v1", "permission-v2"] {
+    for working in [
+        "permission-patient",
+        "permission-v1",
+        "permission-v2",
+        "permission-online",
+        "sso-openid-connect",
+    ] {
         assert!(
             capabilities.contains(&working),
             "{working} works but is not advertised"

@@ -1,5 +1,5 @@
 //! FHIR search parameters, each checked against what the open-fhir data itself says should
-//! match: _id, patient, subject, category, code and date, and refusals of the rest.
+//! match: _id, patient, subject, category, code, date and encounter, and refusals of the rest.
 
 use crate::common::*;
 use serde_json::Value;
@@ -170,6 +170,62 @@ async fn code_matches_by_code_by_system_and_code_and_by_any_of_several() {
         )
         .await;
     assert!(none.is_empty());
+}
+
+#[tokio::test]
+async fn encounter_selects_what_was_recorded_in_it_as_a_reference_or_a_bare_id() {
+    let server = start().await;
+    let token = server.seed_token().await;
+    for resource_type in ["Observation", "Condition", "Procedure", "MedicationRequest"] {
+        let url = server.open_fhir(&format!("/{resource_type}?_count=500"));
+        let (all, _) = server.search_all(&url, None).await;
+        let recorded_in = |r: &Value| r["encounter"]["reference"].as_str().map(str::to_string);
+        let mut encounters: Vec<String> = all.iter().filter_map(recorded_in).collect();
+        encounters.sort();
+        encounters.dedup();
+        assert!(
+            !encounters.is_empty(),
+            "no {resource_type} names an encounter"
+        );
+        for reference in &encounters {
+            let id = reference.strip_prefix("Encounter/").unwrap();
+            let wanted = |r: &Value| recorded_in(r).as_deref() == Some(reference.as_str());
+            for query in [
+                format!("/{resource_type}?encounter={reference}"),
+                format!("/{resource_type}?encounter={id}"),
+            ] {
+                assert_search(&server, &token, &all, &query, wanted).await;
+            }
+        }
+        if let [first, second, ..] = encounters.as_slice() {
+            let either = |r: &Value| recorded_in(r).is_some_and(|e| e == *first || e == *second);
+            let query = format!("/{resource_type}?encounter={first},{second}");
+            assert_search(&server, &token, &all, &query, either).await;
+            let (both, _) = server
+                .search_all(
+                    &server.open_fhir(&format!(
+                        "/{resource_type}?encounter={first}&encounter={second}"
+                    )),
+                    None,
+                )
+                .await;
+            assert!(both.is_empty(), "one encounter each: {:?}", keys(&both));
+        }
+    }
+    let statement = server.get(&server.open_fhir("/metadata")).await;
+    let resources = statement.json()["rest"][0]["resource"].clone();
+    for entry in resources.as_array().unwrap() {
+        let listed = entry["searchParam"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "encounter" && p["type"] == "reference");
+        let expected = matches!(
+            entry["type"].as_str().unwrap(),
+            "Observation" | "Condition" | "Procedure" | "MedicationRequest"
+        );
+        assert_eq!(listed, expected, "{}", entry["type"]);
+    }
 }
 
 #[tokio::test]

@@ -32,6 +32,10 @@ const REFUSED: &[&str] = &[
     "/Patient?patient=smart-1081332",
     "/Observation?_count=ten",
     "/Observation?date=yesterday",
+    "/Encounter?encounter=smart-1288992-enc-2016-03",
+    "/Immunization?encounter=smart-1288992-enc-2016-03",
+    "/Observation?encounter=",
+    "/Observation?encounter:missing=true",
     "/Observation?_format=xml",
     "/Patient/smart-1288992/$everything?_type=Condition",
     "/Patient/smart-1288992/$everything?_since=2020-01-01",
@@ -166,6 +170,15 @@ async fn allowed_parameters_reach_the_upstream_once_each_as_validated() {
                 ("patient", DANIEL_PATIENT),
                 ("_count", "3"),
                 ("_offset", "6"),
+            ]),
+        ),
+        (
+            "/Condition?encounter=Encounter%2Fsmart-1288992-enc-2016-03,e2&encounter=e2",
+            "/fhir/Condition",
+            pairs(&[
+                ("encounter", "Encounter/smart-1288992-enc-2016-03,e2"),
+                ("encounter", "e2"),
+                ("patient", DANIEL_PATIENT),
             ]),
         ),
         (

@@ -194,3 +194,23 @@ fn as_without_a_password_asks_the_front_end_when_it_can() {
     );
     assert!(bound(&s, "code"));
 }
+
+#[test]
+fn as_answers_the_standalone_encounter_picker_with_the_latest_encounter() {
+    let mut s = session();
+    ok(
+        &mut s,
+        "register --scope 'launch/patient launch/encounter patient/*.read'",
+    );
+    let out = ok(
+        &mut s,
+        "authorize --scope 'launch/patient launch/encounter patient/*.read' --as joseph-ross:demo-password",
+    );
+    let said = format!("{out:?}");
+    assert!(
+        said.contains("Picked encounter smart-1081332-enc-2017-12"),
+        "{said}"
+    );
+    let out = ok(&mut s, "exchange");
+    assert_eq!(the_json(&out)["encounter"], "smart-1081332-enc-2017-12");
+}

@@ -25,6 +25,7 @@ pub const MAX_PARAMS: usize = 50;
 pub struct Search {
     ids: Vec<HashSet<String>>,
     patients: Vec<HashSet<String>>,
+    encounters: Vec<HashSet<String>>,
     categories: Vec<TokenSet>,
     codes: Vec<TokenSet>,
     dates: Vec<DateValue>,
@@ -64,7 +65,19 @@ fn supported(resource_type: &str) -> Vec<&'static str> {
     if resource_type != "Patient" {
         names.push("date");
     }
+    if has_encounter(resource_type) {
+        names.push("encounter");
+    }
     names
+}
+
+/// The types searchable by the Encounter they were recorded in (FHIR R4's `encounter`
+/// search parameter on the bundled types that carry one).
+fn has_encounter(resource_type: &str) -> bool {
+    matches!(
+        resource_type,
+        "Observation" | "Condition" | "Procedure" | "MedicationRequest"
+    )
 }
 
 /// The search parameters each served type understands, for the CapabilityStatement.
@@ -75,7 +88,7 @@ pub fn search_params(resource_type: &str) -> Vec<(&'static str, &'static str)> {
         .map(|name| {
             let kind = match name {
                 "_id" => "token",
-                "patient" | "subject" => "reference",
+                "patient" | "subject" | "encounter" => "reference",
                 "category" | "code" => "token",
                 _ => "date",
             };
@@ -111,6 +124,16 @@ impl Search {
                     split_values(name, value)?
                         .into_iter()
                         .map(|v| v.strip_prefix("Patient/").map(str::to_string).unwrap_or(v))
+                        .collect(),
+                ),
+                "encounter" => search.encounters.push(
+                    split_values(name, value)?
+                        .into_iter()
+                        .map(|v| {
+                            v.strip_prefix("Encounter/")
+                                .map(str::to_string)
+                                .unwrap_or(v)
+                        })
                         .collect(),
                 ),
                 "category" => search.categories.push(token_values(name, value)?),
@@ -164,10 +187,24 @@ impl Search {
                 .patients
                 .iter()
                 .all(|ps| resource.patient.as_ref().is_some_and(|p| ps.contains(p)))
+            && (self.encounters.is_empty() || {
+                let encounter = encounter_of(json);
+                self.encounters
+                    .iter()
+                    .all(|es| encounter.is_some_and(|e| es.contains(e)))
+            })
             && tokens(&self.categories, categories)
             && tokens(&self.codes, codes)
             && self.dates.iter().all(|d| date_matches(json, d))
     }
+}
+
+/// The id of the Encounter a resource was recorded in (`encounter.reference` as
+/// `Encounter/id`).
+fn encounter_of(json: &serde_json::Value) -> Option<&str> {
+    json["encounter"]["reference"]
+        .as_str()?
+        .strip_prefix("Encounter/")
 }
 
 /// Refuse a parameter this server cannot evaluate, saying which kind it is. Nothing
@@ -219,7 +256,8 @@ mod tests {
             "resourceType": "Observation", "id": "o1",
             "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
             "code": {"coding": [{"system": "http://loinc.org", "code": "2339-0"}]},
-            "effectiveDateTime": "2018-03-14T23:30:00-05:00"
+            "effectiveDateTime": "2018-03-14T23:30:00-05:00",
+            "encounter": {"reference": "Encounter/e1"}
         }))
     }
 
@@ -241,6 +279,29 @@ mod tests {
         assert!(hit("code=8867-4,2339-0"));
         assert!(!hit("code=8867-4"));
         assert!(!hit("code=|2339-0"));
+    }
+
+    #[test]
+    fn encounters_match_as_references_or_bare_ids() {
+        assert!(hit("encounter=Encounter/e1"));
+        assert!(hit("encounter=e1"));
+        assert!(hit("encounter=e2,Encounter/e1"));
+        assert!(!hit("encounter=e2"));
+        assert!(!hit("encounter=e1&encounter=e2"));
+        assert!(!hit("encounter=Observation/e1"));
+        let mut unrecorded = lab();
+        unrecorded.json["encounter"] = serde_json::Value::Null;
+        let search = Search::parse("Observation", &pairs("encounter=e1")).unwrap();
+        assert!(!search.matches(&unrecorded));
+        for resource_type in ["Condition", "Procedure", "MedicationRequest"] {
+            assert!(Search::parse(resource_type, &pairs("encounter=e1")).is_ok());
+            assert!(search_params(resource_type).contains(&("encounter", "reference")));
+        }
+        for resource_type in ["Encounter", "Immunization", "Patient", "Practitioner"] {
+            let err = Search::parse(resource_type, &pairs("encounter=e1")).unwrap_err();
+            assert!(err.diagnostics.contains("unknown search parameter"));
+        }
+        assert!(Search::parse("Observation", &pairs("encounter=")).is_err());
     }
 
     #[test]

@@ -20,11 +20,12 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use tower_http::cors::{Any, CorsLayer};
 
 use super::error::{method_not_allowed, OAuthError, BODY_LIMIT};
 use super::no_store::no_store;
@@ -33,15 +34,28 @@ use super::state::AppState;
 /// Routes under `/oauth`, none of whose answers may be cached (they carry tokens, client
 /// secrets, codes in redirects, or errors about them).
 pub fn routes() -> Router<Arc<AppState>> {
+    // What a browser app calls with fetch (a public client's code exchange and refresh,
+    // introspection, revocation): CORS open, as SMART App Launch asks of the token
+    // endpoint. No cookies are read there, so no credentials are allowed either.
+    // Registration stays without CORS: its JSON body then needs a preflight no other site's
+    // page is granted (see the README's "JSON bodies").
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT]);
+    let from_browser_apps = Router::new()
+        .route("/oauth/token", post(token::token))
+        .route("/oauth/introspect", post(introspect::introspect))
+        .route("/oauth/revoke", post(revoke::revoke))
+        // Set under the CORS layer, or the router-wide 405 fallback answers preflights.
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(cors);
     let routes = Router::new()
         .route("/oauth/register", post(register::register))
         .route(
             "/oauth/authorize",
             get(authorize::authorize_get).post(authorize::authorize_post),
         )
-        .route("/oauth/token", post(token::token))
-        .route("/oauth/introspect", post(introspect::introspect))
-        .route("/oauth/revoke", post(revoke::revoke))
         .route("/oauth/debug/token", post(debug::token))
         .route("/oauth/debug/introspect", get(debug::introspect))
         .route(
@@ -49,7 +63,8 @@ pub fn routes() -> Router<Arc<AppState>> {
             post(crate::server::launch::debug::launch),
         )
         // Set before the layers: the router-wide 405 fallback does not reach layered routes.
-        .method_not_allowed_fallback(method_not_allowed);
+        .method_not_allowed_fallback(method_not_allowed)
+        .merge(from_browser_apps);
     no_store(routes)
 }
 

@@ -8,21 +8,23 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::encounters;
 use super::session::BrowserSession;
-use super::templates::{ConsentPage, Duration, PatientChoice, PickerPage};
+use super::templates::{ConsentPage, Duration, EncounterPage, PatientChoice, PickerPage};
 use super::words;
 use super::{
     csrf_failure, error_page, field, form_pairs, html, see_other, sign_in_again, sign_in_as,
     sign_in_first, Halt,
 };
 use crate::server::clock;
+use crate::server::launch::mint::encounters_of;
 use crate::server::oauth::authorize::redirect_to_client;
 use crate::server::oauth::pending::PendingAuthorization;
 use crate::server::oauth::{grants, sha256};
 use crate::server::scopes::Scopes;
 use crate::server::state::AppState;
-use crate::server::store::AuthCode;
-use crate::server::users::{Relation, User};
+use crate::server::store::{AuthCode, LaunchContext};
+use crate::server::users::User;
 
 const YEAR: i64 = 365 * 24 * 3600;
 
@@ -151,11 +153,7 @@ async fn page(
             .map(|p| PatientChoice {
                 name: name_of(state, &p.id),
                 id: p.id.clone(),
-                relation: match p.relation {
-                    Relation::Own => "You",
-                    Relation::Represented => "Someone you represent",
-                    Relation::Treated => "Your patient",
-                },
+                relation: words::relation(&p.relation),
             })
             .collect();
         let picker = PickerPage {
@@ -170,6 +168,20 @@ async fn page(
         };
         return html(status, &picker);
     };
+    if needs_encounter(pending, &scopes) {
+        let patient_name = name_of(state, patient_id);
+        let picker = EncounterPage {
+            title: "Choose an encounter",
+            user: Some(&user.username),
+            csrf: &session.csrf,
+            request: &pending.id,
+            app_name: &app_name,
+            patient_name: &patient_name,
+            encounters: encounters::choices(state, patient_id, None),
+            error,
+        };
+        return html(status, &picker);
+    }
     let also_reached = if reach.every_patient.is_empty() {
         Vec::new()
     } else {
@@ -212,6 +224,7 @@ async fn page(
         client_id: &pending.client_id,
         patient_name: &patient_name,
         patient_id,
+        launch_context: context_words(state, pending.context.as_ref(), &patient_name),
         also_reached,
         scope_words: words::describe(&scopes, &identity),
         categories: words::categories(&scopes),
@@ -223,6 +236,47 @@ async fn page(
         error,
     };
     html(status, &consent)
+}
+
+/// Whether a standalone launch asked for `launch/encounter` and has not chosen one yet (an
+/// EHR launch's context came with it, never chosen here).
+fn needs_encounter(pending: &PendingAuthorization, scopes: &Scopes) -> bool {
+    scopes.has("launch/encounter") && pending.context.is_none()
+}
+
+/// The launch context in one sentence for the consent page.
+fn context_words(
+    state: &AppState,
+    context: Option<&LaunchContext>,
+    patient_name: &str,
+) -> Option<String> {
+    let context = context?;
+    let encounter = context
+        .encounter
+        .as_deref()
+        .map(|id| encounters::label(state, id));
+    if !context.ehr {
+        return encounter.map(|e| format!("The app opens with the encounter {e}."));
+    }
+    let mut line = format!("Opened from the EHR for {patient_name}");
+    if let Some(e) = encounter {
+        line.push_str(&format!(", encounter {e}"));
+    }
+    if let Some(intent) = &context.intent {
+        line.push_str(&format!(", intent \u{201c}{intent}\u{201d}"));
+    }
+    if !context.fhir_context.is_empty() {
+        line.push_str(&format!(
+            ", with {} in context",
+            context.fhir_context.join(", ")
+        ));
+    }
+    line.push_str(if context.need_patient_banner {
+        ". The app shows its own patient banner."
+    } else {
+        ". The EHR shows the patient banner."
+    });
+    Some(line)
 }
 
 /// A patient's name from the bundled charts, or their id.
@@ -293,9 +347,88 @@ pub async fn choose_patient(
         )
         .await;
     }
+    if pending.patient_id.as_deref() != Some(chosen) {
+        // A standalone encounter choice was of the other patient's chart.
+        pending.context = None;
+    }
     pending.patient_id = Some(chosen.to_string());
     state.pending.update(pending);
     see_other(&format!("/oauth/consent?request={id}"), None)
+}
+
+/// End the request with `access_denied` for the app.
+fn deny(state: &AppState, pending: &PendingAuthorization) -> Response {
+    if state.pending.take(&pending.id).is_none() {
+        return expired_request();
+    }
+    let params = [
+        ("error", "access_denied"),
+        ("error_description", "the participant denied the request"),
+        ("state", pending.state.as_str()),
+    ];
+    redirect_to_client(&pending.redirect_uri, &params, StatusCode::SEE_OTHER)
+}
+
+/// POST /oauth/consent/encounter: a standalone launch's encounter (or "none"), checked to be
+/// the chosen patient's. An EHR launch's context is never changed here.
+pub async fn choose_encounter(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let (
+        Consent {
+            mut pending,
+            session,
+            user,
+        },
+        pairs,
+    ) = match posted(&state, &headers, body) {
+        Ok(found) => found,
+        Err(halt) => return halt.into_response(),
+    };
+    if field(&pairs, "decision") == Some("deny") {
+        return deny(&state, &pending);
+    }
+    let id = pending.id.clone();
+    let back = see_other(&format!("/oauth/consent?request={id}"), None);
+    let scopes = Scopes::parse(&pending.scope).unwrap_or_default();
+    let Some(patient_id) = pending.patient_id.clone() else {
+        return back;
+    };
+    if !needs_encounter(&pending, &scopes) {
+        return back;
+    }
+    let encounter = match field(&pairs, "encounter").unwrap_or_default() {
+        "none" => None,
+        chosen
+            if encounters_of(&state, &patient_id)
+                .iter()
+                .any(|e| e == chosen) =>
+        {
+            Some(chosen.to_string())
+        }
+        _ => {
+            let error = "Choose one of the encounters listed, or No encounter.";
+            return page(
+                &state,
+                &pending,
+                &session,
+                &user,
+                Some(error),
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
+        }
+    };
+    pending.context = Some(LaunchContext {
+        ehr: false,
+        encounter,
+        need_patient_banner: true,
+        ..LaunchContext::default()
+    });
+    state.pending.update(pending);
+    back
 }
 
 /// POST /oauth/consent: Approve (with categories and a duration) or Deny.
@@ -318,19 +451,14 @@ pub async fn decide(
     let id = pending.id.as_str();
     if field(&pairs, "decision") == Some("deny") {
         // Deny works from the picker too: no patient needs choosing to say no.
-        if state.pending.take(id).is_none() {
-            return expired_request();
-        }
-        let params = [
-            ("error", "access_denied"),
-            ("error_description", "the participant denied the request"),
-            ("state", pending.state.as_str()),
-        ];
-        return redirect_to_client(&pending.redirect_uri, &params, StatusCode::SEE_OTHER);
+        return deny(&state, &pending);
     }
     let Some(patient_id) = pending.patient_id.clone() else {
         return see_other(&format!("/oauth/consent?request={id}"), None);
     };
+    if needs_encounter(&pending, &Scopes::parse(&pending.scope).unwrap_or_default()) {
+        return see_other(&format!("/oauth/consent?request={id}"), None);
+    }
     let refuse = |message: &'static str| {
         page(
             &state,

@@ -1,8 +1,11 @@
-//! The participant's pages: sign-in, patient picker, consent, and the list of approved apps.
+//! The participant's pages: sign-in, patient picker, encounter picker, consent, the list of
+//! approved apps, and the simulated EHR that launches apps.
 //! Plain HTML forms that work without JavaScript; every form carries a CSRF token.
 
 mod apps;
 mod consent;
+mod ehr;
+mod encounters;
 mod login;
 pub mod next;
 pub mod session;
@@ -31,6 +34,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
         .route("/oauth/consent", get(consent::show).post(consent::decide))
         .route("/oauth/consent/patient", post(consent::choose_patient))
+        .route("/oauth/consent/encounter", post(consent::choose_encounter))
+        .route("/ehr", get(ehr::show))
+        .route("/ehr/launch", post(ehr::launch))
         .route("/apps", get(apps::show))
         .route("/apps/revoke", post(apps::revoke))
         // Set before the layers: the router-wide 405 fallback does not reach layered routes.

@@ -2,6 +2,7 @@
 
 use askama::Template;
 
+use super::encounters::EncounterChoice;
 use super::words::{Category, Reach};
 
 /// /login.
@@ -68,6 +69,80 @@ pub struct PickerPage<'a> {
     pub error: Option<&'a str>,
 }
 
+/// The encounter picker of a standalone launch that asked for `launch/encounter`.
+#[derive(Template)]
+#[template(path = "encounter.html")]
+pub struct EncounterPage<'a> {
+    /// Page title.
+    pub title: &'a str,
+    /// Signed-in user.
+    pub user: Option<&'a str>,
+    /// The session's CSRF token.
+    pub csrf: &'a str,
+    /// The pending request's id.
+    pub request: &'a str,
+    /// The asking app's name.
+    pub app_name: &'a str,
+    /// The chosen patient's name.
+    pub patient_name: &'a str,
+    /// Their Encounters, most recent first.
+    pub encounters: Vec<EncounterChoice>,
+    /// Why the last choice was refused.
+    pub error: Option<&'a str>,
+}
+
+/// A patient on the EHR page, with their Encounters.
+pub struct EhrPatient {
+    /// FHIR id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// "You", "Someone you represent" or "Your patient".
+    pub relation: &'static str,
+    /// Whether their chart is the one open.
+    pub chosen: bool,
+    /// Their Encounters, most recent first.
+    pub encounters: Vec<EncounterChoice>,
+}
+
+/// An app the EHR page suggests: one the user approved that registered a launch URL.
+pub struct EhrApp {
+    /// Its client id.
+    pub client_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its registered launch URL.
+    pub launch_url: String,
+}
+
+/// /ehr, the simulated EHR's launch form.
+#[derive(Template)]
+#[template(path = "ehr.html")]
+pub struct EhrPage<'a> {
+    /// Page title.
+    pub title: &'a str,
+    /// Signed-in user.
+    pub user: Option<&'a str>,
+    /// The session's CSRF token.
+    pub csrf: &'a str,
+    /// The user's patients.
+    pub patients: Vec<EhrPatient>,
+    /// Apps to suggest.
+    pub apps: Vec<EhrApp>,
+    /// The client id typed in.
+    pub client_id: &'a str,
+    /// The launch URL typed in.
+    pub launch_url: &'a str,
+    /// The intent typed in.
+    pub intent: &'a str,
+    /// Whether "the EHR shows the patient banner" is ticked.
+    pub ehr_banner: bool,
+    /// The longest intent taken.
+    pub max_intent: usize,
+    /// Why the last launch was refused.
+    pub error: Option<&'a str>,
+}
+
 /// One "share until" option.
 pub struct Duration {
     /// Years, the submitted value.
@@ -98,6 +173,9 @@ pub struct ConsentPage<'a> {
     pub patient_name: &'a str,
     /// Their FHIR id.
     pub patient_id: &'a str,
+    /// The launch context in words: the EHR's patient, encounter and intent, or a
+    /// standalone launch's chosen encounter.
+    pub launch_context: Option<String>,
     /// The other patients whose records `user/` scopes reach too.
     pub also_reached: Vec<String>,
     /// The scopes in words.

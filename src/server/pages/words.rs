@@ -2,6 +2,16 @@
 
 use crate::server::fhir::data::{in_compartment, SERVED_TYPES};
 use crate::server::scopes::{Context, Scope, Scopes};
+use crate::server::users::Relation;
+
+/// How a patient is related to the signed-in user, as the picker and the EHR page say it.
+pub fn relation(relation: &Relation) -> &'static str {
+    match relation {
+        Relation::Own => "You",
+        Relation::Represented => "Someone you represent",
+        Relation::Treated => "Your patient",
+    }
+}
 
 /// A data category on the consent page: one FHIR type, in plain words.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,6 +168,9 @@ fn describe_one(scope: &Scope) -> String {
         Scope::Other(token) => match token.as_str() {
             "launch/patient" => "Know which patient's records you chose to share".to_string(),
             "launch" => "Start from your health record's app launcher".to_string(),
+            "launch/encounter" => {
+                "Know which visit (encounter) you chose to open it with".to_string()
+            }
             "offline_access" => {
                 "Keep access after you leave, until the sharing period ends or you revoke it"
                     .to_string()

@@ -163,8 +163,14 @@ pub(super) fn approve(
             .iter()
             .find(|f| f.action == "/oauth/consent/encounter")
         {
+            // The one asked for with --encounter, else the one offered first (the most recent).
             let chosen = pick_encounter(form, who.encounter)?;
-            let mut fields = form.fields.clone();
+            let mut fields: Vec<(String, String)> = form
+                .fields
+                .iter()
+                .filter(|(n, _)| n != "encounter")
+                .cloned()
+                .collect();
             fields.push(("encounter".into(), chosen.clone()));
             fields.push(("decision".into(), "choose".into()));
             ctx.emit(Output::Text(match chosen.as_str() {
