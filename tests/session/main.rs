@@ -8,5 +8,7 @@ mod session_authorize;
 mod session_connect;
 mod session_errors;
 mod session_id_token;
+mod session_launch;
+mod session_launch_listen;
 mod session_listen;
 mod session_walkthrough;
