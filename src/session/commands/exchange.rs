@@ -35,6 +35,16 @@ fn bind_tokens(ctx: &mut Ctx, reply: &Reply) {
             ctx.bind(name, &value);
         }
     }
+    // A new grant without a refresh token: an older $refresh_token belongs to another grant,
+    // and a later `refresh` would quietly renew that one instead.
+    if reply.field("access_token").is_some()
+        && reply.field("refresh_token").is_none()
+        && ctx.state.vars.unset("refresh_token")
+    {
+        ctx.emit(Output::Note(
+            "No refresh_token in this answer: unbound the previous grant's $refresh_token (ask for offline_access or online_access to get one).".into(),
+        ));
+    }
     bind_context(ctx, reply);
 }
 
