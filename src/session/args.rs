@@ -47,6 +47,13 @@ impl Args {
                     .hint(usage()))
                 }
                 (Some(_), Some(v)) => v,
+                // An optional value is the next word unless that is another flag (or none).
+                (Some(_), None) if flag.optional => match iter.as_slice().first() {
+                    Some(next) if !next.starts_with("--") => {
+                        iter.next().cloned().unwrap_or_default()
+                    }
+                    _ => String::new(),
+                },
                 (Some(placeholder), None) => iter.next().cloned().ok_or_else(|| {
                     CommandError::new(
                         "MissingValue",
@@ -87,7 +94,7 @@ impl Args {
         Ok(args)
     }
 
-    /// The value of a flag given once.
+    /// The value of a flag given once (an optional-value flag given alone has "").
     pub fn value(&self, name: &str) -> Option<&str> {
         self.values
             .get(name)
@@ -138,6 +145,33 @@ mod tests {
         assert_eq!(a.value("name"), Some("A B"));
         assert_eq!(a.values("redirect-uri"), ["http://x", "http://y"]);
         assert!(a.has("public") && !a.has("scope"));
+    }
+
+    #[test]
+    fn an_optional_value_is_the_next_word_unless_it_is_a_flag() {
+        let a = parse("authorize", &["--launch", "--as", "dr-carter:x"]).unwrap();
+        assert_eq!(a.value("launch"), Some(""));
+        assert_eq!(a.value("as"), Some("dr-carter:x"));
+        let a = parse("authorize", &["--as", "u:p", "--launch"]).unwrap();
+        assert_eq!(a.value("launch"), Some(""));
+        let a = parse("authorize", &["--launch", "abc", "--listen"]).unwrap();
+        assert_eq!(a.value("launch"), Some("abc"));
+        assert!(a.has("listen"));
+        let a = parse("authorize", &["--launch=def"]).unwrap();
+        assert_eq!(a.value("launch"), Some("def"));
+        assert_eq!(
+            parse("authorize", &["--launch", "a", "--launch"])
+                .unwrap_err()
+                .kind,
+            "BadFlag"
+        );
+        // A word after it is its value, so a stray one is not taken for a positional.
+        assert_eq!(
+            parse("authorize", &["--launch", "a", "b"])
+                .unwrap_err()
+                .kind,
+            "UnexpectedArgument"
+        );
     }
 
     #[test]

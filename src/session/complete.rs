@@ -91,6 +91,9 @@ pub fn complete(vars: &Vars, code: &str, cursor: usize) -> Completion {
                     SYSTEM_SCOPES.iter().map(|s| s.to_string()).collect()
                 }
                 ("keys", _) if before.len() == 1 => vec!["show".to_string()],
+                ("launch", "--encounter") => vec!["auto".to_string()],
+                ("authorize", "--encounter") => vec!["none".to_string()],
+                ("launch", "--context") => SERVED_TYPES.iter().map(|t| format!("{t}/")).collect(),
                 ("fetch", _) => SERVED_TYPES
                     .iter()
                     .chain(&["metadata"])
@@ -176,6 +179,24 @@ mod tests {
         );
         assert_eq!(matches("backend --re"), vec!["--replay"]);
         assert_eq!(matches("ass"), vec!["assertion"]);
+        assert_eq!(matches("la"), vec!["launch"]);
+        assert_eq!(
+            matches("launch --"),
+            vec![
+                "--banner",
+                "--client",
+                "--context",
+                "--encounter",
+                "--intent",
+                "--patient",
+                "--user"
+            ]
+        );
+        assert_eq!(matches("launch --encounter a"), vec!["auto"]);
+        assert_eq!(matches("launch --context Obs"), vec!["Observation/"]);
+        assert_eq!(matches("launch --user dr"), vec!["dr-carter"]);
+        assert_eq!(matches("authorize --la"), vec!["--launch"]);
+        assert_eq!(matches("register --la"), vec!["--launch-uri"]);
     }
 
     #[test]
@@ -193,5 +214,11 @@ mod tests {
             .unwrap()
             .starts_with("fetch PATH"));
         assert!(inspect("let x = 1;", 2).is_none());
+        let help = inspect("launch --patient smart-1081332", 1).unwrap();
+        assert!(help.starts_with("launch [--patient P]"), "{help}");
+        assert!(help.contains("--context REF") && help.contains("Binds: launch, iss"));
+        assert!(inspect("authorize --launch", 2)
+            .unwrap()
+            .contains("--launch [ID]"));
     }
 }

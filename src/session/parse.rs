@@ -9,6 +9,7 @@ pub const HELPERS: &[&str] = &[
     "token",
     "introspect",
     "fetch",
+    "launch",
     "authorize",
     "exchange",
     "refresh",

@@ -10,6 +10,8 @@ pub struct Flag {
     pub value: Option<&'static str>,
     /// Whether it may be given more than once.
     pub repeats: bool,
+    /// Whether its value may be left out (`--launch` alone, or `--launch ID`).
+    pub optional: bool,
     /// One line of help.
     pub help: &'static str,
 }
@@ -36,6 +38,7 @@ const fn switch(name: &'static str, help: &'static str) -> Flag {
         name,
         value: None,
         repeats: false,
+        optional: false,
         help,
     }
 }
@@ -45,6 +48,7 @@ const fn valued(name: &'static str, value: &'static str, help: &'static str) -> 
         name,
         value: Some(value),
         repeats: false,
+        optional: false,
         help,
     }
 }
@@ -54,6 +58,17 @@ const fn repeated(name: &'static str, value: &'static str, help: &'static str) -
         name,
         value: Some(value),
         repeats: true,
+        optional: false,
+        help,
+    }
+}
+
+const fn optional(name: &'static str, value: &'static str, help: &'static str) -> Flag {
+    Flag {
+        name,
+        value: Some(value),
+        repeats: false,
+        optional: true,
         help,
     }
 }
@@ -78,8 +93,8 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "register",
-        usage: "register [--name N] [--redirect-uri U]... [--scope S] [--public | --auth private_key_jwt [--jwks J | --jwks-uri U]] | register --backend [--scope S]",
-        summary: "Register a client (POST /oauth/register, RFC 7591). Defaults are the seed walkthrough's. --auth private_key_jwt registers the public keys ($jwks from `keys`) instead of getting a secret; --backend registers a backend service (client_credentials, private_key_jwt, system/ scopes, no redirect URI).",
+        usage: "register [--name N] [--redirect-uri U]... [--scope S] [--public | --auth private_key_jwt [--jwks J | --jwks-uri U]] [--launch-uri URL] | register --backend [--scope S]",
+        summary: "Register a client (POST /oauth/register, RFC 7591). Defaults are the seed walkthrough's. --auth private_key_jwt registers the public keys ($jwks from `keys`) instead of getting a secret; --backend registers a backend service (client_credentials, private_key_jwt, system/ scopes, no redirect URI). --launch-uri makes it an EHR-launchable app (initiate_login_uri): the EHR opens that URL with iss and launch.",
         flags: &[
             valued("name", "N", "client_name (default \"SMART Test Client\"; \"SMART Backend Service\" with --backend)"),
             repeated("redirect-uri", "U", "a redirect URI (default http://localhost:9001/authorized)"),
@@ -89,9 +104,10 @@ pub const COMMANDS: &[CommandSpec] = &[
             valued("jwks", "J", "with private_key_jwt: the public JWK Set as JSON (default $jwks)"),
             valued("jwks-uri", "U", "with private_key_jwt: a URL serving the public JWK Set, instead of --jwks"),
             switch("backend", "a backend service: grant_types [client_credentials], private_key_jwt with $jwks, system/ scopes"),
+            valued("launch-uri", "URL", "the app's launch URL, sent as initiate_login_uri (https, or http on localhost; e.g. http://localhost:9001/launch)"),
         ],
         positionals: (0, 0),
-        binds: "client_id, client_secret, redirect_uri, scope, token_endpoint_auth_method (private_key_jwt)",
+        binds: "client_id, client_secret, redirect_uri, scope, launch_uri (with --launch-uri), token_endpoint_auth_method (private_key_jwt)",
     },
     CommandSpec {
         name: "keys",
@@ -137,9 +153,25 @@ pub const COMMANDS: &[CommandSpec] = &[
         binds: "",
     },
     CommandSpec {
+        name: "launch",
+        usage: "launch [--patient P] [--encounter E|auto] [--user U] [--intent I] [--context REF]... [--banner] [--client ID]",
+        summary: "Mint an EHR launch, as the EHR does when someone opens an app from a chart (POST /oauth/debug/launch): binds $launch and $iss, and $launch_url (the URL the EHR would open) when the client registered a launch URL. `authorize --launch` then spends it.",
+        flags: &[
+            valued("patient", "P", "the patient in context (default smart-1288992)"),
+            valued("encounter", "E", "an Encounter id of that patient, or auto for the most recent one (default: no encounter)"),
+            valued("user", "U", "the EHR user who launches (default dr-carter)"),
+            valued("intent", "I", "SMART intent, free text (e.g. reconcile-medications)"),
+            repeated("context", "REF", "a fhirContext reference, Type/id (e.g. Observation/x)"),
+            switch("banner", "need_patient_banner true: the app shows the patient banner (the EHR does not)"),
+            valued("client", "ID", "bind the launch to this client (default $client_id when set)"),
+        ],
+        positionals: (0, 0),
+        binds: "launch, iss, launch_url (when the client has a launch URL)",
+    },
+    CommandSpec {
         name: "authorize",
-        usage: "authorize [--redirect-uri U] [--scope S] [--state S] [--aud A] [--pkce] [--nonce N] [--as USER[:PASSWORD] [--patient P] | --listen [--timeout S]]",
-        summary: "Build the authorize link; --as approves as that participant through the embedded server's pages; --listen catches the browser's redirect. A scope with openid also sends a random nonce (bound as $nonce); without openid no nonce is sent and $nonce is unbound.",
+        usage: "authorize [--redirect-uri U] [--scope S] [--state S] [--aud A] [--pkce] [--nonce N] [--launch [ID]] [--as USER[:PASSWORD] [--patient P] [--encounter E] | --listen [--timeout S]]",
+        summary: "Build the authorize link; --as approves as that participant through the embedded server's pages; --listen catches the browser's redirect, and also the EHR opening the app's launch URL ($launch_uri on the same host). --launch spends an EHR launch (launch= and the launch scope). A scope with openid also sends a random nonce (bound as $nonce); without openid no nonce is sent and $nonce is unbound.",
         flags: &[
             valued("redirect-uri", "U", "redirect URI (default $redirect_uri)"),
             valued("scope", "S", "scopes (default: the client's registration)"),
@@ -148,29 +180,31 @@ pub const COMMANDS: &[CommandSpec] = &[
             switch("pkce", "send an S256 code challenge (automatic for public clients)"),
             valued("nonce", "N", "OpenID Connect nonce (default: a fresh random one when the scope has openid; given, it is sent even without openid)"),
             valued("client", "ID", "client id (default $client_id)"),
+            optional("launch", "ID", "EHR launch: send launch=ID (default $launch) and add the launch scope"),
             valued("as", "USER[:PASSWORD]", "sign in and approve as this participant"),
             valued("patient", "P", "with --as: the patient to pick"),
-            switch("listen", "wait for the browser's redirect on the redirect URI's port"),
+            valued("encounter", "E", "with --as: the encounter to pick when a standalone launch/encounter asks (an id, or none; default the most recent)"),
+            switch("listen", "wait for the browser's redirect on the redirect URI's port (and for the EHR's request to $launch_uri)"),
             valued("timeout", "SECONDS", "with --listen: how long to wait (default 300)"),
         ],
         positionals: (0, 0),
-        binds: "state, aud, nonce (with openid), code_verifier, code",
+        binds: "state, aud, nonce (with openid), code_verifier, code; launch, iss (when the EHR opens the launch URL)",
     },
     CommandSpec {
         name: "exchange",
         usage: "exchange [CODE]",
-        summary: "Exchange an authorization code for tokens (POST /oauth/token, authorization_code); default $code. An id_token in the answer is bound and its nonce compared with $nonce (a warning when it differs or is missing); an answer without one unbinds the previous $id_token. A client registered with keys sends a fresh signed assertion instead of a secret.",
+        summary: "Exchange an authorization code for tokens (POST /oauth/token, authorization_code); default $code. An id_token in the answer is bound and its nonce compared with $nonce (a warning when it differs or is missing); an answer without one unbinds the previous $id_token. The launch context is bound too: $encounter, $fhir_context (the fhirContext array as JSON text) and $intent, each unbound when the answer has none. A client registered with keys sends a fresh signed assertion instead of a secret.",
         flags: &[],
         positionals: (0, 1),
-        binds: "access_token, refresh_token, patient, id_token, client_assertion",
+        binds: "access_token, refresh_token, patient, id_token, encounter, fhir_context, intent, client_assertion",
     },
     CommandSpec {
         name: "refresh",
         usage: "refresh [TOKEN] [--scope S]",
-        summary: "Get new tokens with a refresh token (POST /oauth/token, refresh_token); default $refresh_token. A new id_token (which carries no nonce) is bound; an answer without one unbinds the previous $id_token. A client registered with keys sends a fresh signed assertion instead of a secret.",
+        summary: "Get new tokens with a refresh token (POST /oauth/token, refresh_token); default $refresh_token. A new id_token (which carries no nonce) is bound; an answer without one unbinds the previous $id_token. The launch context the answer repeats is bound as by `exchange`. A client registered with keys sends a fresh signed assertion instead of a secret.",
         flags: &[valued("scope", "S", "narrow the new access token's scopes")],
         positionals: (0, 1),
-        binds: "access_token, refresh_token, id_token, client_assertion",
+        binds: "access_token, refresh_token, patient, id_token, encounter, fhir_context, intent, client_assertion",
     },
     CommandSpec {
         name: "backend",
@@ -277,6 +311,7 @@ pub fn help_text(spec: &CommandSpec) -> String {
 
 fn flag_label(flag: &Flag) -> String {
     match flag.value {
+        Some(v) if flag.optional => format!("--{} [{v}]", flag.name),
         Some(v) => format!("--{} {v}", flag.name),
         None => format!("--{}", flag.name),
     }

@@ -41,6 +41,15 @@ impl Endpoints {
         }
     }
 
+    /// The reference server's debug endpoint that mints EHR launches, beside its debug
+    /// token endpoint.
+    pub fn debug_launch(&self) -> String {
+        match self.debug_token.strip_suffix("/token") {
+            Some(debug) => format!("{debug}/launch"),
+            None => format!("{}/oauth/debug/launch", self.base),
+        }
+    }
+
     /// Find a remote server's endpoints from its SMART configuration: `URL/api/fhir` (the
     /// reference layout) is tried first, then `URL` itself as the FHIR base.
     pub async fn discover(client: &SmartClient, url: &str) -> Result<Endpoints, DiscoveryError> {
@@ -120,6 +129,7 @@ mod tests {
         let e = Endpoints::reference("http://localhost:9000/");
         assert_eq!(e.fhir, "http://localhost:9000/api/fhir");
         assert_eq!(e.debug_token, "http://localhost:9000/oauth/debug/token");
+        assert_eq!(e.debug_launch(), "http://localhost:9000/oauth/debug/launch");
     }
 
     #[test]
@@ -127,6 +137,7 @@ mod tests {
         let doc = json!({"authorization_endpoint": "https://ehr.example/auth/authorize", "token_endpoint": "https://ehr.example/auth/token"});
         let e = Endpoints::from_configuration("https://ehr.example/fhir", &doc).unwrap();
         assert_eq!(e.token, "https://ehr.example/auth/token");
+        assert_eq!(e.debug_launch(), "https://ehr.example/auth/debug/launch");
         assert_eq!(e.register, None);
         assert_eq!(e.open_fhir, None);
         assert!(Endpoints::from_configuration("x", &json!({})).is_none());

@@ -84,6 +84,17 @@ impl Vars {
                 "nonce" => {
                     "`authorize` binds it when the scope has openid (or with --nonce N)".to_string()
                 }
+                "launch" | "iss" => {
+                    "run `launch` first (it mints an EHR launch), or `authorize --listen` under the EHR"
+                        .to_string()
+                }
+                "launch_uri" | "launch_url" => {
+                    "register the app's launch URL with `register --launch-uri URL`".to_string()
+                }
+                "encounter" | "fhir_context" | "intent" => {
+                    "`exchange` binds it when the token answer carries that launch context (an EHR launch: `launch`, then `authorize --launch`)"
+                        .to_string()
+                }
                 "response" | "status" => "run a command that makes a request first".to_string(),
                 _ => format!("set it with `set {name} VALUE`; `vars` lists what is bound"),
             };
@@ -190,6 +201,8 @@ mod tests {
         );
         let err = vars.resolve(&var("nope", &[])).unwrap_err();
         assert_eq!(err.kind, "UndefinedVariable");
+        let err = vars.resolve(&var("encounter", &[])).unwrap_err();
+        assert!(err.hint.unwrap().contains("authorize --launch"));
     }
 
     #[test]

@@ -9,5 +9,7 @@ mod session_backend;
 mod session_connect;
 mod session_errors;
 mod session_id_token;
+mod session_launch;
+mod session_launch_listen;
 mod session_listen;
 mod session_walkthrough;

@@ -214,3 +214,27 @@ fn as_answers_the_standalone_encounter_picker_with_the_latest_encounter() {
     let out = ok(&mut s, "exchange");
     assert_eq!(the_json(&out)["encounter"], "smart-1081332-enc-2017-12");
 }
+
+#[test]
+fn a_grant_without_a_refresh_token_unbinds_the_old_one() {
+    let mut s = session();
+    register_fake_app(&mut s);
+    ok(&mut s, "authorize --as joseph-ross:demo-password");
+    ok(&mut s, "exchange");
+    assert!(
+        bound(&s, "refresh_token"),
+        "the seed scope has offline_access"
+    );
+    ok(
+        &mut s,
+        "authorize --scope 'launch/patient patient/*.read' --as joseph-ross:demo-password",
+    );
+    let out = ok(&mut s, "exchange");
+    assert!(!bound(&s, "refresh_token"));
+    assert!(
+        format!("{out:?}").contains("unbound the previous grant's $refresh_token"),
+        "{out:?}"
+    );
+    let error = fails(&mut s, "refresh");
+    assert!(error.message.contains("refresh_token"), "{error}");
+}

@@ -10,10 +10,10 @@ use crate::session_support::*;
 use smartnb::session::{Interrupter, Outcome, Output, Session};
 
 /// The state every test sends, so the browser knows it before the link is built.
-const STATE: &str = "test-state-4711";
+pub(crate) const STATE: &str = "test-state-4711";
 
 /// A port nothing listens on right now.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().unwrap().port()
 }
@@ -32,7 +32,7 @@ fn register_with(s: &mut Session, redirect_uri: &str) {
 }
 
 /// `authorize --listen` running on its own thread.
-struct Listening {
+pub(crate) struct Listening {
     port: u16,
     interrupter: Interrupter,
     cell: JoinHandle<(Session, Outcome, Vec<Output>)>,
@@ -40,10 +40,18 @@ struct Listening {
 
 impl Listening {
     /// Start the cell and wait until its port accepts connections.
-    fn start(mut s: Session, port: u16) -> Listening {
+    fn start(s: Session, port: u16) -> Listening {
+        Listening::start_cell(
+            s,
+            port,
+            format!("authorize --listen --timeout 20 --state {STATE}"),
+        )
+    }
+
+    /// Start a cell that listens on `port`, and wait until the port accepts connections.
+    pub(crate) fn start_cell(mut s: Session, port: u16, cell: String) -> Listening {
         let interrupter = s.interrupter();
         let cell = std::thread::spawn(move || {
-            let cell = format!("authorize --listen --timeout 20 --state {STATE}");
             let (outcome, outputs) = run(&mut s, &cell);
             (s, outcome, outputs)
         });
@@ -61,32 +69,44 @@ impl Listening {
     }
 
     /// Be the browser: GET a path on the redirect URI's port; status and body.
-    fn browse(&self, path: &str) -> (u16, String) {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n\r\n",
-            self.port
-        )
-        .unwrap();
-        let mut answer = String::new();
-        stream
-            .read_to_string(&mut answer)
-            .expect("the page arrives");
-        let status = answer
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
-        let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-        (status, body.to_string())
+    pub(crate) fn browse(&self, path: &str) -> (u16, String) {
+        let (status, _, body) = self.browse_with_headers(path);
+        (status, body)
     }
 
+    /// Be the browser: GET a path on the port; status, header lines and body.
+    pub(crate) fn browse_with_headers(&self, path: &str) -> (u16, String, String) {
+        browse_on(self.port, path)
+    }
+}
+
+/// Be the browser: GET a path on a local port; status, header lines and body.
+pub(crate) fn browse_on(port: u16, path: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .expect("the page arrives");
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    (status, head.to_string(), body.to_string())
+}
+
+impl Listening {
     /// Wait for the cell to end.
-    fn finish(self) -> (Session, Outcome, Vec<Output>) {
+    pub(crate) fn finish(self) -> (Session, Outcome, Vec<Output>) {
         self.cell.join().expect("the cell does not panic")
     }
 }

@@ -29,7 +29,7 @@ pub fn statement(state: &AppState, protected: bool) -> Value {
     rest["security"] = if protected {
         json!({
             "cors": true,
-            "description": "Bearer tokens from this server's SMART authorization endpoints; patient/ and user/ scopes (v1 and v2) are enforced.",
+            "description": "Bearer tokens from this server's SMART authorization endpoints; patient/, user/ and system/ scopes (v1 and v2) are enforced. Clients authenticate with a secret (client_secret_basic, client_secret_post), PKCE alone (public), or a signed assertion (private_key_jwt: RS384, ES384, RS256, ES256); backend services use client_credentials with system/ scopes (SMART Backend Services).",
             "extension": [{
                 "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
                 "extension": [

@@ -33,12 +33,33 @@ pub fn asks_openid(scope: &str) -> bool {
     scope.split_whitespace().any(|s| s == "openid")
 }
 
+/// A scope with `launch` added (SMART's EHR launch asks for it), unless it is there.
+pub fn with_launch_scope(scope: &str) -> String {
+    if scope.split_whitespace().any(|s| s == "launch") {
+        scope.to_string()
+    } else if scope.trim().is_empty() {
+        "launch".to_string()
+    } else {
+        format!("launch {}", scope.trim())
+    }
+}
+
+/// The authorize URL: the endpoint with the request's parameters as its query.
+pub fn authorize_url(endpoint: &str, params: &[(String, String)]) -> String {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
+    let joint = if endpoint.contains('?') { '&' } else { '?' };
+    format!("{endpoint}{joint}{query}")
+}
+
 /// The S256 challenge of a verifier.
 pub fn s256(verifier: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
 /// What a redirect back to the app carried.
+#[derive(Debug, Clone, PartialEq)]
 pub(super) enum Answer {
     /// A code, with the state that was sent.
     Code(String),
@@ -96,6 +117,24 @@ pub(super) fn authorize(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> 
         return Err(CommandError::new("BadFlag", "--patient goes with --as")
             .hint("authorize --as daniel-adams:demo-password --patient smart-1032702"));
     }
+    if args.has("encounter") && !args.has("as") {
+        return Err(CommandError::new("BadFlag", "--encounter goes with --as")
+            .hint("authorize --scope \"launch/patient launch/encounter patient/*.rs\" --as daniel-adams:demo-password --encounter none"));
+    }
+    if args.has("patient") && args.has("launch") {
+        return Err(
+            CommandError::new("BadFlag", "--patient and --launch both choose the patient")
+                .hint("an EHR launch brings its own patient: `launch --patient P` chooses it"),
+        );
+    }
+    let launch =
+        match args.value("launch") {
+            None => None,
+            Some("") => Some(ctx.var("launch").map_err(|e| {
+                e.hint("run `launch` first (it binds $launch), or pass --launch ID")
+            })?),
+            Some(id) => Some(id.to_string()),
+        };
     let endpoints = ctx.endpoints()?;
     let client_id = match args.value("client") {
         Some(id) => id.to_string(),
@@ -128,17 +167,26 @@ pub(super) fn authorize(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> 
         None => None,
     };
     let public = ctx.var_opt("client_secret").is_none();
-    let mut params = vec![
-        ("response_type", "code".to_string()),
-        ("client_id", client_id),
-        ("redirect_uri", redirect_uri.clone()),
-        ("scope", scope),
-        ("state", state.clone()),
-        ("aud", aud.clone()),
+    let mut params: Vec<(String, String)> = vec![
+        ("response_type".into(), "code".into()),
+        ("client_id".into(), client_id),
+        ("redirect_uri".into(), redirect_uri.clone()),
+        (
+            "scope".into(),
+            match &launch {
+                Some(_) => with_launch_scope(&scope),
+                None => scope,
+            },
+        ),
+        ("state".into(), state.clone()),
+        ("aud".into(), aud.clone()),
     ];
+    if let Some(id) = &launch {
+        params.push(("launch".into(), id.clone()));
+    }
     match &nonce {
         Some(n) => {
-            params.push(("nonce", n.clone()));
+            params.push(("nonce".into(), n.clone()));
             ctx.bind("nonce", n);
         }
         None => {
@@ -147,8 +195,8 @@ pub(super) fn authorize(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> 
     }
     if args.has("pkce") || public {
         let verifier = random_hex(2);
-        params.push(("code_challenge", s256(&verifier)));
-        params.push(("code_challenge_method", "S256".to_string()));
+        params.push(("code_challenge".into(), s256(&verifier)));
+        params.push(("code_challenge_method".into(), "S256".into()));
         ctx.bind("code_verifier", &verifier);
     } else {
         ctx.state.vars.unset("code_verifier");
@@ -156,10 +204,7 @@ pub(super) fn authorize(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> 
     ctx.bind("state", &state);
     ctx.bind("aud", &aud);
     ctx.state.vars.unset("code");
-    let query = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params)
-        .finish();
-    let url = format!("{}?{query}", endpoints.authorize);
+    let url = authorize_url(&endpoints.authorize, &params);
     ctx.emit(Output::Link {
         label: "Continue to authorization:".into(),
         url: url.clone(),
@@ -185,6 +230,7 @@ pub(super) fn authorize(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> 
             user: &user,
             password: &password,
             patient: args.value("patient"),
+            encounter: args.value("encounter"),
             base: &endpoints.base,
         };
         participant::approve(ctx, &request, &url, &state)?
@@ -198,7 +244,19 @@ pub(super) fn authorize(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> 
             })?,
             None => listen::DEFAULT_TIMEOUT,
         };
-        listen::catch(ctx, &redirect_uri, &state, timeout)?
+        // The EHR may open the app's launch URL instead of the person opening the link: the
+        // request then goes on to authorize with the launch it brought.
+        let ehr = ctx.var_opt("launch_uri").map(|launch_uri| listen::Ehr {
+            launch_uri,
+            fhir: endpoints.fhir.clone(),
+            authorize: endpoints.authorize.clone(),
+            params: params
+                .iter()
+                .filter(|(k, _)| k != "launch")
+                .cloned()
+                .collect(),
+        });
+        listen::catch(ctx, &redirect_uri, &state, timeout, ehr.as_ref())?
     } else {
         return Ok(());
     };
@@ -222,6 +280,44 @@ mod tests {
         let v = random_hex(2);
         assert_eq!(v.len(), 64);
         assert_ne!(v, random_hex(2));
+    }
+
+    #[test]
+    fn the_launch_scope_is_added_once() {
+        assert_eq!(
+            with_launch_scope("openid fhirUser user/*.rs"),
+            "launch openid fhirUser user/*.rs"
+        );
+        assert_eq!(
+            with_launch_scope("patient/*.rs launch"),
+            "patient/*.rs launch"
+        );
+        // launch/patient is a different scope: standalone launch context.
+        assert_eq!(
+            with_launch_scope("launch/patient patient/*.read"),
+            "launch launch/patient patient/*.read"
+        );
+        assert_eq!(with_launch_scope("  "), "launch");
+    }
+
+    #[test]
+    fn authorize_urls_escape_their_parameters() {
+        let params = vec![
+            ("scope".to_string(), "launch openid".to_string()),
+            ("launch".to_string(), "ab12".to_string()),
+            (
+                "aud".to_string(),
+                "http://localhost:9000/api/fhir".to_string(),
+            ),
+        ];
+        assert_eq!(
+            authorize_url("http://localhost:9000/oauth/authorize", &params),
+            "http://localhost:9000/oauth/authorize?scope=launch+openid&launch=ab12&aud=http%3A%2F%2Flocalhost%3A9000%2Fapi%2Ffhir"
+        );
+        assert_eq!(
+            authorize_url("https://ehr.example/auth?tenant=1", &params[1..2]),
+            "https://ehr.example/auth?tenant=1&launch=ab12"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use super::super::output::{CommandError, Output};
 use super::super::IdTokenGrant;
 use super::client_auth::{client_auth, uses_assertion};
 use crate::client::Reply;
+use serde_json::Value;
 
 fn post_token(ctx: &mut Ctx, mut form: Vec<(String, String)>) -> Result<Reply, CommandError> {
     let url = ctx.endpoints()?.token;
@@ -27,6 +28,61 @@ fn bind_tokens(ctx: &mut Ctx, reply: &Reply) {
         if let Some(value) = reply.field(name).map(str::to_string) {
             ctx.bind(name, &value);
         }
+    }
+    // A new grant without a refresh token: an older $refresh_token belongs to another grant,
+    // and a later `refresh` would quietly renew that one instead.
+    if reply.field("access_token").is_some()
+        && reply.field("refresh_token").is_none()
+        && ctx.state.vars.unset("refresh_token")
+    {
+        ctx.emit(Output::Note(
+            "No refresh_token in this answer: unbound the previous grant's $refresh_token (ask for offline_access or online_access to get one).".into(),
+        ));
+    }
+    bind_context(ctx, reply);
+}
+
+/// The launch context variables a token response sets: each name with its text, or `None`
+/// when the answer does not carry it (then the variable is unbound).
+pub fn context_bindings(answer: Option<&Value>) -> [(&'static str, Option<String>); 3] {
+    let field = |name: &str| answer.and_then(|a| a.get(name));
+    let text = |name: &str| field(name).and_then(Value::as_str).map(str::to_string);
+    let fhir_context = field("fhirContext")
+        .filter(|v| v.is_array())
+        .map(Value::to_string);
+    [
+        ("encounter", text("encounter")),
+        ("fhir_context", fhir_context),
+        ("intent", text("intent")),
+    ]
+}
+
+/// Bind `$encounter`, `$fhir_context` and `$intent` from the answer, unbinding each one it
+/// lacks, so no variable describes an earlier grant's context; a note says what was bound.
+fn bind_context(ctx: &mut Ctx, reply: &Reply) {
+    let mut bound = Vec::new();
+    let mut dropped = Vec::new();
+    for (name, value) in context_bindings(reply.json()) {
+        match value {
+            Some(value) => {
+                ctx.bind(name, &value);
+                bound.push(format!("${name}"));
+            }
+            None if ctx.state.vars.unset(name) => dropped.push(format!("${name}")),
+            None => {}
+        }
+    }
+    if !bound.is_empty() {
+        ctx.emit(Output::Note(format!(
+            "Launch context: bound {}.",
+            bound.join(", ")
+        )));
+    }
+    if !dropped.is_empty() {
+        ctx.emit(Output::Note(format!(
+            "No {} in this answer: unbound the previous grant's.",
+            dropped.join(", ")
+        )));
     }
 }
 
@@ -169,6 +225,36 @@ mod tests {
             b64(serde_json::json!({"alg": "RS256"})),
             b64(claims)
         )
+    }
+
+    #[test]
+    fn the_launch_context_binds_what_the_answer_carries() {
+        let answer = serde_json::json!({
+            "access_token": "a", "patient": "smart-1081332", "encounter": "enc-1",
+            "fhirContext": [{"reference": "Encounter/enc-1"}, {"reference": "Observation/o1"}],
+            "intent": "reconcile-medications", "need_patient_banner": false,
+        });
+        let bindings = context_bindings(Some(&answer));
+        assert_eq!(bindings[0], ("encounter", Some("enc-1".to_string())));
+        let text = bindings[1].1.clone().unwrap();
+        let parsed: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed, answer["fhirContext"]);
+        assert_eq!(
+            bindings[2],
+            ("intent", Some("reconcile-medications".into()))
+        );
+
+        let standalone = serde_json::json!({"access_token": "a", "patient": "p"});
+        assert!(context_bindings(Some(&standalone))
+            .iter()
+            .all(|(_, v)| v.is_none()));
+        assert!(context_bindings(None).iter().all(|(_, v)| v.is_none()));
+        // A fhirContext that is not an array, or an encounter that is not a string, is not
+        // context this session can use.
+        let odd = serde_json::json!({"fhirContext": "Encounter/x", "encounter": 7});
+        assert!(context_bindings(Some(&odd))
+            .iter()
+            .all(|(_, v)| v.is_none()));
     }
 
     #[test]

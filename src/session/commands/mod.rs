@@ -8,6 +8,7 @@ mod fetch;
 mod http;
 mod id_token;
 mod keys;
+mod launch;
 mod listen;
 mod participant;
 mod register;
@@ -46,6 +47,7 @@ pub(crate) fn run(ctx: &mut Ctx, line: &CommandLine) -> Result<(), CommandError>
         "token" => token::token(ctx, &args),
         "introspect" => token::introspect(ctx, &args),
         "fetch" => fetch::fetch(ctx, &args),
+        "launch" => launch::launch(ctx, &args),
         "authorize" => authorize::authorize(ctx, &args),
         "exchange" => exchange::exchange(ctx, &args),
         "refresh" => exchange::refresh(ctx, &args),

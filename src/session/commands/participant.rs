@@ -1,5 +1,6 @@
 //! `authorize --as`: do what a participant does in a browser, over HTTP: follow the
-//! redirects, fill in the sign-in form, pick the patient, press Approve, and read the code
+//! redirects, fill in the sign-in form, pick the patient (and, for a standalone
+//! `launch/encounter`, the encounter), press Approve, and read the code
 //! from the final redirect. Only the embedded server's own pages are driven this way.
 
 use scraper::{Html, Selector};
@@ -13,6 +14,8 @@ pub(super) struct Participant<'a> {
     pub user: &'a str,
     pub password: &'a str,
     pub patient: Option<&'a str>,
+    /// The encounter to pick when the server asks (an id, or `none`).
+    pub encounter: Option<&'a str>,
     pub base: &'a str,
 }
 
@@ -22,6 +25,8 @@ struct Form {
     action: String,
     fields: Vec<(String, String)>,
     radios: Vec<(String, String)>,
+    /// The radio buttons checked by default.
+    checked: Vec<(String, String)>,
 }
 
 fn forms(html: &str) -> Vec<Form> {
@@ -53,7 +58,12 @@ fn forms(html: &str) -> Vec<Form> {
                 }
                 let value = el.attr("value").unwrap_or_default().to_string();
                 match el.attr("type").unwrap_or("text") {
-                    "radio" => out.radios.push((name.into(), value)),
+                    "radio" => {
+                        if el.attr("checked").is_some() {
+                            out.checked.push((name.into(), value.clone()));
+                        }
+                        out.radios.push((name.into(), value))
+                    }
                     "checkbox" if el.attr("checked").is_some() => {
                         out.fields.push((name.into(), value))
                     }
@@ -117,7 +127,9 @@ pub(super) fn approve(
                 ))
                 .hint("the demo users' password is demo-password"));
             }
+            // An EHR launch's sign-in page may fill the user name in already.
             let mut fields = form.fields.clone();
+            fields.retain(|(name, _)| name != "username" && name != "password");
             fields.push(("username".into(), who.user.into()));
             fields.push(("password".into(), who.password.into()));
             ctx.emit(Output::Text(format!("Signed in as {}", who.user)));
@@ -151,13 +163,8 @@ pub(super) fn approve(
             .iter()
             .find(|f| f.action == "/oauth/consent/encounter")
         {
-            // A standalone launch/encounter: the most recent encounter, listed first.
-            let chosen = form
-                .radios
-                .iter()
-                .find(|(n, _)| n == "encounter")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_else(|| "none".to_string());
+            // The one asked for with --encounter, else the one offered first (the most recent).
+            let chosen = pick_encounter(form, who.encounter)?;
             let mut fields: Vec<(String, String)> = form
                 .fields
                 .iter()
@@ -166,7 +173,10 @@ pub(super) fn approve(
                 .collect();
             fields.push(("encounter".into(), chosen.clone()));
             fields.push(("decision".into(), "choose".into()));
-            ctx.emit(Output::Text(format!("Picked encounter {chosen}")));
+            ctx.emit(Output::Text(match chosen.as_str() {
+                "none" => "Picked no encounter".to_string(),
+                id => format!("Picked encounter {id}"),
+            }));
             next = Request::Post(url(&form.action), fields);
         } else if let Some(form) = page_forms.iter().find(|f| f.action == "/oauth/consent") {
             if body.contains("role=\"alert\"") {
@@ -199,6 +209,32 @@ pub(super) fn approve(
     Err(step_error(
         "the portal kept redirecting without reaching the app's redirect URI",
     ))
+}
+
+/// The encounter to choose on the encounter picker: the one asked for, else the one the
+/// page offers first (checked).
+fn pick_encounter(form: &Form, wanted: Option<&str>) -> Result<String, CommandError> {
+    let choices: Vec<&str> = form
+        .radios
+        .iter()
+        .filter(|(n, _)| n == "encounter")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    match wanted {
+        Some(e) if choices.contains(&e) => Ok(e.to_string()),
+        Some(e) => Err(
+            step_error(format!("the encounter picker does not offer {e}"))
+                .hint(format!("choose one of: {}", choices.join(", "))),
+        ),
+        None => form
+            .checked
+            .iter()
+            .find(|(n, _)| n == "encounter")
+            .map(|(_, v)| v.as_str())
+            .or(choices.first().copied())
+            .map(str::to_string)
+            .ok_or_else(|| step_error("the encounter picker lists no encounter")),
+    }
 }
 
 enum Request {
@@ -289,5 +325,23 @@ mod tests {
             ]
         );
         assert_eq!(found[0].radios, vec![("patient".into(), "p1".into())]);
+        assert!(found[0].checked.is_empty());
+    }
+
+    #[test]
+    fn the_encounter_picked_is_the_one_asked_for_or_the_one_offered_first() {
+        let html = r#"<form method="post" action="/oauth/consent/encounter">
+            <input type="hidden" name="csrf" value="t1">
+            <input type="radio" name="encounter" value="enc-2" checked>
+            <input type="radio" name="encounter" value="enc-1">
+            <input type="radio" name="encounter" value="none"></form>"#;
+        let form = &forms(html)[0];
+        assert_eq!(pick_encounter(form, None).unwrap(), "enc-2");
+        assert_eq!(pick_encounter(form, Some("enc-1")).unwrap(), "enc-1");
+        assert_eq!(pick_encounter(form, Some("none")).unwrap(), "none");
+        let error = pick_encounter(form, Some("enc-9")).unwrap_err();
+        assert!(error.hint.unwrap().contains("enc-2, enc-1, none"));
+        let empty = &forms(r#"<form action="/oauth/consent/encounter"></form>"#)[0];
+        assert!(pick_encounter(empty, None).is_err());
     }
 }

@@ -1,5 +1,5 @@
-//! `register`: POST /oauth/register with the seed's defaults, or a client with keys
-//! (private_key_jwt), or a backend service (client_credentials).
+//! `register`: POST /oauth/register with the seed's defaults (and an app's launch URL), or a
+//! client with keys (private_key_jwt), or a backend service (client_credentials).
 
 use serde_json::{json, Value};
 
@@ -115,6 +115,10 @@ pub(super) fn register(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> {
             body["jwks"] = key_set(ctx, args)?;
         }
     }
+    if let Some(uri) = args.value("launch-uri") {
+        // OpenID Connect Dynamic Client Registration's name for an app's launch URL.
+        body["initiate_login_uri"] = json!(uri);
+    }
     let client = ctx.state.client.clone();
     let reply = ctx.request(client.post_json(&url, &body))?;
     ctx.show(&reply);
@@ -166,5 +170,17 @@ pub(super) fn register(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> {
         ctx.bind("scope", &scope);
     }
     ctx.state.vars.unset("code_verifier");
+    // A new client has its own launch URL, or none: a launch URL is never another client's.
+    ctx.state.vars.unset("launch_url");
+    let launch_uri = reply
+        .field("initiate_login_uri")
+        .or(args.value("launch-uri"))
+        .map(str::to_string);
+    match launch_uri {
+        Some(uri) => ctx.bind("launch_uri", &uri),
+        None => {
+            ctx.state.vars.unset("launch_uri");
+        }
+    }
     Ok(())
 }
