@@ -117,8 +117,14 @@ pub(super) fn introspect(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError>
                 rows,
                 json: Some(Value::Object(map.clone())),
             }));
+            // A client_credentials token has no refresh token at all, hidden or not.
+            let system = map
+                .get("scope")
+                .and_then(Value::as_str)
+                .is_some_and(|s| s.split_whitespace().all(|w| w.starts_with("system/")));
             if let Some(other) = ["access_token", "refresh_token"]
                 .into_iter()
+                .filter(|name| !(system && *name == "refresh_token"))
                 .find(|name| map.get(*name).is_some_and(Value::is_null))
             {
                 ctx.emit(Output::Text(format!(
