@@ -340,3 +340,22 @@ fn keys_registered_by_jwks_uri_are_fetched_from_there() {
     server.unblock();
     thread.join().unwrap();
 }
+
+#[test]
+fn the_server_names_what_is_wrong_with_a_registration_with_keys() {
+    let mut s = session();
+    ok(&mut s, "keys");
+    let e = fails(
+        &mut s,
+        "register --auth private_key_jwt --jwks $jwks --jwks-uri http://127.0.0.1:1/jwks",
+    );
+    assert!(e.message.contains("invalid_client_metadata"), "{e}");
+    assert!(e.message.contains("not both"), "{e}");
+    assert!(e.hint.unwrap().contains("public keys only"));
+    let e = fails(
+        &mut s,
+        "register --auth private_key_jwt --scope system/*.rs",
+    );
+    assert!(e.message.contains("client_credentials"), "{e}");
+    assert!(!bound(&s, "token_endpoint_auth_method"));
+}
