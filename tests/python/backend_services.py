@@ -116,8 +116,10 @@ class Key:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
     def sign(self, claims, headers=None):
+        """A JWS of these claims; a header set to None is left out."""
+        headers = {"kid": self.kid, "typ": "JWT", **(headers or {})}
         return jwt.encode(claims, self.private, algorithm=self.alg,
-                          headers={"kid": self.kid, "typ": "JWT", **(headers or {})})
+                          headers={k: v for k, v in headers.items() if v is not None})
 
 
 def b64(data):
@@ -463,6 +465,34 @@ class Checks:
             **client.auth()})
         j.status("an assertion with client_id equal to iss", response, 200)
 
+    def key_sets(self, broad):
+        """kid selects the key in a set of several; one key needs no kid; RS256 works."""
+        j = self.judge
+        self.backend_token(broad, broad.scope, broad.assertion(headers={"kid": None}),
+                           "an assertion without kid for a one-key set")
+        rsa_key, ec_key = Key.rsa("RS384"), Key.ec("ES384")
+        body = {"client_name": "Backend Services check: two keys",
+                "grant_types": ["client_credentials"],
+                "token_endpoint_auth_method": "private_key_jwt", "scope": "system/Patient.rs",
+                "jwks": {"keys": [rsa_key.jwk, ec_key.jwk]}}
+        response = self.http.post(f"{self.base}/oauth/register", json=body, timeout=30)
+        j.status("register a client with two keys", response, 201)
+        both = Client(response.json()["client_id"], rsa_key, self.token_endpoint,
+                      "system/Patient.rs")
+        self.backend_token(both, both.scope, both.assertion(), "two keys: the RS384 kid")
+        self.backend_token(both, both.scope, both.assertion(key=ec_key),
+                           "two keys: the ES384 kid")
+        response = self.post(self.token_endpoint, {
+            "grant_type": "client_credentials", "scope": both.scope,
+            **both.auth(both.assertion(key=ec_key, headers={"kid": None}))})
+        j.refused("two keys: an assertion without kid", response, 401, "invalid_client",
+                  ["kid"])
+        rs256 = self.register("RS256, system/Patient.read", Key.rsa("RS256"),
+                              scope="system/Patient.read")
+        token = self.backend_token(rs256, rs256.scope)["access_token"]
+        j.status("an RS256 client's token reads a Patient search",
+                 self.get("Patient", token), 200)
+
     # -- introspection and revocation ----------------------------------------------------
 
     def introspection_and_revocation(self, client, other):
@@ -633,6 +663,7 @@ def main():
     checks.grant_errors(broad, lab)
     checks.assertion_refusals(broad)
     checks.assertion_refusals(lab)
+    checks.key_sets(broad)
     checks.introspection_and_revocation(broad, lab)
     checks.key_rotation()
     checks.authorization_code()
