@@ -176,6 +176,10 @@ struct ServeArgs {
     /// authorize request.
     #[arg(long, default_value_t = server::launch::LAUNCH_LIFETIME, value_name = "SECONDS")]
     launch_lifetime: u64,
+    /// Seconds a Backend Services (client_credentials) token lasts: 1 to 300.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    system_token_lifetime: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -311,6 +315,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_idle_clients: args.max_idle_clients,
         rotate_signing_key: args.rotate_signing_key,
         launch_lifetime: args.launch_lifetime,
+        system_token_lifetime: args.system_token_lifetime,
         ..server::Config::default()
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -12,6 +12,7 @@ use tower_http::cors::{Any, CorsLayer};
 
 use super::error::method_not_allowed;
 use super::launch;
+use super::oauth::client_keys::ALGORITHMS;
 use super::oidc;
 use super::state::AppState;
 
@@ -22,6 +23,7 @@ pub const CAPABILITIES: &[&str] = &[
     "authorize-post",
     "client-public",
     "client-confidential-symmetric",
+    "client-confidential-asymmetric",
     "context-banner",
     "context-style",
     "context-ehr-patient",
@@ -53,11 +55,21 @@ pub const SCOPES_SUPPORTED: &[&str] = &[
     "patient/*.rs",
     "user/*.read",
     "user/*.rs",
+    "system/*.read",
+    "system/*.rs",
 ];
 
+/// The grants the token endpoint offers.
+pub const GRANT_TYPES_SUPPORTED: &[&str] =
+    &["authorization_code", "refresh_token", "client_credentials"];
+
 /// How clients may authenticate at the token endpoint.
-pub const TOKEN_ENDPOINT_AUTH_METHODS: &[&str] =
-    &["client_secret_basic", "client_secret_post", "none"];
+pub const TOKEN_ENDPOINT_AUTH_METHODS: &[&str] = &[
+    "client_secret_basic",
+    "client_secret_post",
+    "none",
+    "private_key_jwt",
+];
 
 /// The discovery routes, with open CORS.
 pub fn routes() -> Router<Arc<AppState>> {
@@ -99,7 +111,8 @@ pub fn configuration(state: &AppState) -> Value {
         "introspection_endpoint": state.url("/oauth/introspect"),
         "revocation_endpoint": state.url("/oauth/revoke"),
         "management_endpoint": state.url("/apps"),
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": GRANT_TYPES_SUPPORTED,
+        "token_endpoint_auth_signing_alg_values_supported": ALGORITHMS,
         "response_types_supported": ["code"],
         "scopes_supported": SCOPES_SUPPORTED,
         "code_challenge_methods_supported": ["S256"],

@@ -84,6 +84,8 @@ pub struct Config {
     pub max_head_bytes: usize,
     /// Connections open at once; one more is answered 503 and closed; 1,024 by default.
     pub max_connections: usize,
+    /// Seconds a client_credentials (system) token lasts, at most 300.
+    pub system_token_lifetime: u64,
     /// Seconds an EHR launch id lasts before the app's authorize request must spend it.
     pub launch_lifetime: u64,
     /// Make a new id_token signing key at start and sign with it from then on (the older
@@ -115,6 +117,7 @@ impl Default for Config {
             max_connections: 1024,
             rotate_signing_key: false,
             launch_lifetime: launch::LAUNCH_LIFETIME,
+            system_token_lifetime: oauth::client_credentials::MAX_SYSTEM_TOKEN_LIFETIME,
         }
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::fhir::data::DataStore;
 use super::fhir::upstream::Upstream;
+use super::oauth::jwks_cache::JwksCache;
 use super::oauth::pending::Pending;
 use super::oidc::keys::KeyRing;
 use super::pages::session::Sessions;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub scope_cache: ScopeCache,
     /// The id_token signing key in use.
     pub keys: KeyRing,
+    /// Key sets of clients that registered a `jwks_uri`.
+    pub jwks_cache: JwksCache,
 }
 
 impl AppState {
@@ -58,6 +61,7 @@ impl AppState {
             upstream: None,
             scope_cache: ScopeCache::default(),
             keys: KeyRing::default(),
+            jwks_cache: JwksCache::default(),
         }
     }
 

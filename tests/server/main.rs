@@ -11,6 +11,7 @@ mod upstream_support;
 mod authorization_flow;
 mod authorize_errors;
 mod authorize_limits;
+mod backend_services;
 mod bad_input;
 mod basic_and_logout;
 mod code_ownership;

@@ -310,7 +310,22 @@ async fn a_grant_the_client_did_not_register_is_unauthorized_client() {
 async fn the_grant_type_must_be_given_and_supported() {
     let server = TestServer::start().await;
     let app = server.register_seed_app().await;
-    for unsupported in ["password", "client_credentials", "implicit"] {
+    // client_credentials is supported, for backend services only (backend_services.rs).
+    let reply = server
+        .token(
+            &app.auth(),
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "system/*.rs"),
+            ],
+        )
+        .await;
+    reply.assert_error(400, "unauthorized_client");
+    for unsupported in [
+        "password",
+        "implicit",
+        "urn:ietf:params:oauth:grant-type:device_code",
+    ] {
         let params = [("grant_type", unsupported), ("username", "daniel-adams")];
         let reply = server.token(&app.auth(), &params).await;
         reply.assert_error(400, "unsupported_grant_type");

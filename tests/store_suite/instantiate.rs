@@ -39,6 +39,13 @@ macro_rules! store_suite {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn assertion_jtis_are_used_once() {
+                let fresh = $fresh.await;
+                let stores = vec![fresh.store.clone(), fresh.second().await];
+                store_suite::jtis::jtis(stores).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn launches_are_spent_once() {
                 let fresh = $fresh.await;
                 let stores = vec![fresh.store.clone(), fresh.second().await];

@@ -6,6 +6,7 @@
 mod instantiate;
 pub mod codes;
 pub mod fresh;
+pub mod jtis;
 pub mod launches;
 pub mod process;
 pub mod signing_keys;

@@ -52,6 +52,7 @@ pub async fn sweep(store: Arc<dyn Store>) {
             clients: 0,
             signing_keys: 0,
             launches: 0,
+            jtis: 0,
         }
     );
     assert!(store.approval(&live.id).await.unwrap().is_some());

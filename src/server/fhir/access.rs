@@ -18,22 +18,25 @@ use super::search::matches_filter;
 pub struct Grant {
     scope: Arc<ResourceScope>,
     patients: Arc<[String]>,
+    /// A `system/` scope (SMART Backend Services): every patient, no compartment.
+    everyone: bool,
 }
 
 impl Grant {
     /// Whether this grant lets the operation touch this type at all: it names the type with
     /// the permission, and a type outside every patient compartment (Practitioner) is
-    /// reached by `user/` scopes only.
+    /// reached by `user/` and `system/` scopes only.
     fn reaches_type(&self, resource_type: &str, op: Operation) -> bool {
         self.scope.names_type(resource_type)
             && self.scope.permissions.contains(&op.permissions())
-            && (in_compartment(resource_type) || self.scope.context == Context::User)
+            && (in_compartment(resource_type) || self.scope.context != Context::Patient)
     }
 
     /// Whether this grant lets the operation return this resource.
     fn allows(&self, resource: &Resource, op: Operation) -> bool {
         self.reaches_type(&resource.resource_type, op)
             && (!in_compartment(&resource.resource_type)
+                || self.everyone
                 || resource
                     .patient
                     .as_ref()
@@ -98,6 +101,9 @@ pub struct Confinement {
     /// type; false when the grants' filters differ, so a count of matches is not one of
     /// what the token may see.
     pub complete: bool,
+    /// A `system/` scope reaches this type in every patient's compartment: no compartment
+    /// is written (`patients` is then empty).
+    pub everyone: bool,
 }
 
 /// The kind of operation a check is for.
@@ -162,9 +168,10 @@ impl Access {
             .iter()
             .filter(|g| g.reaches_type(resource_type, op))
             .collect();
+        let everyone = relevant.iter().any(|g| g.everyone);
         let mut patients: Vec<String> = relevant
             .iter()
-            .filter(|_| in_compartment(resource_type))
+            .filter(|_| in_compartment(resource_type) && !everyone)
             .flat_map(|g| g.patients.iter().cloned())
             .collect();
         patients.sort();
@@ -180,6 +187,7 @@ impl Access {
             patients,
             filter,
             complete,
+            everyone,
         })
     }
 
@@ -189,7 +197,7 @@ impl Access {
             Access::Open => true,
             Access::Token { grants, .. } => grants
                 .iter()
-                .any(|g| g.patients.iter().any(|p| p == patient_id)),
+                .any(|g| g.everyone || g.patients.iter().any(|p| p == patient_id)),
         }
     }
 }
@@ -248,6 +256,7 @@ pub async fn from_bearer(state: &AppState, headers: &HeaderMap) -> Result<Access
                 Context::User => user_patients.clone(),
                 Context::System => Arc::new([]),
             },
+            everyone: scope.context == Context::System,
         })
         .collect();
     Ok(Access::Token { grants, own_record })

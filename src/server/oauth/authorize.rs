@@ -360,7 +360,7 @@ fn check(state: &AppState, client: &Client, form: &Form) -> Result<String, (&'st
                 "code_challenge_method is missing; send code_challenge_method=S256".to_string(),
             ))
         }
-        (None, None) if client.secret_sha256.is_none() => {
+        (None, None) if client.token_endpoint_auth_method == "none" => {
             return Err((
                 "invalid_request",
                 "public clients must use PKCE: send code_challenge and code_challenge_method=S256"

@@ -10,6 +10,7 @@ use crate::server::error::OAuthError;
 use crate::server::state::AppState;
 use crate::server::store::Client;
 
+use super::assertion;
 use super::form::Form;
 use super::{sha256, store_failed};
 
@@ -22,6 +23,8 @@ pub enum Method {
     Post,
     /// A public client: `client_id` only.
     Public,
+    /// A signed client assertion (`private_key_jwt`).
+    Assertion,
 }
 
 fn invalid_client(description: impl Into<String>, basic_tried: bool) -> OAuthError {
@@ -33,14 +36,25 @@ fn invalid_client(description: impl Into<String>, basic_tried: bool) -> OAuthErr
     }
 }
 
-/// Who is calling, or the `invalid_client`/`invalid_request` error to answer with.
+/// Who is calling at the endpoint `path` (e.g. `/oauth/token`), or the
+/// `invalid_client`/`invalid_request` error to answer with.
 pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     form: &Form,
+    path: &str,
 ) -> Result<(Client, Method), OAuthError> {
     let basic = basic_credentials(headers)?;
     let basic_tried = basic.is_some();
+    if assertion::is_present(form) {
+        if basic_tried {
+            return Err(OAuthError::invalid_request(
+                "the client authenticated twice (HTTP Basic and client_assertion); use one",
+            ));
+        }
+        let client = assertion::authenticate(state, form, &state.url(path)).await?;
+        return Ok((client, Method::Assertion));
+    }
     let (client_id, secret, method) = match basic {
         Some((id, secret)) => {
             if form.get("client_secret").is_some() {
@@ -77,6 +91,16 @@ pub async fn authenticate(
                 basic_tried,
             )
         })?;
+    if client.token_endpoint_auth_method == "private_key_jwt" {
+        return Err(invalid_client(
+            format!(
+                "client {} registered private_key_jwt: authenticate with client_assertion_type {} and a client_assertion signed by its key, not a secret or a bare client_id",
+                client.client_id,
+                assertion::JWT_BEARER
+            ),
+            basic_tried,
+        ));
+    }
     match (&client.secret_sha256, secret) {
         (Some(expected), Some(given)) => {
             if bool::from(sha256(&given).ct_eq(expected)) {

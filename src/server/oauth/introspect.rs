@@ -41,7 +41,12 @@ pub async fn introspect(
                 description: "the bearer token is unknown or expired".to_string(),
                 www_authenticate: Some("Bearer realm=\"smartnb\", error=\"invalid_token\""),
             })?,
-        None => authenticate(&state, &headers, &form).await?.0.client_id,
+        None => {
+            authenticate(&state, &headers, &form, "/oauth/introspect")
+                .await?
+                .0
+                .client_id
+        }
     };
     let token = form.require("token", "send the access or refresh token to describe")?;
     let description = describe(&state, token).await?;
@@ -135,6 +140,14 @@ async fn live_description(
         "aud": state.fhir_base(),
         "iss": state.base_url,
     });
+    // A backend service's token (client_credentials) has no user and no patient.
+    if approval.username.is_empty() {
+        if let Some(fields) = body.as_object_mut() {
+            for absent in ["username", "sub", "patient"] {
+                fields.remove(absent);
+            }
+        }
+    }
     // The same `sub` and `fhirUser` as the id_token issued with it (SMART App Launch 2.2,
     // "Token Introspection").
     let scopes = Scopes::parse(scope).unwrap_or_default();

@@ -1,12 +1,16 @@
 //! OAuth endpoints: registration (RFC 7591) and the seed's token debug endpoints.
 
+pub mod assertion;
 pub mod authorize;
 pub mod client_auth;
+pub mod client_credentials;
+pub mod client_keys;
 mod debug;
 pub mod debug_gate;
 pub mod form;
 pub mod grants;
 mod introspect;
+pub mod jwks_cache;
 mod launch_context;
 pub mod limits;
 pub mod pending;

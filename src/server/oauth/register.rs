@@ -16,6 +16,7 @@ use crate::server::scopes::{Context, Scopes};
 use crate::server::state::AppState;
 use crate::server::store::Client;
 
+use super::client_keys;
 use super::limits::{
     check_metadata_len, MAX_CLIENT_NAME, MAX_CONTACTS, MAX_SOFTWARE_FIELD, MAX_URI, METADATA_URIS,
 };
@@ -25,8 +26,16 @@ use super::{json_object, new_secret, sha256, store_failed};
 /// The scope the seed walkthrough registers with, used when a client names none.
 pub const DEFAULT_SCOPE: &str = "launch/patient patient/*.read offline_access";
 
-const AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none"];
-const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token"];
+const AUTH_METHODS: &[&str] = &[
+    "client_secret_basic",
+    "client_secret_post",
+    "none",
+    "private_key_jwt",
+];
+const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
+/// What a client that names no grant_types gets (RFC 7591's default is authorization_code;
+/// refresh_token too, as the seed's clients had). Backend services name client_credentials.
+const DEFAULT_GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token"];
 /// Optional RFC 7591 string metadata, kept and echoed back when given, with its limit.
 const ECHOED_STRINGS: &[(&str, usize)] = &[
     ("client_uri", MAX_URI),
@@ -52,7 +61,11 @@ pub async fn register(
     let metadata = json_object(&headers, body)?;
     let client_id = new_secret();
     let mut client = parse_metadata(&metadata, &client_id)?;
-    let secret = (client.token_endpoint_auth_method != "none").then(new_secret);
+    let secret = matches!(
+        client.token_endpoint_auth_method.as_str(),
+        "client_secret_basic" | "client_secret_post"
+    )
+    .then(new_secret);
     client.secret_sha256 = secret.as_deref().map(sha256);
     state
         .store
@@ -83,7 +96,11 @@ pub async fn register(
         "scope": client.scope,
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "grant_types": client.grant_types,
-        "response_types": ["code"],
+        "response_types": if client.grant_types.iter().any(|g| g == "authorization_code") {
+            json!(["code"])
+        } else {
+            json!([])
+        },
     });
     if let Some(secret) = secret {
         body["client_secret"] = Value::String(secret);
@@ -116,7 +133,6 @@ fn check_display_text(field: &str, text: &str) -> Result<(), OAuthError> {
 }
 
 fn parse_metadata(m: &Map<String, Value>, client_id: &str) -> Result<Client, OAuthError> {
-    let redirect_uris = parse_redirect_uris(m.get("redirect_uris"))?;
     let client_name = match m.get("client_name") {
         None | Some(Value::Null) => client_id.to_string(),
         Some(Value::String(name)) if !name.trim().is_empty() => {
@@ -134,12 +150,6 @@ fn parse_metadata(m: &Map<String, Value>, client_id: &str) -> Result<Client, OAu
                 return Err(bad_metadata(
                     "scope is empty; ask for e.g. \"launch/patient patient/*.read offline_access\"",
                 ));
-            }
-            if scopes
-                .resource_scopes()
-                .any(|s| s.context == Context::System)
-            {
-                return Err(bad_metadata("system/ scopes need the client_credentials grant, which this server does not offer; use patient/ or user/ scopes"));
             }
             scopes.to_string()
         }
@@ -161,12 +171,16 @@ fn parse_metadata(m: &Map<String, Value>, client_id: &str) -> Result<Client, OAu
         }
     };
     let grant_types = match m.get("grant_types") {
-        None | Some(Value::Null) => GRANT_TYPES.iter().map(|g| g.to_string()).collect(),
+        None | Some(Value::Null) => DEFAULT_GRANT_TYPES.iter().map(|g| g.to_string()).collect(),
         Some(value) => {
             let mut kept: Vec<String> = Vec::new();
             for g in string_list(value, "grant_types")? {
                 if !GRANT_TYPES.contains(&g.as_str()) {
-                    return Err(bad_metadata(format!("grant type {:?} is not supported; use authorization_code and refresh_token", shorten(&g))));
+                    return Err(bad_metadata(format!(
+                        "grant type {:?} is not supported; use {}",
+                        shorten(&g),
+                        GRANT_TYPES.join(", ")
+                    )));
                 }
                 // Each once, whatever was sent: the list kept is at most the supported ones.
                 if !kept.contains(&g) {
@@ -176,6 +190,28 @@ fn parse_metadata(m: &Map<String, Value>, client_id: &str) -> Result<Client, OAu
             kept
         }
     };
+    let has = |grant: &str| grant_types.iter().any(|g| g == grant);
+    // A backend service never sends anyone to authorize: it needs no redirect URI.
+    let redirect_uris = if has("authorization_code") || m.get("redirect_uris").is_some() {
+        parse_redirect_uris(m.get("redirect_uris"))?
+    } else {
+        Vec::new()
+    };
+    let asymmetric = token_endpoint_auth_method == "private_key_jwt";
+    if has("client_credentials") && !asymmetric {
+        return Err(bad_metadata(
+            "the client_credentials grant (SMART Backend Services) needs token_endpoint_auth_method private_key_jwt with jwks or jwks_uri",
+        ));
+    }
+    let system = Scopes::parse(&scope)
+        .unwrap_or_default()
+        .resource_scopes()
+        .any(|s| s.context == Context::System);
+    if system && !has("client_credentials") {
+        return Err(bad_metadata(
+            "system/ scopes are for backend services: register grant_types [\"client_credentials\"] (with private_key_jwt), or use patient/ or user/ scopes",
+        ));
+    }
     if let Some(value) = m.get("response_types").filter(|v| !v.is_null()) {
         if string_list(value, "response_types")?
             .iter()
@@ -204,6 +240,7 @@ fn parse_metadata(m: &Map<String, Value>, client_id: &str) -> Result<Client, OAu
             Some(_) => return Err(bad_metadata(format!("{key} must be a string"))),
         }
     }
+    keys(m, asymmetric, &mut extra)?;
     if let Some(uri) = m.get("initiate_login_uri").filter(|v| !v.is_null()) {
         let uri = uri
             .as_str()
@@ -236,6 +273,41 @@ fn parse_metadata(m: &Map<String, Value>, client_id: &str) -> Result<Client, OAu
         issued_at: clock::now(),
         extra,
     })
+}
+
+/// A `private_key_jwt` client's `jwks` or `jwks_uri` (exactly one), checked and kept.
+fn keys(
+    m: &Map<String, Value>,
+    asymmetric: bool,
+    extra: &mut Map<String, Value>,
+) -> Result<(), OAuthError> {
+    let jwks = m.get("jwks").filter(|v| !v.is_null());
+    let jwks_uri = m.get("jwks_uri").filter(|v| !v.is_null());
+    match (asymmetric, jwks, jwks_uri) {
+        (false, None, None) => Ok(()),
+        (false, _, _) => Err(bad_metadata(
+            "jwks and jwks_uri are for clients with token_endpoint_auth_method private_key_jwt",
+        )),
+        (true, None, None) => Err(bad_metadata(
+            "a private_key_jwt client registers its public keys: jwks (a JWK Set) or jwks_uri",
+        )),
+        (true, Some(_), Some(_)) => Err(bad_metadata(
+            "give jwks or jwks_uri, not both (RFC 7591 §2)",
+        )),
+        (true, Some(set), None) => {
+            client_keys::check_jwks(set).map_err(bad_metadata)?;
+            extra.insert("jwks".to_string(), set.clone());
+            Ok(())
+        }
+        (true, None, Some(uri)) => {
+            let uri = uri
+                .as_str()
+                .ok_or_else(|| bad_metadata("jwks_uri must be a string"))?;
+            client_keys::check_jwks_uri(uri).map_err(bad_metadata)?;
+            extra.insert("jwks_uri".to_string(), Value::String(uri.to_string()));
+            Ok(())
+        }
+    }
 }
 
 /// OpenID Connect Registration's `initiate_login_uri`, the app's launch URL for EHR

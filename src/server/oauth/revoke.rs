@@ -26,7 +26,7 @@ pub async fn revoke(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
     let form = Form::parse(body)?;
-    let (client, _) = authenticate(&state, &headers, &form).await?;
+    let (client, _) = authenticate(&state, &headers, &form, "/oauth/revoke").await?;
     let token = form.require("token", "send the access or refresh token to revoke")?;
     let store = &state.store;
     let hash = sha256(token);

@@ -23,7 +23,7 @@ use crate::server::store::{Approval, Client, Redeemed, Token};
 use super::client_auth::authenticate;
 use super::form::Form;
 use super::grants::{Issued, TokenRequest};
-use super::launch_context;
+use super::{client_credentials, launch_context};
 use super::{sha256, store_failed};
 
 fn invalid_grant(description: impl Into<String>) -> OAuthError {
@@ -39,20 +39,26 @@ pub async fn token(
     let form = Form::parse(body)?;
     let grant_type = form.require(
         "grant_type",
-        "use grant_type=authorization_code or grant_type=refresh_token",
+        "use grant_type=authorization_code, refresh_token or client_credentials",
     )?;
-    if !matches!(grant_type, "authorization_code" | "refresh_token") {
+    if !matches!(
+        grant_type,
+        "authorization_code" | "refresh_token" | "client_credentials"
+    ) {
         return Err(OAuthError::bad_request(
             "unsupported_grant_type",
-            format!("grant_type {grant_type:?} is not supported; use authorization_code or refresh_token"),
+            format!("grant_type {grant_type:?} is not supported; use authorization_code, refresh_token or client_credentials"),
         ));
     }
-    let (client, _) = authenticate(&state, &headers, &form).await?;
+    let (client, _) = authenticate(&state, &headers, &form, "/oauth/token").await?;
     if !client.grant_types.iter().any(|g| g == grant_type) {
         return Err(OAuthError::bad_request(
             "unauthorized_client",
             format!("this client did not register the {grant_type} grant"),
         ));
+    }
+    if grant_type == "client_credentials" {
+        return client_credentials::grant(&state, &client, &form).await;
     }
     let (issued, approval, id_token) = match grant_type {
         "authorization_code" => exchange_code(&state, &client, &form).await?,

@@ -12,8 +12,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::server::discovery::{SCOPES_SUPPORTED, TOKEN_ENDPOINT_AUTH_METHODS};
+use crate::server::discovery::{
+    GRANT_TYPES_SUPPORTED, SCOPES_SUPPORTED, TOKEN_ENDPOINT_AUTH_METHODS,
+};
 use crate::server::error::OAuthError;
+use crate::server::oauth::client_keys::ALGORITHMS;
 use crate::server::state::AppState;
 
 /// Where the JWK Set is served.
@@ -51,7 +54,8 @@ pub fn configuration(state: &AppState) -> Value {
         "revocation_endpoint": state.url("/oauth/revoke"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": GRANT_TYPES_SUPPORTED,
+        "token_endpoint_auth_signing_alg_values_supported": ALGORITHMS,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "scopes_supported": SCOPES_SUPPORTED,

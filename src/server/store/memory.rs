@@ -45,6 +45,8 @@ struct Tables {
     signing_keys: std::collections::BTreeMap<i64, SigningKey>,
     /// Launches by the SHA-256 of their id.
     launches: HashMap<Hash, StoredLaunch>,
+    /// Assertion jtis by (client_id, jti): until when each is remembered.
+    jtis: HashMap<(String, String), i64>,
 }
 
 impl Tables {
@@ -295,6 +297,24 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn use_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tables = self.lock();
+        let key = (client_id.to_string(), jti.to_string());
+        match tables.jtis.get(&key) {
+            Some(until) if *until > now => Ok(false),
+            _ => {
+                tables.jtis.insert(key, expires);
+                Ok(true)
+            }
+        }
+    }
+
     async fn insert_launch(&self, launch: Launch) -> StoreResult<()> {
         let stored = StoredLaunch {
             launch,
@@ -347,6 +367,9 @@ impl Store for MemoryStore {
             .launches
             .retain(|_, l| l.launch.expires.saturating_add(retention.launch_memory) > now);
         let launches = (before - tables.launches.len()) as u64;
+        let before = tables.jtis.len();
+        tables.jtis.retain(|_, until| *until > now);
+        let jtis = (before - tables.jtis.len()) as u64;
         let before = tables.approvals.len();
         tables.approvals.retain(|_, a| a.expires > now);
         let approvals = (before - tables.approvals.len()) as u64;
@@ -387,6 +410,7 @@ impl Store for MemoryStore {
             clients,
             signing_keys,
             launches,
+            jtis,
         })
     }
 }

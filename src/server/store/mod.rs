@@ -296,6 +296,8 @@ pub struct Swept {
     pub signing_keys: u64,
     /// Launches past their expiry and memory.
     pub launches: u64,
+    /// Assertion `jti`s past their assertion's expiry.
+    pub jtis: u64,
 }
 
 impl Swept {
@@ -380,6 +382,17 @@ pub trait Store: Send + Sync {
     /// step: of concurrent redemptions exactly one is `Fresh`, and a replay's revocation
     /// always sees the token of the one that won.
     async fn redeem_code(&self, code_sha256: &[u8; 32], token: Token) -> StoreResult<Redeemed>;
+
+    /// Record that a client's assertion with this `jti` was used, valid until `expires`:
+    /// true the first time, false when that client used the same `jti` before and it has
+    /// not expired by `now` (a replay). Atomic: of racing uses exactly one is first.
+    async fn use_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires: i64,
+        now: i64,
+    ) -> StoreResult<bool>;
 
     /// Save a launch.
     async fn insert_launch(&self, launch: Launch) -> StoreResult<()>;

@@ -160,7 +160,7 @@ pub async fn page(
 fn reaches_whole_compartment(access: &Access, id: &str) -> bool {
     SERVED_TYPES.iter().filter(|t| in_compartment(t)).all(|t| {
         access.confinement(t, Operation::Read).is_some_and(|c| {
-            c.complete && c.filter.is_empty() && c.patients.iter().any(|p| p == id)
+            c.complete && c.filter.is_empty() && (c.everyone || c.patients.iter().any(|p| p == id))
         })
     })
 }

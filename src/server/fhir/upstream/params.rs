@@ -44,8 +44,9 @@ pub fn search(
         pairs.extend(paging(search));
         return Some(pairs);
     };
-    if !in_compartment(resource_type) {
-        // No compartment to write in (Practitioner): only the grants' shared filter.
+    if !in_compartment(resource_type) || confinement.everyone {
+        // No compartment to write in (Practitioner, or a system/ scope reaching every
+        // patient): only the grants' shared filter.
         let mut pairs = plain(search, |_| true);
         pairs.extend(confinement.filter.iter().cloned());
         pairs.extend(paging(search));
@@ -168,6 +169,7 @@ mod tests {
             patients: patients.iter().map(|p| p.to_string()).collect(),
             filter: owned(&[("category", "laboratory")]),
             complete: true,
+            everyone: false,
         }
     }
 

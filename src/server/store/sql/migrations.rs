@@ -34,6 +34,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "launch context",
         include_str!("../migrations/0005_launch_context.sql"),
     ),
+    (
+        6,
+        "assertion jtis",
+        include_str!("../migrations/0006_assertion_jtis.sql"),
+    ),
 ];
 
 /// The migrations above as a source for sqlx's `Migrator`.

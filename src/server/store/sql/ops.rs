@@ -208,6 +208,30 @@ impl Store for SqlStore {
         self.redeem(code_sha256, token).await
     }
 
+    async fn use_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        // One statement: a new jti is inserted, an expired one taken over, a live one left
+        // alone (no row changed: a replay). Racing uses change the row once.
+        let done = sqlx::query(
+            "INSERT INTO assertion_jtis (client_id, jti, expires) VALUES ($1, $2, $3) \
+             ON CONFLICT (client_id, jti) DO UPDATE SET expires = excluded.expires \
+             WHERE assertion_jtis.expires <= $4",
+        )
+        .bind(client_id)
+        .bind(jti)
+        .bind(expires)
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(backend)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn insert_launch(&self, launch: Launch) -> StoreResult<()> {
         sqlx::query(&format!(
             "INSERT INTO launches ({LAUNCH_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, 0)"
@@ -327,6 +351,7 @@ impl Store for SqlStore {
             now.saturating_sub(retention.launch_memory),
         )
         .await?;
+        let jtis = run("DELETE FROM assertion_jtis WHERE expires <= $1", now).await?;
         Ok(Swept {
             approvals,
             tokens,
@@ -334,6 +359,7 @@ impl Store for SqlStore {
             clients,
             signing_keys,
             launches,
+            jtis,
         })
     }
 }
