@@ -35,6 +35,9 @@ APP_SCOPE = "launch/patient patient/*.read offline_access"
 PASSWORD = "demo-password"
 USER, PATIENT = "daniel-adams", "smart-1288992"
 LAB = "laboratory"
+# Seconds after its last fetch of a jwks_uri before the server fetches it again for an
+# unknown kid (the server waits 5; a little more here).
+REFETCH_PAUSE = 6
 
 
 class Judge:
@@ -168,11 +171,13 @@ class JwksServer:
     def __init__(self):
         self.keys = []
         self.fetches = 0
+        self.fetched_at = 0.0
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - the name http.server calls
                 owner.fetches += 1
+                owner.fetched_at = time.monotonic()
                 body = json.dumps({"keys": [k.jwk for k in owner.keys]}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -555,6 +560,9 @@ class Checks:
             second = Key.rsa("RS384")
             keys.keys = [second]
             fetched = keys.fetches
+            # The server refetches for an unknown kid, but not within seconds of its last
+            # fetch (a flood of unknown kids must not become a flood of fetches).
+            time.sleep(max(0.0, keys.fetched_at + REFETCH_PAUSE - time.monotonic()))
             self.backend_token(client, "system/Patient.rs", client.assertion(key=second),
                                "jwks_uri: a rotated key (new kid) is accepted")
             j.check("jwks_uri: the server refetched for the new kid", keys.fetches > fetched,
