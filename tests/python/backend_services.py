@@ -465,6 +465,24 @@ class Checks:
         refused("whose client_id field differs from iss", client.assertion(),
                 ["client_id", "iss"], {"client_id": "someone-else"})
         refused("not a JWS at all", "not-a-jws", [])
+        refused("with aud the token endpoint plus a slash",
+                client.assertion(aud=self.token_endpoint + "/"), ["aud"])
+        refused("with exp as a string", client.assertion(exp=str(now + 120)), ["exp"])
+        refused("whose iss and sub name no client",
+                client.assertion(iss="no-such-client", sub="no-such-client"), ["iss", "client"])
+        other_family = Key.ec("ES384") if client.key.alg.startswith("RS") else Key.rsa()
+        refused("whose alg does not fit the kid's key",
+                Key(other_family.alg, other_family.private, kid=client.key.kid)
+                .sign(client.claims()), ["alg", "key"])
+        response = self.post(self.token_endpoint, {
+            "grant_type": "client_credentials", "scope": client.scope, **client.auth()},
+            auth=(client.id, "a-guessed-secret"))
+        j.refused("an assertion and HTTP Basic together", response, (400, 401),
+                  "invalid_request" if response.status_code == 400 else "invalid_client")
+        self.backend_token(client, client.scope, client.assertion(exp=now - 30),
+                           "an assertion expired 30 s ago (within the 60 s leeway)")
+        self.backend_token(client, client.scope, client.assertion(exp=now + 290),
+                           "an assertion expiring in 290 s")
         response = self.post(self.token_endpoint, {
             "grant_type": "client_credentials", "scope": client.scope, "client_id": client.id,
             **client.auth()})
