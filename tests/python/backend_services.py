@@ -479,9 +479,9 @@ class Checks:
             auth=(client.id, "a-guessed-secret"))
         j.refused("an assertion and HTTP Basic together", response, (400, 401),
                   "invalid_request" if response.status_code == 400 else "invalid_client")
-        self.backend_token(client, client.scope, client.assertion(exp=now - 30),
+        self.backend_token(client, client.scope, client.assertion(exp=int(time.time()) - 30),
                            "an assertion expired 30 s ago (within the 60 s leeway)")
-        self.backend_token(client, client.scope, client.assertion(exp=now + 290),
+        self.backend_token(client, client.scope, client.assertion(exp=int(time.time()) + 290),
                            "an assertion expiring in 290 s")
         response = self.post(self.token_endpoint, {
             "grant_type": "client_credentials", "scope": client.scope, "client_id": client.id,
