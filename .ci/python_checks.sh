@@ -2,7 +2,9 @@
 # Judge the embedded server from Python, as the seed notebook's readers would: start
 # `smartnb serve --port 0`, read its base URL from the first line it prints, and run
 # tests/python/judge_seed.py (requests + fhirclient + fhir.resources) and
-# tests/python/relying_party.py (an OpenID Connect relying party: PyJWT + Authlib) against it.
+# tests/python/relying_party.py (an OpenID Connect relying party: PyJWT + Authlib) and
+# tests/python/backend_services.py (SMART Backend Services and private_key_jwt clients: PyJWT
+# with cryptography's RSA and EC keys) against it.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -56,4 +58,6 @@ status=0
 "$venv/bin/python" tests/python/judge_seed.py "$base" || status=$?
 echo "python_checks: an OpenID Connect relying party (PyJWT, Authlib) signs in as every user"
 "$venv/bin/python" tests/python/relying_party.py "$base" || status=$?
+echo "python_checks: Backend Services and private_key_jwt clients (PyJWT, cryptography) sign assertions"
+"$venv/bin/python" tests/python/backend_services.py "$base" || status=$?
 exit "$status"

@@ -10,16 +10,15 @@ Usage: relying_party.py BASE_URL        e.g. relying_party.py http://localhost:9
 Exits 1 at the first failed check, saying which and why; ends with "N passed, 0 failed".
 """
 
-import base64
-import hashlib
 import secrets
 import sys
 import warnings
-from html.parser import HTMLParser
-from urllib.parse import parse_qs, urljoin, urlparse
 
 import jwt
 import requests
+
+import html_forms
+from html_forms import pkce
 
 # Authlib 1.x announces that authlib.jose moves to its sibling joserfc in 2.0; the OpenID
 # Connect claim rules used here (authlib.oidc.core) still build on it. Authlib installs an
@@ -72,60 +71,8 @@ class Judge:
         self.check(name, False, f"did not raise {error.__name__}")
 
 
-class Forms(HTMLParser):
-    """The forms of a page: action, and the fields a browser would submit (hidden and text
-    inputs, checked boxes and radios), plus each named submit button."""
-
-    def __init__(self):
-        super().__init__()
-        self.forms = []
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "form":
-            self.forms.append({"action": a.get("action", ""), "fields": [], "buttons": []})
-        elif not self.forms:
-            return
-        elif tag == "input" and a.get("name"):
-            kind = a.get("type", "text")
-            if kind in ("checkbox", "radio"):
-                if "checked" in a:
-                    self.forms[-1]["fields"].append((a["name"], a.get("value", "on")))
-            elif kind != "submit":
-                self.forms[-1]["fields"].append((a["name"], a.get("value", "")))
-        elif tag == "button" and a.get("name"):
-            self.forms[-1]["buttons"].append((a["name"], a.get("value", "")))
-
-
-def form(page, action):
-    parser = Forms()
-    parser.feed(page.text)
-    for found in parser.forms:
-        if found["action"] == action:
-            return found
-    return None
-
-
-def submit(browser, page, found, fields):
-    """Post a form as a browser would, with these fields replacing the page's own."""
-    names = {name for name, _ in fields}
-    body = [(k, v) for k, v in found["fields"] if k not in names] + list(fields)
-    return browser.post(urljoin(page.url, found["action"]), data=body, allow_redirects=False)
-
-
-def follow(browser, response):
-    """Follow redirects on the server; stop at the app's redirect URI."""
-    while response.is_redirect:
-        target = urljoin(response.url, response.headers["location"])
-        if target.startswith(REDIRECT):
-            return target
-        response = browser.get(target, allow_redirects=False)
-    return response
-
-
 def sign_in_and_approve(judge, base, client_id, user, patient, nonce, state, challenge):
     """The participant's walk through the HTML forms; the code from the redirect."""
-    browser = requests.Session()
     query = {
         "response_type": "code",
         "client_id": client_id,
@@ -137,30 +84,13 @@ def sign_in_and_approve(judge, base, client_id, user, patient, nonce, state, cha
         "code_challenge": challenge,
         "code_challenge_method": "S256",
     }
-    page = follow(browser, browser.get(f"{base}/oauth/authorize", params=query,
-                                       allow_redirects=False))
-    login = form(page, "/login")
-    judge.check(f"{user}: the sign-in page", login is not None, page.text[:300])
-    page = follow(browser, submit(browser, page, login,
-                                  [("username", user), ("password", PASSWORD)]))
-    picker = form(page, "/oauth/consent/patient")
-    if picker is not None:
-        page = follow(browser, submit(browser, page, picker, [("patient", patient)]))
-    consent = form(page, "/oauth/consent")
-    judge.check(f"{user}: the consent page", consent is not None, page.text[:300])
-    judge.check(f"{user}: the consent page says who you are",
-                "who you are" in page.text.lower(), page.text[:300])
-    target = follow(browser, submit(browser, page, consent, [("decision", "approve")]))
-    judge.check(f"{user}: redirected to the app", isinstance(target, str), str(target))
-    params = parse_qs(urlparse(target).query)
-    judge.equal(f"{user}: state comes back", params.get("state"), [state])
-    return params["code"][0]
 
+    def says_who_you_are(page):
+        judge.check(f"{user}: the consent page says who you are",
+                    "who you are" in page.text.lower(), page.text[:300])
 
-def pkce():
-    verifier = secrets.token_urlsafe(48)
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return html_forms.sign_in_and_approve(judge, base, query, user, PASSWORD, patient,
+                                          on_consent=says_who_you_are)
 
 
 def verify_with_pyjwt(judge, label, id_token, jwks_client, issuer, client_id):
