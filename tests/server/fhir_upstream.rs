@@ -473,3 +473,50 @@ async fn open_fhir_is_not_served_in_front_of_an_upstream_and_bad_urls_do_not_sta
         assert!(matches!(started, Err(StartError::FhirUpstream(_))), "{bad}");
     }
 }
+
+#[tokio::test]
+async fn a_system_token_searches_every_patient_through_the_upstream_with_its_filter() {
+    let (upstream, proxy) = pair().await;
+    // A backend client (its key is never used: the debug endpoint mints the token).
+    let secret = p384::SecretKey::random(&mut rsa::rand_core::OsRng);
+    let jwk: Value = serde_json::from_str(&secret.public_key().to_jwk_string()).unwrap();
+    let scope = "system/Observation.rs?category=laboratory system/Patient.rs";
+    let client = proxy
+        .post_json(
+            "/oauth/register",
+            &json!({"client_name": "Backend", "grant_types": ["client_credentials"],
+                    "token_endpoint_auth_method": "private_key_jwt",
+                    "jwks": {"keys": [jwk]}, "scope": scope}),
+        )
+        .await;
+    assert_eq!(client.status, 201, "{}", client.text);
+    let token = proxy
+        .mint_with(
+            &json!({"client_id": client.json()["client_id"], "username": DANIEL,
+                           "patient_id": DANIEL_PATIENT, "scope": scope}),
+        )
+        .await
+        .access;
+    let reply = proxy
+        .get_bearer(&proxy.fhir("/Observation?_count=500"), &token)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let bundle = reply.json();
+    let found = entry_resources(&bundle);
+    let expected = open_search(&upstream, "/Observation?category=laboratory&_count=500").await;
+    assert_eq!(
+        keys(&found),
+        keys(&expected),
+        "every patient's labs, and only labs"
+    );
+    let patients: std::collections::BTreeSet<String> = found
+        .iter()
+        .filter_map(|r| r["subject"]["reference"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(patients.len(), 3, "{patients:?}");
+    assert_eq!(bundle["total"], expected.len());
+    let amy = proxy
+        .get_bearer(&proxy.fhir(&format!("/Patient/{AMY_PATIENT}")), &token)
+        .await;
+    assert_eq!(amy.status, 200, "{}", amy.text);
+}
