@@ -178,6 +178,12 @@ async fn an_ehr_launch_brings_its_context_to_the_token_response_and_every_refres
         200
     );
 
+    // Introspection names the same encounter and fhirContext.
+    let seen = server.introspect(&app.auth(), &tokens.access).await;
+    assert_eq!(seen.json["encounter"], body["encounter"], "{}", seen.text);
+    assert_eq!(seen.json["fhirContext"], body["fhirContext"]);
+    assert_eq!(seen.json["patient"], body["patient"]);
+
     // A refresh repeats the context.
     let renewed = app.refresh(&server, tokens.refresh(), None).await;
     for field in [

@@ -23,6 +23,7 @@ use crate::server::store::Token;
 
 use super::client_auth::authenticate;
 use super::form::Form;
+use super::launch_context;
 use super::{sha256, store_failed};
 
 /// Describe a token to the client it was issued to.
@@ -155,6 +156,11 @@ async fn live_description(
         if let Some(fhir_user) = id_token::identity(state, &approval).fhir_user {
             body["fhirUser"] = json!(fhir_user);
         }
+    }
+    // The launch context the token response carried (SMART App Launch 2.2 lists
+    // `encounter` and `fhirContext` among introspection's context fields).
+    if let Some(context) = &token.context {
+        launch_context::add_resources(&scopes, context, &mut body);
     }
     Ok(Some((approval.client_id, body)))
 }

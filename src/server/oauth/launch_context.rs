@@ -8,15 +8,9 @@ use crate::server::scopes::Scopes;
 use crate::server::state::AppState;
 use crate::server::store::LaunchContext;
 
-/// Add `encounter`, `fhirContext`, `intent`, `need_patient_banner` and `smart_style_url`
-/// to a token response. A grant without a stored context is a standalone launch that chose
-/// no encounter: the app shows its own banner.
-pub fn add(state: &AppState, scopes: &Scopes, context: Option<&LaunchContext>, body: &mut Value) {
-    let standalone = LaunchContext {
-        need_patient_banner: true,
-        ..LaunchContext::default()
-    };
-    let context = context.unwrap_or(&standalone);
+/// Add `encounter` (when `launch` or `launch/encounter` was granted) and `fhirContext`
+/// (`[{"reference": …}]`, the encounter first) to a token or introspection response.
+pub fn add_resources(scopes: &Scopes, context: &LaunchContext, body: &mut Value) {
     let encounter = context
         .encounter
         .as_ref()
@@ -33,6 +27,18 @@ pub fn add(state: &AppState, scopes: &Scopes, context: Option<&LaunchContext>, b
     if !references.is_empty() {
         body["fhirContext"] = Value::Array(references);
     }
+}
+
+/// Add `encounter`, `fhirContext`, `intent`, `need_patient_banner` and `smart_style_url`
+/// to a token response. A grant without a stored context is a standalone launch that chose
+/// no encounter: the app shows its own banner.
+pub fn add(state: &AppState, scopes: &Scopes, context: Option<&LaunchContext>, body: &mut Value) {
+    let standalone = LaunchContext {
+        need_patient_banner: true,
+        ..LaunchContext::default()
+    };
+    let context = context.unwrap_or(&standalone);
+    add_resources(scopes, context, body);
     if let Some(intent) = &context.intent {
         body["intent"] = json!(intent);
     }
