@@ -155,6 +155,15 @@ impl Users {
         self.users.iter().find(|u| u.username == username)
     }
 
+    /// The user names, in file order, comma-separated (for messages that list them).
+    pub fn names(&self) -> String {
+        self.users
+            .iter()
+            .map(|u| u.username.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Every user, in file order.
     pub fn all(&self) -> &[User] {
         &self.users

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 import html_forms
+from judge import Judge as BaseJudge  # noqa: E402
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 REDIRECT = "http://localhost:9001/authorized"
@@ -40,27 +41,8 @@ LAB = "laboratory"
 REFETCH_PAUSE = 6
 
 
-class Judge:
-    """Counts checks and stops at the first one that fails."""
-
-    def __init__(self):
-        self.passed = 0
-
-    def check(self, name, ok, detail=""):
-        if not ok:
-            print(f"FAIL: {name}")
-            if detail:
-                print(f"  {detail}")
-            print(f"{self.passed} passed, 1 failed")
-            sys.exit(1)
-        self.passed += 1
-
-    def equal(self, name, actual, expected):
-        self.check(name, actual == expected, f"got {actual!r}, wanted {expected!r}")
-
-    def status(self, name, response, expected):
-        self.check(f"{name}: status {expected}", response.status_code == expected,
-                   f"got {response.status_code}: {response.text[:500]}")
+class Judge(BaseJudge):
+    """The shared checks, and OAuth refusals."""
 
     def refused(self, name, response, statuses, error, keywords=()):
         """An OAuth error answer: one of these statuses, this error code, and (when

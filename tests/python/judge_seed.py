@@ -16,38 +16,13 @@ from pprint import pformat
 from time import time
 
 import requests
+from judge import Judge  # noqa: E402
 
 SEED_SCOPE = "launch/patient patient/*.read offline_access"
 SEED_REDIRECT = "http://localhost:9001/authorized"
 PATIENT_ID = "smart-1288992"
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 
-
-class Judge:
-    """Counts checks and stops at the first one that fails."""
-
-    def __init__(self):
-        self.passed = 0
-
-    def check(self, name, ok, detail=""):
-        if not ok:
-            print(f"FAIL: {name}")
-            if detail:
-                print(f"  {detail}")
-            print(f"{self.passed} passed, 1 failed")
-            sys.exit(1)
-        self.passed += 1
-
-    def equal(self, name, actual, expected):
-        self.check(name, actual == expected, f"got {actual!r}, wanted {expected!r}")
-
-    def near(self, name, actual, expected, slack):
-        self.check(name, abs(actual - expected) <= slack,
-                   f"got {actual}, wanted {expected} within {slack}s")
-
-    def status(self, name, response, expected):
-        self.check(f"{name}: status {expected}", response.status_code == expected,
-                   f"got {response.status_code}: {response.text[:500]}")
 
 
 def is_uuid4(text):

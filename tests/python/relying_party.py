@@ -28,6 +28,7 @@ import authlib.deprecate  # noqa: E402,F401
 warnings.filterwarnings("ignore", message="authlib.jose module is deprecated")
 from authlib.jose import JsonWebKey, JsonWebToken  # noqa: E402
 from authlib.oidc.core import CodeIDToken  # noqa: E402
+from judge import Judge  # noqa: E402
 
 REDIRECT = "http://localhost:9001/authorized"
 SCOPE = "openid fhirUser launch/patient patient/*.read offline_access"
@@ -41,34 +42,6 @@ PARTICIPANTS = [
     ("dr-carter", "smart-1032702", "Practitioner/practitioner-carter", "Dr. Rose Carter"),
 ]
 
-
-class Judge:
-    """Counts checks and stops at the first one that fails."""
-
-    def __init__(self):
-        self.passed = 0
-
-    def check(self, name, ok, detail=""):
-        if not ok:
-            print(f"FAIL: {name}")
-            if detail:
-                print(f"  {detail}")
-            print(f"{self.passed} passed, 1 failed")
-            sys.exit(1)
-        self.passed += 1
-
-    def equal(self, name, actual, expected):
-        self.check(name, actual == expected, f"got {actual!r}, wanted {expected!r}")
-
-    def raises(self, name, error, action):
-        try:
-            action()
-        except error:
-            self.passed += 1
-            return
-        except Exception as other:  # noqa: BLE001 - the wrong failure is a failed check
-            self.check(name, False, f"raised {type(other).__name__}: {other}")
-        self.check(name, False, f"did not raise {error.__name__}")
 
 
 def sign_in_and_approve(judge, base, client_id, user, patient, nonce, state, challenge):

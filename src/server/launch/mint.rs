@@ -90,13 +90,7 @@ fn new_secret_hex() -> String {
 }
 
 async fn check(state: &AppState, request: &LaunchRequest) -> Result<LaunchContext, MintError> {
-    let shipped = state
-        .users
-        .all()
-        .iter()
-        .map(|u| u.username.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
+    let shipped = state.users.names();
     let user = state.users.get(&request.username).ok_or_else(|| {
         refuse(
             "no_user",

@@ -63,13 +63,7 @@ pub async fn token(
                 format!("no client with id {client_id:?} is registered here"),
             )
         })?;
-    let shipped = state
-        .users
-        .all()
-        .iter()
-        .map(|u| u.username.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
+    let shipped = state.users.names();
     let username = text("username")
         .or_else(|| text("user_name"))
         .ok_or_else(|| {
