@@ -589,3 +589,71 @@ async fn an_asymmetric_client_runs_the_code_flow_and_refreshes_with_assertions()
         200
     );
 }
+
+#[tokio::test]
+async fn headers_claim_types_and_key_algs_are_checked_too() {
+    let server = TestServer::start().await;
+    let keys = Keys::rs384("rsa");
+    let client_id = register_backend(&server, &keys.set(), "system/*.rs").await;
+    let scope = "system/*.rs";
+    // The key was registered for RS384: an RS256 signature by it is refused.
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("rsa".into());
+    let claims = json!({"iss": client_id, "sub": client_id, "aud": server.url("/oauth/token"),
+                        "exp": now() + 200, "jti": uuid::Uuid::new_v4().to_string()});
+    let other_alg = encode(&header, &claims, &keys.private).unwrap();
+    let reply = system_token(&server, &other_alg, scope).await;
+    reply.assert_error(401, "invalid_client");
+    assert!(
+        reply.str("error_description").contains("RS384 registered"),
+        "{}",
+        reply.text
+    );
+    // A header with crit (Header has no such field: the JWS is put together here and
+    // signed by jsonwebtoken's own signing function).
+    let head = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS384","kid":"rsa","crit":["exp"]}"#);
+    let body = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let signing_input = format!("{head}.{body}");
+    let signature =
+        jsonwebtoken::crypto::sign(signing_input.as_bytes(), &keys.private, Algorithm::RS384)
+            .unwrap();
+    let critical = format!("{signing_input}.{signature}");
+    let reply = system_token(&server, &critical, scope).await;
+    assert!(
+        reply.str("error_description").contains("crit"),
+        "{}",
+        reply.text
+    );
+    for (claim, value) in [("exp", json!((now() + 200).to_string())), ("jti", json!(7))] {
+        let assertion = keys.assert_as(&server, &client_id, |c| c[claim] = value.clone());
+        let reply = system_token(&server, &assertion, scope).await;
+        reply.assert_error(401, "invalid_client");
+        assert!(
+            reply
+                .str("error_description")
+                .contains(&format!("{claim} must be")),
+            "{}",
+            reply.text
+        );
+    }
+    // A backend registration without a scope gets system/*.rs; with only patient/ scopes it
+    // is refused.
+    let defaulted = server
+        .post_json(
+            "/oauth/register",
+            &json!({"client_name": "B", "grant_types": ["client_credentials"],
+            "token_endpoint_auth_method": "private_key_jwt", "jwks": keys.set()}),
+        )
+        .await;
+    assert_eq!(
+        defaulted.json["scope"],
+        json!("system/*.rs"),
+        "{}",
+        defaulted.text
+    );
+    let patient_only = server
+        .post_json("/oauth/register", &json!({"client_name": "B", "grant_types": ["client_credentials"],
+            "token_endpoint_auth_method": "private_key_jwt", "jwks": keys.set(), "scope": "patient/*.rs"}))
+        .await;
+    patient_only.assert_error(400, "invalid_client_metadata");
+}

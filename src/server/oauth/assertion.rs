@@ -84,6 +84,28 @@ pub async fn authenticate(
     {
         return Err(refused("typ must be JWT when present"));
     }
+    if header.get("crit").is_some() {
+        return Err(refused(
+            "the header has crit, naming extensions this server does not understand (RFC 7515 §4.1.11); leave crit out",
+        ));
+    }
+    for (claim, is_number) in [("exp", true), ("nbf", true), ("iat", true), ("jti", false)] {
+        match claims.get(claim) {
+            None => {}
+            Some(v) if is_number && v.is_number() => {}
+            Some(v) if !is_number && v.is_string() => {}
+            Some(v) => {
+                return Err(refused(format!(
+                    "{claim} must be {}, not {v}",
+                    if is_number {
+                        "a number of seconds since 1970"
+                    } else {
+                        "a string"
+                    }
+                )))
+            }
+        }
+    }
     let iss = claims["iss"]
         .as_str()
         .ok_or_else(|| refused("iss is missing; it must be the client_id"))?;
@@ -112,6 +134,15 @@ pub async fn authenticate(
     }
     let kid = header.get("kid").and_then(Value::as_str);
     let jwk = key_for(state, &client, &header, kid).await?;
+    if let Some(intended) = jwk.common.key_algorithm {
+        let intended = format!("{intended:?}");
+        if intended != alg {
+            return Err(refused(format!(
+                "alg {alg} is not the alg {intended} registered for key {} (RFC 7517 §4.4)",
+                jwk.common.key_id.as_deref().unwrap_or("(no kid)")
+            )));
+        }
+    }
     verify(
         assertion,
         &jwk,
@@ -212,8 +243,15 @@ async fn key_for(
                 .iter()
                 .filter_map(|k| k.common.key_id.as_deref())
                 .collect();
+            let fetched = match &source {
+                KeySource::Uri(uri) => format!(
+                    "; the set at {uri} was just read (it is read again for an unknown kid at most every {} s: if the key was published a moment ago, retry shortly)",
+                    super::jwks_cache::REFETCH_AFTER.as_secs()
+                ),
+                KeySource::Inline(_) => String::new(),
+            };
             refused(format!(
-                "kid {kid:?} names none of the client's registered keys ({})",
+                "kid {kid:?} names none of the client's registered keys ({}){fetched}",
                 if known.is_empty() { "none has a kid".to_string() } else { known.join(", ") }
             ))
         }),

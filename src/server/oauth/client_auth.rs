@@ -74,7 +74,7 @@ pub async fn authenticate(
             (Some(id), None) => (id.to_string(), None, Method::Public),
             _ => {
                 return Err(invalid_client(
-                    "no client authentication: send HTTP Basic with client_id and client_secret, or client_id (and client_secret) in the body",
+                    "no client authentication: send HTTP Basic with client_id and client_secret, client_id (and client_secret) in the body, or client_assertion_type and client_assertion (private_key_jwt)",
                     false,
                 ))
             }

@@ -23,6 +23,8 @@ use super::limits::{
 use super::redirect_uris::parse_redirect_uris;
 use super::{json_object, new_secret, sha256, store_failed};
 
+/// The scope a backend service registers with when it names none.
+pub const BACKEND_SCOPE: &str = "system/*.rs";
 /// The scope the seed walkthrough registers with, used when a client names none.
 pub const DEFAULT_SCOPE: &str = "launch/patient patient/*.read offline_access";
 
@@ -142,7 +144,17 @@ fn parse_metadata(m: &Map<String, Value>, client_id: &str) -> Result<Client, OAu
         }
         Some(_) => return Err(bad_metadata("client_name must be a non-empty string")),
     };
+    // A backend service (client_credentials and no authorization_code) defaults to
+    // system/*.rs, any other client to the seed's patient scopes.
+    let backend_only = m
+        .get("grant_types")
+        .and_then(Value::as_array)
+        .is_some_and(|g| {
+            g.iter().any(|v| v == "client_credentials")
+                && !g.iter().any(|v| v == "authorization_code")
+        });
     let scope = match m.get("scope") {
+        None | Some(Value::Null) if backend_only => BACKEND_SCOPE.to_string(),
         None | Some(Value::Null) => DEFAULT_SCOPE.to_string(),
         Some(Value::String(text)) => {
             let scopes = Scopes::parse_request(text).map_err(|e| bad_metadata(e.to_string()))?;
@@ -207,6 +219,11 @@ fn parse_metadata(m: &Map<String, Value>, client_id: &str) -> Result<Client, OAu
         .unwrap_or_default()
         .resource_scopes()
         .any(|s| s.context == Context::System);
+    if has("client_credentials") && !has("authorization_code") && !system {
+        return Err(bad_metadata(
+            "a backend service (client_credentials only) needs system/ scopes, e.g. system/*.rs; patient/ and user/ scopes need a person to approve",
+        ));
+    }
     if system && !has("client_credentials") {
         return Err(bad_metadata(
             "system/ scopes are for backend services: register grant_types [\"client_credentials\"] (with private_key_jwt), or use patient/ or user/ scopes",
