@@ -152,7 +152,21 @@ async fn registration_refuses_keys_it_cannot_trust_and_names_why() {
         }
         body
     };
+    let eleven: Vec<Value> = (0..11)
+        .map(|i| {
+            let mut key = good.clone();
+            key["kid"] = json!(format!("k{i}"));
+            key
+        })
+        .collect();
+    let mut padded = good.clone();
+    padded["kid"] = json!("k".repeat(17 * 1024));
     for (body, named) in [
+        (backend(json!({"jwks": {"keys": eleven}})), "at most 10"),
+        (
+            backend(json!({"jwks": {"keys": [padded]}})),
+            "bytes of JSON",
+        ),
         (
             backend(json!({"jwks": {"keys": [private]}})),
             "private member",

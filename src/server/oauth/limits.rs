@@ -27,7 +27,8 @@ pub const AUTHORIZE_PARAMS: &[(&str, usize)] = &[
 ];
 
 /// The longest URI kept anywhere (redirect URIs, client metadata URIs, `aud`). With the
-/// limits below, a registration keeps about 15 KiB at most.
+/// limits below, a registration keeps about 15 KiB at most (31 KiB with a `jwks`, see
+/// `client_keys`).
 pub const MAX_URI: usize = 1024;
 /// The most redirect URIs one client registers.
 pub const MAX_REDIRECT_URIS: usize = 5;

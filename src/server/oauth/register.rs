@@ -54,7 +54,8 @@ fn bad_metadata(description: impl Into<String>) -> OAuthError {
 
 /// Register a client. Metadata the server does not understand is ignored (neither kept
 /// nor echoed), as RFC 7591 §2 allows; metadata it does understand is checked strictly,
-/// each field within its limit (see [`super::limits`]), so a client holds about 15 KiB at most.
+/// each field within its limit (see [`super::limits`]), so a client holds about 15 KiB at most
+/// (31 KiB with a `jwks`).
 pub async fn register(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,

@@ -312,7 +312,8 @@ impl Swept {
 pub const CLIENT_IDLE_LIFETIME: u64 = 7 * 24 * 3600;
 
 /// The default of `--max-idle-clients`: at most this many registered clients that never got
-/// an approval are kept (about 175 MB at every field's limit); one more drops the oldest.
+/// an approval are kept (about 175 MB at every field's limit, 340 MB if each also registered
+/// a `jwks` at its 16 KiB limit); one more drops the oldest.
 pub const MAX_IDLE_CLIENTS: usize = 10_000;
 
 /// Open (and for SQL, create or migrate) the store a `--state` value names.
