@@ -93,7 +93,6 @@ pub async fn register(
     let mut body = json!({
         "client_id": client.client_id,
         "client_id_issued_at": client.issued_at,
-        "client_secret_expires_at": 0,
         "client_name": client.client_name,
         "redirect_uris": client.redirect_uris,
         "scope": client.scope,
@@ -105,8 +104,11 @@ pub async fn register(
             json!([])
         },
     });
+    // RFC 7591 §3.2.1: client_secret_expires_at goes with a secret; a public or
+    // private_key_jwt client has none to expire.
     if let Some(secret) = secret {
         body["client_secret"] = Value::String(secret);
+        body["client_secret_expires_at"] = json!(0);
     }
     for (key, value) in client.extra {
         body[key] = value;
