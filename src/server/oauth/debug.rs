@@ -63,6 +63,7 @@ pub async fn token(
                 format!("no client with id {client_id:?} is registered here"),
             )
         })?;
+    crate::server::request_log::note_client(&client.client_id);
     let shipped = state.users.names();
     let username = text("username")
         .or_else(|| text("user_name"))
@@ -207,6 +208,7 @@ pub async fn introspect(
         .await
         .map_err(store_failed)?
         .ok_or_else(no_token)?;
+    crate::server::request_log::note_client(&approval.client_id);
     let now = clock::now();
     // Who an id_token for this grant names, whether or not the scope asked for one.
     let who = id_token::identity(&state, &approval);

@@ -75,6 +75,7 @@ pub async fn register(
         .insert_client(client.clone())
         .await
         .map_err(store_failed)?;
+    crate::server::request_log::note_client(&client.client_id);
     // Dropping the oldest idle registration rather than refusing this one: a refusal at
     // the cap would let anyone who fills it block registration for everyone else.
     if state.config.max_idle_clients > 0 {
