@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::output::{CommandError, Output};
+use super::output::{CommandError, Output, Simulated};
 use super::target::{Endpoints, Target};
 use super::{Frontend, State};
 use crate::client::{Body, ClientError, Reply};
@@ -75,7 +75,7 @@ impl Ctx<'_> {
     where
         F: Future<Output = Result<Reply, ClientError>>,
     {
-        self.wait(future)?.map_err(|e| {
+        let reply = self.wait(future)?.map_err(|e| {
             let hint = match &e {
                 ClientError::Unreachable { .. } => "check that the server is running and the URL is right; `connect` shows the target",
                 ClientError::Timeout { .. } => "the server is slow or stuck; try again, or interrupt",
@@ -83,7 +83,17 @@ impl Ctx<'_> {
                 ClientError::BadHeader(_) => "headers are written Name:value",
             };
             CommandError::new("HttpError", e.to_string()).hint(hint)
-        })
+        })?;
+        self.simulated(reply.simulated.as_deref());
+        Ok(reply)
+    }
+
+    /// Keep what an answer's `Smartnb-Simulated` header said, to show beneath the command's
+    /// outputs (every request the session makes passes here).
+    pub fn simulated(&mut self, header: Option<&str>) {
+        if let Some(header) = header {
+            self.state.simulated.push(Simulated::parse(header));
+        }
     }
 
     /// The target's endpoints, starting the embedded server first if it is the target.

@@ -12,4 +12,5 @@ mod session_id_token;
 mod session_launch;
 mod session_launch_listen;
 mod session_listen;
+mod session_simulate;
 mod session_walkthrough;
