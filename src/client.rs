@@ -21,6 +21,8 @@ pub struct Reply {
     /// The `Smartnb-Simulated` header: the fault a smartnb server simulated on purpose for
     /// this answer, and how many more it will answer.
     pub simulated: Option<String>,
+    /// Every response header, in the order received (names in lower case).
+    pub headers: Vec<(String, String)>,
 }
 
 /// A response body.
@@ -224,6 +226,16 @@ async fn reply(response: reqwest::Response) -> Result<Reply, reqwest::Error> {
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let simulated = simulated_header(response.headers());
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
     let text = response.text().await?;
     let body = if text.trim().is_empty() {
         Body::Empty
@@ -238,6 +250,7 @@ async fn reply(response: reqwest::Response) -> Result<Reply, reqwest::Error> {
         body,
         location,
         simulated,
+        headers,
     })
 }
 

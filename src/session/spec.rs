@@ -250,14 +250,15 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "http",
-        usage: "http METHOD URL [--json J] [--form k=v]... [--header k:v]... [--basic ID:SECRET] [--bearer T]",
-        summary: "Send any request; a URL starting with / is on the target server.",
+        usage: "http METHOD URL [--json J] [--form k=v]... [--header k:v]... [--basic ID:SECRET] [--bearer T] [--include]",
+        summary: "Send any request; a URL starting with / is on the target server. --include also shows the answer's headers (Retry-After, WWW-Authenticate, …).",
         flags: &[
             valued("json", "J", "JSON body"),
             repeated("form", "k=v", "form field (sends application/x-www-form-urlencoded)"),
             repeated("header", "k:v", "request header"),
             valued("basic", "ID:SECRET", "HTTP Basic credentials"),
             valued("bearer", "T", "bearer token"),
+            switch("include", "show the response headers too, between the status and the body"),
         ],
         positionals: (2, 2),
         binds: "",
