@@ -13,4 +13,5 @@ mod session_launch;
 mod session_launch_listen;
 mod session_listen;
 mod session_simulate;
+mod session_simulate_server;
 mod session_walkthrough;
