@@ -24,27 +24,27 @@ pub const FAULTS: &[Fault] = &[
     fault(
         "authorize_invalid_client",
         "authorize",
-        "400 error page: no app with that client_id (no redirect)",
+        "a 400 error page: no app with that client_id (no redirect)",
     ),
     fault(
         "authorize_invalid_redirect_uri",
         "authorize",
-        "400 error page: the redirect_uri is not registered (no redirect)",
+        "a 400 error page: the redirect_uri is not registered (no redirect)",
     ),
     fault(
         "authorize_invalid_scope",
         "authorize",
-        "redirect with error=invalid_scope (and state)",
+        "a redirect with error=invalid_scope (and state)",
     ),
     fault(
         "authorize_access_denied",
         "authorize",
-        "redirect with error=access_denied, as if the participant pressed Deny",
+        "a redirect with error=access_denied, as if the participant pressed Deny",
     ),
     fault(
         "authorize_server_error",
         "authorize",
-        "redirect with error=server_error",
+        "a redirect with error=server_error",
     ),
     fault(
         "token_invalid_client",
