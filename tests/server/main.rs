@@ -47,4 +47,5 @@ mod secrets_at_rest;
 mod seed_walkthrough;
 #[cfg(unix)]
 mod serve_cli;
+mod simulated_faults;
 mod token_errors;
