@@ -2,6 +2,7 @@
 //! a grant approved again, or minted again and again by the debug endpoint, is one row),
 //! each revocable, with a confirmation of what a revoke ended.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -30,13 +31,23 @@ fn same_grant(a: &Approval, b: &Approval) -> bool {
     a.client_id == b.client_id && a.patient_id == b.patient_id && a.scope == b.scope
 }
 
-/// The approvals grouped by grant, in the order their newest member comes (newest first).
+/// The approvals grouped by grant, in the order their newest member comes (newest first);
+/// linear in the approvals, however many grants a shared demo account has.
 fn grants(approvals: Vec<Approval>) -> Vec<Vec<Approval>> {
     let mut groups: Vec<Vec<Approval>> = Vec::new();
+    let mut index: HashMap<(String, String, String), usize> = HashMap::new();
     for approval in approvals {
-        match groups.iter_mut().find(|g| same_grant(&g[0], &approval)) {
-            Some(group) => group.push(approval),
-            None => groups.push(vec![approval]),
+        let key = (
+            approval.client_id.clone(),
+            approval.patient_id.clone(),
+            approval.scope.clone(),
+        );
+        match index.get(&key) {
+            Some(&at) => groups[at].push(approval),
+            None => {
+                index.insert(key, groups.len());
+                groups.push(vec![approval]);
+            }
         }
     }
     groups
