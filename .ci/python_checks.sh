@@ -38,7 +38,7 @@ trap 'exit 130' INT TERM
 # The server's stdout goes through a FIFO so its first line can be read as soon as it is
 # printed, which the server does only once it accepts connections: no polling, no sleeps.
 mkfifo "$fifo_dir/stdout"
-"$target_dir/release/smartnb" serve --port 0 >"$fifo_dir/stdout" &
+"$target_dir/release/smartnb" serve --port 0 --quiet >"$fifo_dir/stdout" &
 server_pid=$!
 exec 3<"$fifo_dir/stdout"
 if ! IFS= read -r -t 120 base <&3; then

@@ -180,15 +180,34 @@ struct ServeArgs {
     #[arg(long, default_value_t = 300, value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=300))]
     system_token_lifetime: u64,
+    /// Do not log each request on stderr (method, path with secrets hidden, status, time,
+    /// client_id).
+    #[arg(long)]
+    quiet: bool,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     // evcxr re-runs this binary as its evaluation child and as a rustc wrapper: that must
     // happen before anything else.
     #[cfg(feature = "rust")]
     evcxr::runtime_hook();
-    init_logging();
     let cli = Cli::parse();
+    // `serve` logs its requests unless told otherwise; everything else only warnings.
+    let serving = matches!(cli.command, Some(Command::Serve(_)));
+    init_logging(if serving {
+        "warn,smartnb::requests=info"
+    } else {
+        "warn"
+    });
+    // The error and its causes, never a backtrace (anyhow prints one when RUST_BACKTRACE
+    // is set and main returns the error).
+    if let Err(error) = run(cli) {
+        eprintln!("Error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Repl(args)) => repl(args),
@@ -203,9 +222,9 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn init_logging() {
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SMARTNB_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -316,6 +335,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         rotate_signing_key: args.rotate_signing_key,
         launch_lifetime: args.launch_lifetime,
         system_token_lifetime: args.system_token_lifetime,
+        log_requests: !args.quiet,
         ..server::Config::default()
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

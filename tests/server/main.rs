@@ -40,9 +40,12 @@ mod openid_connect;
 mod openid_prompt;
 mod portal_hardening;
 mod register_errors;
+mod request_log;
 mod scope_limits;
 #[cfg(unix)]
 mod secrets_at_rest;
 mod seed_walkthrough;
+#[cfg(unix)]
+mod serve_cli;
 mod simulated_faults;
 mod token_errors;

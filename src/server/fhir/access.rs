@@ -239,6 +239,7 @@ pub async fn from_bearer(state: &AppState, headers: &HeaderMap) -> Result<Access
         .await
         .map_err(store_trouble)?
         .ok_or_else(unknown)?;
+    crate::server::request_log::note_client(&approval.client_id);
     if approval.expires <= now {
         return Err(FhirError::unauthorized(
             Some("invalid_token"),

@@ -3,6 +3,7 @@
 //! `/api/fhir` needs a bearer token; `/api/open-fhir` serves the same data without one.
 //! With `--fhir-upstream`, `/api/fhir` forwards to a real FHIR server instead (see `upstream`).
 
+mod accept;
 pub mod access;
 mod bundle;
 pub mod capability;
@@ -75,7 +76,12 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/fhir/metadata", get(metadata))
         .route("/api/open-fhir/metadata", get(open_metadata))
         .method_not_allowed_fallback(method_not_allowed);
-    no_store(data).merge(metadata).layer(cors)
+    // `Accept` is read before anything else: a client that takes no JSON gets 406 whatever
+    // else is wrong with its request.
+    let negotiate = || axum::middleware::from_fn(accept::negotiate);
+    no_store(data.layer(negotiate()))
+        .merge(metadata.layer(negotiate()))
+        .layer(cors)
 }
 
 async fn metadata(State(state): Shared, RawQuery(query): RawQuery) -> Response {

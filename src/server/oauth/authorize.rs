@@ -109,7 +109,10 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
         return untrusted("The link has no client_id.");
     };
     let client = match state.store.client(client_id).await {
-        Ok(Some(client)) => client,
+        Ok(Some(client)) => {
+            crate::server::request_log::note_client(&client.client_id);
+            client
+        }
         Ok(None) => {
             return untrusted(&format!(
                 "No app with client_id {client_id} is registered here."

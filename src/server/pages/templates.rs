@@ -202,8 +202,10 @@ pub struct ApprovalRow {
     pub scope: String,
     /// What the app knows of who the participant is, when the grant shares it.
     pub identity: Option<String>,
-    /// Expiry date.
+    /// Expiry date (the latest, when the grant was approved more than once).
     pub until: String,
+    /// How many approvals the row stands for (a grant approved or minted again).
+    pub approvals: usize,
 }
 
 /// /apps.
@@ -216,6 +218,8 @@ pub struct AppsPage<'a> {
     pub user: Option<&'a str>,
     /// The session's CSRF token.
     pub csrf: &'a str,
+    /// What the last revoke ended, shown once.
+    pub notice: Option<&'a str>,
     /// The user's approvals.
     pub approvals: Vec<ApprovalRow>,
 }
