@@ -4,7 +4,8 @@
 # tests/python/judge_seed.py (requests + fhirclient + fhir.resources) and
 # tests/python/relying_party.py (an OpenID Connect relying party: PyJWT + Authlib) and
 # tests/python/backend_services.py (SMART Backend Services and private_key_jwt clients: PyJWT
-# with cryptography's RSA and EC keys) against it.
+# with cryptography's RSA and EC keys) and tests/python/simulated_faults.py (every simulated
+# fault as requests and fhirclient see it) against it.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -60,4 +61,6 @@ echo "python_checks: an OpenID Connect relying party (PyJWT, Authlib) signs in a
 "$venv/bin/python" tests/python/relying_party.py "$base" || status=$?
 echo "python_checks: Backend Services and private_key_jwt clients (PyJWT, cryptography) sign assertions"
 "$venv/bin/python" tests/python/backend_services.py "$base" || status=$?
+echo "python_checks: simulated faults as requests and fhirclient see them, a second client unaffected"
+"$venv/bin/python" tests/python/simulated_faults.py "$base" || status=$?
 exit "$status"
