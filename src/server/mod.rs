@@ -17,6 +17,7 @@ pub mod oidc;
 pub mod pages;
 pub mod password_check;
 pub mod scopes;
+pub mod simulate;
 pub mod state;
 pub mod store;
 pub mod sweeper;
@@ -286,6 +287,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(fhir::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn(simulate::annotate))
         .layer(axum::extract::DefaultBodyLimit::max(error::BODY_LIMIT))
         .layer(from_fn_with_state(debug, oauth::debug_gate::gate))
         .layer(from_fn_with_state(hosts, host_check::check))

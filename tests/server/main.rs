@@ -44,4 +44,5 @@ mod scope_limits;
 #[cfg(unix)]
 mod secrets_at_rest;
 mod seed_walkthrough;
+mod simulated_faults;
 mod token_errors;

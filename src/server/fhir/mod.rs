@@ -46,7 +46,12 @@ pub fn routes() -> Router<Arc<AppState>> {
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::OPTIONS])
         .allow_headers([header::AUTHORIZATION, header::ACCEPT, header::CONTENT_TYPE])
-        .expose_headers([header::WWW_AUTHENTICATE, header::LOCATION]);
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            header::LOCATION,
+            header::RETRY_AFTER,
+            crate::server::simulate::HEADER,
+        ]);
     // Patient data: never cached, errors included.
     let data = Router::new()
         .route("/api/fhir", get(page_protected))

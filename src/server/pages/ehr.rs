@@ -276,6 +276,7 @@ async fn opened(state: &AppState, user: &User, filled: &Filled) -> Result<String
         // The box says the EHR shows the banner: then the app need not.
         need_patient_banner: !filled.ehr_banner,
         fhir_context: Vec::new(),
+        fault: None,
     };
     let (id, _) = mint(state, request).await.map_err(|e| match e.code {
         "temporarily_unavailable" => Refused::Store(e.description),
