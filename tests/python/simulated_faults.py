@@ -57,10 +57,17 @@ def challenge(value):
     return scheme, dict(re.findall(r'([a-z_]+)="([^"]*)"', rest))
 
 
+def site(fault):
+    """Where a fault answers: its own place (slow: where `at` says)."""
+    return next((place for place in ("authorize", "token", "fhir")
+                 if fault.startswith(f"{place}_")), None)
+
+
 def entry(fault, times=1, at=None, delay_ms=None, remaining="as set"):
-    """A fault as the endpoint lists it."""
+    """A fault as the endpoint lists it: `at` is a fixed fault's place, or slow's `at`."""
     left = (None if times == 0 else times) if remaining == "as set" else remaining
-    return {"fault": fault, "times": times, "remaining": left, "at": at, "delay_ms": delay_ms}
+    return {"fault": fault, "times": times, "remaining": left, "at": at or site(fault),
+            "delay_ms": delay_ms}
 
 
 class App:
@@ -148,11 +155,12 @@ class Checks:
         return self.http.get(f"{base or self.fhir}/{path}", timeout=30,
                              headers={"Authorization": f"Bearer {token}"})
 
-    def refresh(self, app, keep=True, **extra):
+    def refresh(self, app, headers=None):
         """A refresh_token grant with the app's secret; keeps the rotated tokens on 200."""
-        response = self.http.post(self.token_url, auth=(app.id, app.secret), timeout=30, data={
-            "grant_type": "refresh_token", "refresh_token": app.refresh, **extra})
-        if keep and response.status_code == 200:
+        response = self.http.post(self.token_url, auth=(app.id, app.secret), timeout=30,
+                                  headers=headers, data={"grant_type": "refresh_token",
+                                                         "refresh_token": app.refresh})
+        if response.status_code == 200:
             body = response.json()
             app.access = body["access_token"]
             app.refresh = body.get("refresh_token", app.refresh)
@@ -236,6 +244,15 @@ class Checks:
                 "no-store" in response.headers.get("Cache-Control", ""),
                 str(response.headers.get("Cache-Control")))
 
+    def exposed(self, label, response):
+        """A browser app's script may read Retry-After and Smartnb-Simulated (CORS)."""
+        names = {n.strip().lower() for n in
+                 response.headers.get("Access-Control-Expose-Headers", "").split(",")}
+        self.judge.check(f"{label} from a browser app: Retry-After and {HEADER} exposed",
+                         {"retry-after", HEADER.lower()} <= names, str(names))
+        self.judge.equal(f"{label} from a browser app: {HEADER}", response.headers.get(HEADER),
+                         f"{label}; remaining=0")
+
     def unaffected(self, other, label):
         """The second app: its read is real and it has no faults."""
         self.real(f"{label}: the other app's read", self.read(other.access))
@@ -300,7 +317,8 @@ class Checks:
                          "invalid_request")
         response = self.http.post(self.simulate_url, timeout=30,
                                   data={"client_id": app.id, "fault": "slow"})
-        self.refused("a form-encoded body", response, "invalid_request")
+        j.status("a form-encoded body", response, 415)
+        j.equal("a form-encoded body: error", json_of(response).get("error"), "invalid_request")
         self.refused("token_replayed_jti for a client with a secret",
                      self.simulate(app.id, "token_replayed_jti"), "invalid_request")
         for fault in ["authorize_access_denied", "token_invalid_grant",
@@ -373,6 +391,10 @@ class Checks:
         j.equal("fhir_throttled: Retry-After", response.headers.get("Retry-After"), "2")
         self.simulated("fhir_throttled", response, "fhir_throttled")
         self.real("after fhir_throttled", self.read(app.access))
+        self.turn_on(app.id, "fhir_throttled")
+        response = self.http.get(f"{self.fhir}/Patient/{PATIENT}", timeout=30, headers={
+            "Authorization": f"Bearer {app.access}", "Origin": "http://localhost:9001"})
+        self.exposed("fhir_throttled", response)
 
         # Not protected FHIR requests: the metadata, the open copy, the OAuth endpoints.
         self.turn_on(app.id, "fhir_server_error", times=0)
@@ -440,8 +462,13 @@ class Checks:
         self.turn_on(app.id, "token_invalid_client")
         response = self.refresh(app)
         self.oauth_error("token_invalid_client", response, 401, "invalid_client")
-        j.equal("token_invalid_client: WWW-Authenticate",
-                response.headers.get("WWW-Authenticate"), 'Basic realm="smartnb"')
+        scheme, params = challenge(response.headers.get("WWW-Authenticate"))
+        j.equal("token_invalid_client: a Basic challenge", (scheme, params.get("realm")),
+                ("Basic", "smartnb"))
+        wrong = self.http.post(self.token_url, auth=(app.id, "a-guessed-secret"), timeout=30,
+                               data={"grant_type": "refresh_token", "refresh_token": app.refresh})
+        j.equal("token_invalid_client: the challenge of a wrong secret",
+                response.headers.get("WWW-Authenticate"), wrong.headers.get("WWW-Authenticate"))
         self.simulated("token_invalid_client", response, "token_invalid_client")
         self.real("the other app's refresh", self.refresh(other))
         self.real("after token_invalid_client the same refresh token works", self.refresh(app))
@@ -458,6 +485,9 @@ class Checks:
         j.equal("token_unavailable: Retry-After", response.headers.get("Retry-After"), "2")
         self.simulated("token_unavailable", response, "token_unavailable")
         self.real("after token_unavailable the same refresh token works", self.refresh(app))
+        self.turn_on(app.id, "token_unavailable")
+        response = self.refresh(app, headers={"Origin": "http://localhost:9001"})
+        self.exposed("token_unavailable", response)
 
         # Only for a code exchange: a refresh passes by it; the refused code is not spent.
         self.turn_on(app.id, "token_invalid_grant")
