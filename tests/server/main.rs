@@ -21,6 +21,7 @@ mod csrf_and_sessions;
 mod debug_errors;
 mod discovery;
 mod ehr_launch;
+mod ehr_page_faults;
 mod ehr_pages;
 mod fhir_bundles;
 mod fhir_compartment;
