@@ -192,10 +192,11 @@ fn main() {
     #[cfg(feature = "rust")]
     evcxr::runtime_hook();
     let cli = Cli::parse();
-    // `serve` logs its requests unless told otherwise; everything else only warnings.
+    // `serve` logs its requests unless told otherwise, and every answer a simulated fault
+    // gave (so whoever reads the log sees why); everything else only warnings.
     let serving = matches!(cli.command, Some(Command::Serve(_)));
     init_logging(if serving {
-        "warn,smartnb::requests=info"
+        "warn,smartnb::requests=info,smartnb::server::simulate=info"
     } else {
         "warn"
     });
@@ -340,6 +341,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
+        let stop = shutdown_signal();
         let running = server::spawn(config).await?;
         // The first line of stdout is the base URL, printed once connections are accepted.
         let mut stdout = std::io::stdout();
@@ -351,30 +353,38 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             running.fhir_base(),
             running.state_location()
         );
-        wait_for_signal().await;
+        stop.await;
         eprintln!("smartnb: shutting down");
         running.shutdown().await;
         Ok(())
     })
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Ctrl-C or SIGTERM, listened for from the moment this is called: before the base URL is
+/// printed, so a caller that signals as soon as it has read the URL is heard, not killed.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{signal, Signal, SignalKind};
+        async fn received(signal: Option<Signal>) {
+            match signal {
+                Some(mut signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        let terminate = signal(SignalKind::terminate()).ok();
+        async move {
+            tokio::select! {
+                _ = received(interrupt) => {},
+                _ = received(terminate) => {},
+            }
+        }
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -167,3 +167,55 @@ fn a_bad_state_fails_at_once_with_the_real_reason() {
     assert!(why.contains("does not exist"), "{why}");
     assert!(why.contains("no-such-dir"), "{why}");
 }
+
+#[tokio::test]
+async fn serve_logs_each_simulated_answer_with_its_fault_even_when_quiet() {
+    let server = Serving::start(&["--quiet"], None);
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", server.base);
+    let app: serde_json::Value = http
+        .post(url("/oauth/register"))
+        .json(&serde_json::json!({
+            "client_name": "logged",
+            "redirect_uris": ["http://localhost:9001/authorized"],
+            "scope": "launch/patient patient/*.read offline_access",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client_id = app["client_id"].as_str().unwrap();
+    let minted: serde_json::Value = http
+        .post(url("/oauth/debug/token"))
+        .json(&serde_json::json!({
+            "client_id": client_id, "username": "daniel-adams", "patient_id": "smart-1288992",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let set = http
+        .post(url("/oauth/debug/simulate"))
+        .json(&serde_json::json!({"client_id": client_id, "fault": "fhir_throttled"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
+    let read = http
+        .get(url("/api/fhir/Patient/smart-1288992"))
+        .bearer_auth(minted["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 429);
+    let lines = server.wait_for("simulated fault answers");
+    let line = lines.last().unwrap();
+    assert!(line.contains(" INFO "), "{line}");
+    assert!(line.contains("fhir_throttled"), "{line}");
+    assert!(line.contains(client_id), "{line}");
+    assert!(line.contains("fhir request"), "{line}");
+}

@@ -267,6 +267,11 @@ async fn launch_fault(
     client_state: Option<&str>,
 ) -> Option<Response> {
     let fault = launch.fault.as_deref().and_then(simulate::Fault::parse)?;
+    // A launch made for any app may reach one the fault can never answer: it is dropped.
+    if let Err(why) = simulate::can_apply(fault, client) {
+        tracing::info!(client_id = %client.client_id, "the launch's simulated fault is dropped: {why}");
+        return None;
+    }
     if let Err(e) = simulate::queue_once(state, fault, &client.client_id).await {
         return Some(unavailable(&e));
     }

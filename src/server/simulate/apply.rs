@@ -73,10 +73,14 @@ pub async fn take(
             remaining,
             delay,
         };
+        let left = match remaining {
+            UNTIL_CLEARED => "until cleared".to_string(),
+            n => n.to_string(),
+        };
         tracing::info!(
             client_id,
             fault = fault.name(),
-            remaining = %taken.header_value(),
+            remaining = %left,
             "simulated fault answers this {} request",
             request.site().name()
         );
