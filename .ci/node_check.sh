@@ -2,8 +2,10 @@
 # SMART Health IT's JavaScript client (npm `fhirclient`, its Node adapter) does an EHR launch
 # against `smartnb serve --port 0`: installs tests/node's locked dependencies with `npm ci`,
 # builds, starts the server, reads its base URL from the first line it prints, runs
-# tests/node/ehr_launch.mjs (which prints "N passed, M failed") and stops the server however
-# the run ends. SMARTNB_BIN runs another smartnb binary instead of building the release one.
+# tests/node/ehr_launch.mjs and tests/node/faults.mjs (simulated faults through
+# client.request and client.refresh; each prints "N passed, M failed") and stops the server
+# however the run ends. SMARTNB_BIN runs another smartnb binary instead of building the
+# release one.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -67,4 +69,8 @@ esac
 version="$(node -p 'require("./tests/node/node_modules/fhirclient/package.json").version')"
 echo "node_check: fhirclient $version launches from the EHR at $base"
 
-node tests/node/ehr_launch.mjs "$base"
+status=0
+node tests/node/ehr_launch.mjs "$base" || status=$?
+echo "node_check: fhirclient $version meets simulated faults"
+node tests/node/faults.mjs "$base" || status=$?
+exit "$status"

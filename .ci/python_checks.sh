@@ -4,7 +4,9 @@
 # tests/python/judge_seed.py (requests + fhirclient + fhir.resources) and
 # tests/python/relying_party.py (an OpenID Connect relying party: PyJWT + Authlib) and
 # tests/python/backend_services.py (SMART Backend Services and private_key_jwt clients: PyJWT
-# with cryptography's RSA and EC keys) against it.
+# with cryptography's RSA and EC keys) and tests/python/simulated_faults.py (every simulated
+# fault as requests and fhirclient see it) against it. SMARTNB_BIN runs another smartnb
+# binary instead of building the release one.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,7 +23,12 @@ fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
     requests fhirclient fhir.resources "pyjwt[crypto]" authlib
 
-cargo build --release --locked
+if [ -n "${SMARTNB_BIN:-}" ]; then
+    bin="$SMARTNB_BIN"
+else
+    cargo build --release --locked
+    bin="$target_dir/release/smartnb"
+fi
 
 server_pid=""
 fifo_dir="$(mktemp -d)"
@@ -38,7 +45,7 @@ trap 'exit 130' INT TERM
 # The server's stdout goes through a FIFO so its first line can be read as soon as it is
 # printed, which the server does only once it accepts connections: no polling, no sleeps.
 mkfifo "$fifo_dir/stdout"
-"$target_dir/release/smartnb" serve --port 0 >"$fifo_dir/stdout" &
+"$bin" serve --port 0 --quiet >"$fifo_dir/stdout" &
 server_pid=$!
 exec 3<"$fifo_dir/stdout"
 if ! IFS= read -r -t 120 base <&3; then
@@ -60,4 +67,6 @@ echo "python_checks: an OpenID Connect relying party (PyJWT, Authlib) signs in a
 "$venv/bin/python" tests/python/relying_party.py "$base" || status=$?
 echo "python_checks: Backend Services and private_key_jwt clients (PyJWT, cryptography) sign assertions"
 "$venv/bin/python" tests/python/backend_services.py "$base" || status=$?
+echo "python_checks: simulated faults as requests and fhirclient see them, a second client unaffected"
+"$venv/bin/python" tests/python/simulated_faults.py "$base" || status=$?
 exit "$status"

@@ -268,7 +268,7 @@ def run_notebook(runs):
 
 def serve():
     """`smartnb serve` on a free port with the debug endpoints; its process and base URL."""
-    process = subprocess.Popen([SMARTNB, "serve", "--port", "0", "--debug-endpoints"],
+    process = subprocess.Popen([SMARTNB, "serve", "--port", "0", "--debug-endpoints", "--quiet"],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = process.stdout.readline()
     base = next(word for word in line.split() if word.startswith("http"))

@@ -60,7 +60,7 @@ trap cleanup EXIT
 start_server() {
   [ -n "$SERVER_PID" ] && { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
   : > "$WORK/serve.out"
-  "$SMARTNB" serve --port 0 "$@" > "$WORK/serve.out" 2> "$WORK/serve.err" &
+  "$SMARTNB" serve --port 0 --quiet "$@" > "$WORK/serve.out" 2> "$WORK/serve.err" &
   SERVER_PID=$!
   for _ in $(seq 1 100); do [ -s "$WORK/serve.out" ] && break; sleep 0.1; done
   BASE=$(head -1 "$WORK/serve.out")

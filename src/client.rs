@@ -18,6 +18,11 @@ pub struct Reply {
     pub body: Body,
     /// The `Location` header, for redirects.
     pub location: Option<String>,
+    /// The `Smartnb-Simulated` header: the fault a smartnb server simulated on purpose for
+    /// this answer, and how many more it will answer.
+    pub simulated: Option<String>,
+    /// Every response header, in the order received (names in lower case).
+    pub headers: Vec<(String, String)>,
 }
 
 /// A response body.
@@ -220,6 +225,17 @@ async fn reply(response: reqwest::Response) -> Result<Reply, reqwest::Error> {
         .get(reqwest::header::LOCATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let simulated = simulated_header(response.headers());
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
     let text = response.text().await?;
     let body = if text.trim().is_empty() {
         Body::Empty
@@ -233,8 +249,20 @@ async fn reply(response: reqwest::Response) -> Result<Reply, reqwest::Error> {
         status,
         body,
         location,
+        simulated,
+        headers,
     })
 }
+
+/// The `Smartnb-Simulated` header's value, when an answer has one.
+pub fn simulated_header(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(SIMULATED)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+}
+
+/// The header a smartnb server puts on an answer it simulated a fault for.
+pub const SIMULATED: &str = "smartnb-simulated";
 
 fn classify(url: &str, error: reqwest::Error) -> ClientError {
     if error.is_timeout() {

@@ -180,15 +180,35 @@ struct ServeArgs {
     #[arg(long, default_value_t = 300, value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=300))]
     system_token_lifetime: u64,
+    /// Do not log each request on stderr (method, path with secrets hidden, status, time,
+    /// client_id).
+    #[arg(long)]
+    quiet: bool,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     // evcxr re-runs this binary as its evaluation child and as a rustc wrapper: that must
     // happen before anything else.
     #[cfg(feature = "rust")]
     evcxr::runtime_hook();
-    init_logging();
     let cli = Cli::parse();
+    // `serve` logs its requests unless told otherwise, and every answer a simulated fault
+    // gave (so whoever reads the log sees why); everything else only warnings.
+    let serving = matches!(cli.command, Some(Command::Serve(_)));
+    init_logging(if serving {
+        "warn,smartnb::requests=info,smartnb::server::simulate=info"
+    } else {
+        "warn"
+    });
+    // The error and its causes, never a backtrace (anyhow prints one when RUST_BACKTRACE
+    // is set and main returns the error).
+    if let Err(error) = run(cli) {
+        eprintln!("Error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Repl(args)) => repl(args),
@@ -203,9 +223,9 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn init_logging() {
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SMARTNB_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -316,10 +336,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         rotate_signing_key: args.rotate_signing_key,
         launch_lifetime: args.launch_lifetime,
         system_token_lifetime: args.system_token_lifetime,
+        log_requests: !args.quiet,
         ..server::Config::default()
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
+        let stop = shutdown_signal();
         let running = server::spawn(config).await?;
         // The first line of stdout is the base URL, printed once connections are accepted.
         let mut stdout = std::io::stdout();
@@ -331,30 +353,38 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             running.fhir_base(),
             running.state_location()
         );
-        wait_for_signal().await;
+        stop.await;
         eprintln!("smartnb: shutting down");
         running.shutdown().await;
         Ok(())
     })
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Ctrl-C or SIGTERM, listened for from the moment this is called: before the base URL is
+/// printed, so a caller that signals as soon as it has read the URL is heard, not killed.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{signal, Signal, SignalKind};
+        async fn received(signal: Option<Signal>) {
+            match signal {
+                Some(mut signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        let terminate = signal(SignalKind::terminate()).ok();
+        async move {
+            tokio::select! {
+                _ = received(interrupt) => {},
+                _ = received(terminate) => {},
+            }
+        }
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -257,3 +257,83 @@ async fn a_code_approved_at_one_server_is_exchanged_once_across_two() {
         401
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serve_processes_on_one_database_agree_on_what_faults_are_left() {
+    let database = store_suite::fresh::postgres_database().await;
+    let a = Served::start(&database);
+    let b = Served::start(&database);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let (status, app) = json_of(http.post(a.url("/oauth/register")).json(&json!({
+        "client_name": "faults across processes",
+        "redirect_uris": ["http://localhost:9001/authorized"],
+        "scope": "launch/patient patient/*.read offline_access",
+    })))
+    .await;
+    assert_eq!(status, 201);
+    let id = app["client_id"].as_str().unwrap();
+    let (_, minted) = json_of(http.post(a.url("/oauth/debug/token")).json(&json!({
+        "client_id": id, "username": "daniel-adams", "patient_id": "smart-1288992",
+    })))
+    .await;
+    let access = minted["access_token"].as_str().unwrap().to_string();
+    // Five answers queued at A; twenty requests race, half at each process.
+    let (status, set) = json_of(http.post(a.url("/oauth/debug/simulate")).json(&json!({
+        "client_id": id, "fault": "fhir_throttled", "times": 5,
+    })))
+    .await;
+    assert_eq!(status, 200, "{set}");
+    let (_, listed) =
+        json_of(http.get(b.url(&format!("/oauth/debug/simulate?client_id={id}")))).await;
+    assert_eq!(listed["faults"][0]["remaining"], 5, "B sees what A queued");
+    let mut racers = Vec::new();
+    for i in 0..20 {
+        let url = if i % 2 == 0 { &a } else { &b }.url("/api/fhir/Patient/smart-1288992");
+        let (http, access) = (http.clone(), access.clone());
+        racers.push(tokio::spawn(async move {
+            http.get(url)
+                .bearer_auth(access)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut throttled = 0;
+    for racer in racers {
+        match racer.await.unwrap() {
+            429 => throttled += 1,
+            200 => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(
+        throttled, 5,
+        "each queued answer is used once across both processes"
+    );
+    let (_, listed) =
+        json_of(http.get(a.url(&format!("/oauth/debug/simulate?client_id={id}")))).await;
+    assert_eq!(listed["faults"], json!([]));
+    // Cleared at B, gone at A.
+    json_of(http.post(a.url("/oauth/debug/simulate")).json(&json!({
+        "client_id": id, "fault": "fhir_server_error", "times": 0,
+    })))
+    .await;
+    let cleared = http
+        .delete(b.url(&format!("/oauth/debug/simulate?client_id={id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cleared.status(), 200);
+    let read = http
+        .get(a.url("/api/fhir/Patient/smart-1288992"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+}

@@ -40,6 +40,16 @@ struct HtmlTable<'a> {
 
 #[derive(Template)]
 #[template(
+    source = "<p style=\"color:#8a5a00\"><b>simulated:</b> <code>{{ fault }}</code>{% if let Some(left) = left %} ({{ left }}){% endif %}</p>",
+    ext = "html"
+)]
+struct HtmlSimulated<'a> {
+    fault: &'a str,
+    left: Option<String>,
+}
+
+#[derive(Template)]
+#[template(
     source = "<p>{{ label }}<br><a href=\"{{ url }}\" target=\"_blank\" rel=\"noopener\">{{ url }}</a></p>",
     ext = "html"
 )]
@@ -101,6 +111,13 @@ fn one(output: &Output) -> JupyterOutput {
         Output::Status(_) => JupyterOutput::Display(bundle(plain, None, None)),
         Output::Json(value) => JupyterOutput::Display(bundle(plain, Some(value.clone()), None)),
         Output::Table(table) => JupyterOutput::Display(bundle(plain, None, table_html(table))),
+        Output::Simulated(simulated) => {
+            let html = HtmlSimulated {
+                fault: &simulated.fault,
+                left: simulated.left(),
+            };
+            JupyterOutput::Display(bundle(plain, None, html.render().ok()))
+        }
         Output::Link { label, url } => {
             JupyterOutput::Display(bundle(plain, None, HtmlLink { label, url }.render().ok()))
         }
@@ -162,6 +179,28 @@ mod tests {
         };
         assert_eq!(b["application/json"], json!({"id": "x"}));
         assert_eq!(b["text/plain"], "{\n  \"id\": \"x\"\n}");
+    }
+
+    #[test]
+    fn a_simulated_fault_says_so_in_text_and_html() {
+        let out = to_jupyter(&Output::Simulated(crate::session::Simulated::parse(
+            "fhir_expired_token; remaining=2",
+        )));
+        let JupyterOutput::Display(b) = out else {
+            panic!("{out:?}")
+        };
+        assert_eq!(b["text/plain"], "simulated: fhir_expired_token (2 more)");
+        let html = b["text/html"].as_str().unwrap();
+        assert!(
+            html.contains("<code>fhir_expired_token</code> (2 more)"),
+            "{html}"
+        );
+        let out = to_jupyter(&Output::Simulated(crate::session::Simulated::parse("<b>")));
+        let JupyterOutput::Display(b) = out else {
+            panic!("{out:?}")
+        };
+        let html = b["text/html"].as_str().unwrap();
+        assert!(!html.contains("<b><") && !html.contains("()"), "{html}");
     }
 
     #[test]

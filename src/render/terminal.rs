@@ -32,6 +32,7 @@ pub fn render(output: &Output, style: Style) -> String {
         Output::Link { label, url } => format!("{label}\n{url}"),
         Output::Text(text) => text.trim_end().to_string(),
         Output::Note(note) => paint(note, "2", color),
+        Output::Simulated(simulated) => paint(&simulated.to_string(), "33", color),
         Output::Stdout(text) | Output::Stderr(text) => {
             text.strip_suffix('\n').unwrap_or(text).to_string()
         }
@@ -95,7 +96,7 @@ pub fn table_text(table: &Table) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::CommandError;
+    use crate::session::{CommandError, Simulated};
     use serde_json::json;
 
     #[test]
@@ -120,6 +121,15 @@ mod tests {
         };
         let text = render(&Output::Table(t), Style::Plain);
         assert!(text.contains("client_id") && text.contains("abc") && text.contains('│'));
+        let simulated = Output::Simulated(Simulated::parse("fhir_throttled; remaining=0"));
+        assert_eq!(
+            render(&simulated, Style::Plain),
+            "simulated: fhir_throttled (last one)"
+        );
+        assert_eq!(
+            render(&simulated, Style::Color),
+            "\x1b[33msimulated: fhir_throttled (last one)\x1b[0m"
+        );
         let e = CommandError::new("UnknownCommand", "no such").hint("try help");
         assert_eq!(
             render(&Output::Error(e), Style::Plain),

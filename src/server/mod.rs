@@ -16,7 +16,9 @@ pub mod oauth;
 pub mod oidc;
 pub mod pages;
 pub mod password_check;
+pub mod request_log;
 pub mod scopes;
+pub mod simulate;
 pub mod state;
 pub mod store;
 pub mod sweeper;
@@ -91,6 +93,9 @@ pub struct Config {
     /// Make a new id_token signing key at start and sign with it from then on (the older
     /// keys stay in the JWKS until what they signed has expired).
     pub rotate_signing_key: bool,
+    /// Log one line per request at info level (target `smartnb::requests`): what
+    /// `smartnb serve` does unless `--quiet`; off for the REPL's and kernel's own server.
+    pub log_requests: bool,
 }
 
 impl Default for Config {
@@ -116,6 +121,7 @@ impl Default for Config {
             max_head_bytes: 32 * 1024,
             max_connections: 1024,
             rotate_signing_key: false,
+            log_requests: false,
             launch_lifetime: launch::LAUNCH_LIFETIME,
             system_token_lifetime: oauth::client_credentials::MAX_SYSTEM_TOKEN_LIFETIME,
         }
@@ -279,17 +285,25 @@ async fn prepare_signing_key(state: &AppState) -> Result<(), StartError> {
 pub fn router(state: Arc<AppState>) -> Router {
     let hosts = Arc::new(host_check::HostPolicy::of(&state));
     let debug = Arc::new(oauth::debug_gate::DebugPolicy::of(&state));
-    Router::new()
+    let log_requests = state.config.log_requests;
+    let app = Router::new()
         .merge(oauth::routes())
         .merge(pages::routes())
         .merge(discovery::routes())
         .merge(fhir::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn(simulate::annotate))
         .layer(axum::extract::DefaultBodyLimit::max(error::BODY_LIMIT))
         .layer(from_fn_with_state(debug, oauth::debug_gate::gate))
         .layer(from_fn_with_state(hosts, host_check::check))
-        .with_state(state)
+        .with_state(state);
+    // Outermost, so the host check's and debug gate's refusals are logged too.
+    if log_requests {
+        app.layer(axum::middleware::from_fn(request_log::log))
+    } else {
+        app
+    }
 }
 
 /// Loopback servers call themselves `localhost`, as the seed walkthrough does.

@@ -1,6 +1,7 @@
 //! Completion and inspection for helper commands: command names, flags, `$variables`,
-//! user names, patient ids and FHIR resource types.
+//! user names, patient ids, FHIR resource types and simulated faults.
 
+use super::faults::{self, PLACES};
 use super::keys::ALGS;
 use super::parse::HELPERS;
 use super::spec::{self, help_text};
@@ -91,6 +92,16 @@ pub fn complete(vars: &Vars, code: &str, cursor: usize) -> Completion {
                     SYSTEM_SCOPES.iter().map(|s| s.to_string()).collect()
                 }
                 ("keys", _) if before.len() == 1 => vec!["show".to_string()],
+                ("simulate", "--at") => PLACES.iter().map(|s| s.to_string()).collect(),
+                ("simulate", "--delay") => ["500ms", "2s", "5s"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                ("simulate", "--times") | ("simulate", "--client") => Vec::new(),
+                ("simulate", _) if positionals(command, &before[1..]) == 0 => faults::names()
+                    .chain(["clear"])
+                    .map(str::to_string)
+                    .collect(),
                 ("launch", "--encounter") => vec!["auto".to_string()],
                 ("authorize", "--encounter") => vec!["none".to_string()],
                 ("launch", "--context") => SERVED_TYPES.iter().map(|t| format!("{t}/")).collect(),
@@ -119,6 +130,28 @@ pub fn complete(vars: &Vars, code: &str, cursor: usize) -> Completion {
         end: cursor,
         matches,
     }
+}
+
+/// How many of a command's words are positional arguments (not flags, nor their values).
+fn positionals(command: &str, words: &[&str]) -> usize {
+    let flags = spec::spec(command).map(|s| s.flags).unwrap_or_default();
+    let mut count = 0;
+    let mut words = words.iter();
+    while let Some(word) = words.next() {
+        match word.strip_prefix("--") {
+            Some(name) if !name.contains('=') => {
+                if flags
+                    .iter()
+                    .any(|f| f.name == name && f.value.is_some() && !f.optional)
+                {
+                    words.next();
+                }
+            }
+            Some(_) => {}
+            None => count += 1,
+        }
+    }
+    count
 }
 
 /// The help text of the helper command on the cursor's line, if it is one.
@@ -197,6 +230,25 @@ mod tests {
         assert_eq!(matches("launch --user dr"), vec!["dr-carter"]);
         assert_eq!(matches("authorize --la"), vec!["--launch"]);
         assert_eq!(matches("register --la"), vec!["--launch-uri"]);
+        assert_eq!(matches("sim"), vec!["simulate"]);
+        assert_eq!(matches("simulate fhir_e"), vec!["fhir_expired_token"]);
+        assert_eq!(matches("simulate cl"), vec!["clear"]);
+        assert_eq!(
+            matches("simulate token_"),
+            vec![
+                "token_expired_refresh",
+                "token_invalid_client",
+                "token_invalid_grant",
+                "token_invalid_scope",
+                "token_replayed_jti",
+                "token_unavailable"
+            ]
+        );
+        assert_eq!(matches("simulate slow --at f"), vec!["fhir"]);
+        assert_eq!(matches("simulate --times 2 sl"), vec!["slow"]);
+        assert_eq!(matches("simulate slow sl"), Vec::<String>::new());
+        assert_eq!(matches("simulate slow --de"), vec!["--delay"]);
+        assert_eq!(matches("simulate --client $cl"), vec!["$client_id"]);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::output::{CommandError, Output};
+use super::output::{CommandError, Output, Simulated};
 use super::target::{Endpoints, Target};
 use super::{Frontend, State};
 use crate::client::{Body, ClientError, Reply};
@@ -75,7 +75,7 @@ impl Ctx<'_> {
     where
         F: Future<Output = Result<Reply, ClientError>>,
     {
-        self.wait(future)?.map_err(|e| {
+        let reply = self.wait(future)?.map_err(|e| {
             let hint = match &e {
                 ClientError::Unreachable { .. } => "check that the server is running and the URL is right; `connect` shows the target",
                 ClientError::Timeout { .. } => "the server is slow or stuck; try again, or interrupt",
@@ -83,7 +83,17 @@ impl Ctx<'_> {
                 ClientError::BadHeader(_) => "headers are written Name:value",
             };
             CommandError::new("HttpError", e.to_string()).hint(hint)
-        })
+        })?;
+        self.simulated(reply.simulated.as_deref());
+        Ok(reply)
+    }
+
+    /// Keep what an answer's `Smartnb-Simulated` header said, to show beneath the command's
+    /// outputs (every request the session makes passes here).
+    pub fn simulated(&mut self, header: Option<&str>) {
+        if let Some(header) = header {
+            self.state.simulated.push(Simulated::parse(header));
+        }
     }
 
     /// The target's endpoints, starting the embedded server first if it is the target.
@@ -143,11 +153,31 @@ impl Ctx<'_> {
     pub fn show(&mut self, reply: &Reply) {
         self.record(reply);
         self.emit(Output::Status(reply.status));
+        self.show_body(reply);
+    }
+
+    fn show_body(&mut self, reply: &Reply) {
         match &reply.body {
             Body::Json(v) => self.emit(Output::Json(v.clone())),
             Body::Text(t) => self.emit(Output::Text(t.clone())),
             Body::Empty => {}
         }
+    }
+
+    /// Like [`Ctx::show`], with the response headers between the status line and the body
+    /// (as `curl -i` prints them).
+    pub fn show_with_headers(&mut self, reply: &Reply) {
+        self.record(reply);
+        self.emit(Output::Status(reply.status));
+        let lines: Vec<String> = reply
+            .headers
+            .iter()
+            .map(|(name, value)| format!("{}: {value}", header_case(name)))
+            .collect();
+        if !lines.is_empty() {
+            self.emit(Output::Text(lines.join("\n")));
+        }
+        self.show_body(reply);
     }
 
     /// A variable's text, or an error saying how to set it.
@@ -169,6 +199,23 @@ impl Ctx<'_> {
     pub fn bind(&mut self, name: &str, value: &str) {
         self.state.vars.set_str(name, value);
     }
+}
+
+/// A header name as people write it: `retry-after` → `Retry-After`.
+fn header_case(name: &str) -> String {
+    name.split('-')
+        .map(|part| {
+            if part == "www" {
+                return "WWW".to_string();
+            }
+            let mut chars = part.chars();
+            match chars.next() {
+                Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 /// An error for a reply that is not 2xx, carrying the server's own error text.
@@ -195,4 +242,16 @@ pub fn http_failure(reply: &Reply, what: &str) -> CommandError {
         "HttpError",
         format!("{what} failed with HTTP {}: {detail}", reply.status),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_case;
+
+    #[test]
+    fn header_names_are_written_as_people_write_them() {
+        assert_eq!(header_case("retry-after"), "Retry-After");
+        assert_eq!(header_case("www-authenticate"), "WWW-Authenticate");
+        assert_eq!(header_case("smartnb-simulated"), "Smartnb-Simulated");
+    }
 }

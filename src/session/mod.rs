@@ -7,6 +7,7 @@ pub mod args;
 mod commands;
 pub mod complete;
 mod context;
+pub mod faults;
 pub mod jwt;
 pub mod keys;
 pub mod output;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 
 use context::Ctx;
 pub use context::{interrupted, Interrupter};
-pub use output::{CommandError, Output, Table};
+pub use output::{CommandError, Output, Simulated, Table};
 use parse::Cell;
 pub use parse::{is_complete, Completeness};
 use target::Target;
@@ -96,6 +97,9 @@ pub(crate) struct State {
     id_token_grant: Option<IdTokenGrant>,
     /// The key pair `keys` made, which signs this session's client assertions.
     client_key: Option<keys::ClientKey>,
+    /// What the server said it simulated for the running command's requests, shown
+    /// beneath the command's outputs when it ends.
+    simulated: Vec<output::Simulated>,
 }
 
 /// The id_token a grant returned, and the nonce it should carry.
@@ -152,6 +156,7 @@ impl Session {
                 interrupter: Interrupter::default(),
                 id_token_grant: None,
                 client_key: None,
+                simulated: Vec::new(),
             },
         })
     }
@@ -186,7 +191,12 @@ impl Session {
                 state: &mut self.state,
                 frontend,
             };
-            if let Err(error) = commands::run(&mut ctx, &command) {
+            let result = commands::run(&mut ctx, &command);
+            // Beneath whatever the command showed, above its error (which comes last).
+            for simulated in self.state.simulated.drain(..) {
+                frontend.emit(Output::Simulated(simulated));
+            }
+            if let Err(error) = result {
                 frontend.emit(Output::Error(error));
                 return Outcome::Failed;
             }

@@ -3,6 +3,8 @@
 
 use serde_json::Value;
 
+pub use super::faults::Simulated;
+
 /// One piece of a command's output.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
@@ -23,6 +25,9 @@ pub enum Output {
     Text(String),
     /// A note about what the session did on its own (server started, variable bound).
     Note(String),
+    /// A fault the server simulated on purpose for one of the command's requests (its
+    /// answer carried `Smartnb-Simulated`), shown beneath the command's other outputs.
+    Simulated(Simulated),
     /// A failure: what went wrong and what to do.
     Error(CommandError),
     /// Text a Rust cell printed to stdout, as it was printed.

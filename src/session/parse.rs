@@ -17,6 +17,7 @@ pub const HELPERS: &[&str] = &[
     "keys",
     "backend",
     "assertion",
+    "simulate",
     "http",
     "vars",
     "set",

@@ -228,6 +228,19 @@ pub const COMMANDS: &[CommandSpec] = &[
         binds: "response",
     },
     CommandSpec {
+        name: "simulate",
+        usage: "simulate FAULT [--times N] [--delay 2s] [--at authorize|token|fhir] [--client ID] | simulate | simulate clear",
+        summary: "Make the server misbehave on purpose for one client (POST /oauth/debug/simulate), to test how an app handles it: the client's next requests get FAULT's answer (an expired token, invalid_grant, 429, 503, a slow answer, …) instead of the real one. `simulate` alone lists the client's queued faults, `simulate clear` removes them. A command whose answer was simulated says so beneath it: `simulated: FAULT (N more)`.",
+        flags: &[
+            valued("times", "N", "how many requests it answers (default 1; 0: until `simulate clear`)"),
+            valued("delay", "DURATION", "slow only: how long the real answer waits: 500ms, 2s, 1.5s (default 2s, at most 60s)"),
+            valued("at", "WHERE", "slow only: authorize, token or fhir (default: whichever request comes first)"),
+            valued("client", "ID", "the client whose requests it answers (default $client_id)"),
+        ],
+        positionals: (0, 1),
+        binds: "",
+    },
+    CommandSpec {
         name: "id-token",
         usage: "id-token [TOKEN]",
         summary: "Verify an id_token (default $id_token) as a relying party: discover the issuer's openid-configuration and JWKS, check signature, kid, alg RS256, iss, aud ($client_id), exp, iat, nonce ($nonce; none after a refresh) and read fhirUser with $access_token. Shows header and claims with times in words, then each check; fails when a check fails.",
@@ -237,14 +250,15 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "http",
-        usage: "http METHOD URL [--json J] [--form k=v]... [--header k:v]... [--basic ID:SECRET] [--bearer T]",
-        summary: "Send any request; a URL starting with / is on the target server.",
+        usage: "http METHOD URL [--json J] [--form k=v]... [--header k:v]... [--basic ID:SECRET] [--bearer T] [--include]",
+        summary: "Send any request; a URL starting with / is on the target server. --include also shows the answer's headers (Retry-After, WWW-Authenticate, …).",
         flags: &[
             valued("json", "J", "JSON body"),
             repeated("form", "k=v", "form field (sends application/x-www-form-urlencoded)"),
             repeated("header", "k:v", "request header"),
             valued("basic", "ID:SECRET", "HTTP Basic credentials"),
             valued("bearer", "T", "bearer token"),
+            switch("include", "show the response headers too, between the status and the body"),
         ],
         positionals: (2, 2),
         binds: "",
@@ -306,6 +320,27 @@ pub fn help_text(spec: &CommandSpec) -> String {
     if !spec.binds.is_empty() {
         text.push_str(&format!("\nBinds: {}\n", spec.binds));
     }
+    if spec.name == "simulate" {
+        text.push_str(&faults_text());
+    }
+    text
+}
+
+/// The faults `simulate` takes: name, which requests, what the client gets.
+fn faults_text() -> String {
+    let width = super::faults::names().map(str::len).max().unwrap_or(0);
+    let at = super::faults::FAULTS
+        .iter()
+        .map(|f| f.at.len())
+        .max()
+        .unwrap_or(0);
+    let mut text = String::from("\nFaults (the request they answer, and what the client gets):\n");
+    for fault in super::faults::FAULTS {
+        text.push_str(&format!(
+            "  {:width$}  {:at$}  {}\n",
+            fault.name, fault.at, fault.answer
+        ));
+    }
     text
 }
 
@@ -341,6 +376,15 @@ mod tests {
             assert!(help_text(s).starts_with(name));
         }
         assert_eq!(COMMANDS.len(), super::super::parse::HELPERS.len());
+    }
+
+    #[test]
+    fn simulate_help_lists_every_fault() {
+        let help = help_text(spec("simulate").unwrap());
+        for name in super::super::faults::names() {
+            assert!(help.contains(&format!("  {name} ")), "{name}: {help}");
+        }
+        assert!(help.contains("--delay DURATION") && help.contains("429 OperationOutcome"));
     }
 
     #[test]

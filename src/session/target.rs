@@ -50,6 +50,15 @@ impl Endpoints {
         }
     }
 
+    /// The smartnb server's debug endpoint that queues simulated faults for a client,
+    /// beside its debug token endpoint.
+    pub fn debug_simulate(&self) -> String {
+        match self.debug_token.strip_suffix("/token") {
+            Some(debug) => format!("{debug}/simulate"),
+            None => format!("{}/oauth/debug/simulate", self.base),
+        }
+    }
+
     /// Find a remote server's endpoints from its SMART configuration: `URL/api/fhir` (the
     /// reference layout) is tried first, then `URL` itself as the FHIR base.
     pub async fn discover(client: &SmartClient, url: &str) -> Result<Endpoints, DiscoveryError> {
@@ -130,6 +139,10 @@ mod tests {
         assert_eq!(e.fhir, "http://localhost:9000/api/fhir");
         assert_eq!(e.debug_token, "http://localhost:9000/oauth/debug/token");
         assert_eq!(e.debug_launch(), "http://localhost:9000/oauth/debug/launch");
+        assert_eq!(
+            e.debug_simulate(),
+            "http://localhost:9000/oauth/debug/simulate"
+        );
     }
 
     #[test]

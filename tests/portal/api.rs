@@ -18,7 +18,8 @@ pub struct TestServer {
     running: RunningServer,
     /// `http://localhost:PORT`.
     pub base_url: String,
-    http: reqwest::Client,
+    /// Its HTTP client (follows redirects).
+    pub http: reqwest::Client,
 }
 
 /// How a call authenticates.

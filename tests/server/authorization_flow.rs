@@ -344,6 +344,87 @@ async fn the_apps_page_lists_the_approval_and_revoke_ends_its_tokens() {
         .assert_error(400, "invalid_grant");
 }
 
+/// Tokens minted by the debug endpoint each make an approval; the apps page shows those of
+/// one app, patient and scope as one row ("granted 3 times"), a revoke ends all of them
+/// and says so once on the page it lands on, and the other grants live on.
+#[tokio::test]
+async fn debug_mints_of_one_grant_are_one_row_and_a_revoke_says_what_it_ended() {
+    let server = TestServer::start().await;
+    let app = server.register_seed_app().await;
+    let mint = |patient: &str, scope: &str| {
+        let mut body = serde_json::json!({
+            "client_id": app.client_id,
+            "username": DANIEL.username,
+            "patient_id": patient,
+        });
+        if !scope.is_empty() {
+            body["scope"] = serde_json::json!(scope);
+        }
+        server.debug_token(body)
+    };
+    let mut daniels = Vec::new();
+    for _ in 0..3 {
+        daniels.push(mint(DANIEL.patient, "").await);
+    }
+    let amys = mint(AMY.patient, "").await;
+    let narrower = mint(DANIEL.patient, "launch/patient patient/Observation.read").await;
+
+    let browser = Browser::new(&server);
+    let login = browser.open("/apps").await.page();
+    let apps = browser.sign_in(login, DANIEL.username).await.page();
+    assert_eq!(apps.url.path(), "/apps");
+    let rows: Vec<String> = {
+        let doc = scraper::Html::parse_document(&apps.body);
+        let row = scraper::Selector::parse("tbody tr").unwrap();
+        doc.select(&row)
+            .map(|r| r.text().collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    assert_eq!(rows.len(), 3, "one row per grant: {rows:?}");
+    let forms = apps.forms();
+    assert_eq!(forms.len(), 3);
+    let at = rows
+        .iter()
+        .position(|r| r.contains("granted 3 times") && r.contains(DANIEL.patient_name))
+        .unwrap_or_else(|| panic!("no row for the three mints: {rows:?}"));
+    assert_eq!(
+        rows.iter().filter(|r| r.contains("granted")).count(),
+        1,
+        "{rows:?}"
+    );
+
+    let after = browser.submit(&forms[at], "Revoke").await.page();
+    assert_eq!(after.url.path(), "/apps");
+    let text = after.text();
+    assert!(
+        text.contains(&format!(
+            "Revoked: Fake Research Application no longer has access to {}'s records (granted 3 times)",
+            DANIEL.patient_name
+        )),
+        "{text}"
+    );
+    assert_eq!(after.forms().len(), 2, "the other grants stay: {text}");
+    for tokens in &daniels {
+        let status = server
+            .fhir_status(&tokens.access, "Patient/smart-1288992")
+            .await;
+        assert_eq!(status, 401);
+    }
+    assert_eq!(
+        server
+            .fhir_status(&amys.access, "Patient/smart-1032702")
+            .await,
+        200
+    );
+    let observations = server.fhir_status(&narrower.access, "Observation").await;
+    assert_eq!(observations, 200);
+    let again = browser.open("/apps").await.page().text();
+    assert!(
+        !again.contains("Revoked"),
+        "the confirmation shows once: {again}"
+    );
+}
+
 #[tokio::test]
 async fn an_apps_name_is_shown_as_text_never_as_markup() {
     let server = TestServer::start().await;

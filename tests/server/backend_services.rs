@@ -106,6 +106,11 @@ async fn register_backend(server: &TestServer, keys: &Value, scope: &str) -> Str
         .await;
     assert_eq!(reply.status, 201, "{}", reply.text);
     assert!(reply.json.get("client_secret").is_none(), "{}", reply.text);
+    assert!(
+        reply.json.get("client_secret_expires_at").is_none(),
+        "no secret, so no expiry of one (RFC 7591 §3.2.1): {}",
+        reply.text
+    );
     reply.str("client_id").to_string()
 }
 

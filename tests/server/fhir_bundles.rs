@@ -166,6 +166,90 @@ async fn format_json_is_served_and_xml_is_406() {
     }
 }
 
+/// `Accept` asks for a format as `_format` does: XML types alone are 406 like
+/// `_format=xml`, on both bases; JSON types, wildcards and lists where JSON keeps a
+/// non-zero q-value are served; `_format` overrides the header, as FHIR says.
+#[tokio::test]
+async fn an_accept_header_without_json_is_406_like_format_xml() {
+    let server = start().await;
+    let token = server.seed_token().await;
+    let refused = [
+        "application/fhir+xml",
+        "application/xml",
+        "text/xml",
+        "application/fhir+xml;q=1.0, application/xml;q=0.9",
+        "text/turtle",
+        "application/fhir+json;q=0",
+        "application/xml, application/json;q=0.0, application/fhir+json;q=0",
+        "*/*, application/json;q=0, application/fhir+json;q=0, application/json+fhir;q=0",
+    ];
+    let served = [
+        "application/fhir+json",
+        "application/json",
+        "APPLICATION/FHIR+JSON",
+        "application/fhir+json; fhirVersion=4.0",
+        "application/json+fhir",
+        "*/*",
+        "application/*",
+        "application/fhir+xml;q=0.9, application/fhir+json;q=0.5",
+        "application/xml, */*;q=0.1",
+        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    ];
+    for path in [
+        "/Patient/smart-1288992",
+        "/Observation?category=vital-signs",
+        "/metadata",
+        "/Patient/smart-1288992/$everything",
+    ] {
+        for (url, bearer) in [
+            (server.fhir(path), Some(&token)),
+            (server.open_fhir(path), None),
+        ] {
+            let get = |accept: &str| {
+                let mut request = server.http.get(&url).header("Accept", accept);
+                if let Some(token) = bearer {
+                    request = request.bearer_auth(token);
+                }
+                request.send()
+            };
+            for accept in refused {
+                let reply = read(get(accept).await.expect("answered")).await;
+                assert_eq!(
+                    assert_outcome(&reply, 406),
+                    "not-supported",
+                    "{url} {accept}"
+                );
+                assert!(
+                    reply.text.contains("Accept"),
+                    "{url} {accept}: {}",
+                    reply.text
+                );
+            }
+            for accept in served {
+                let reply = read(get(accept).await.expect("answered")).await;
+                assert_eq!(reply.status, 200, "{url} {accept}: {}", reply.text);
+                assert_fhir_json(&reply);
+            }
+            let mut with_format = server
+                .http
+                .get(format!(
+                    "{url}{}_format=json",
+                    if url.contains('?') { '&' } else { '?' }
+                ))
+                .header("Accept", "application/fhir+xml");
+            if let Some(token) = bearer {
+                with_format = with_format.bearer_auth(token);
+            }
+            let reply = read(with_format.send().await.expect("answered")).await;
+            assert_eq!(
+                reply.status, 200,
+                "{url} _format=json overrides: {}",
+                reply.text
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn every_fhir_answer_is_application_fhir_json() {
     let server = start().await;

@@ -380,3 +380,54 @@ async fn long_value_lists_and_many_parameters_are_refused_with_the_limit() {
     assert_eq!(reply.status, 200, "{}", reply.text);
     server.stop().await;
 }
+
+/// A date of the right shape that names no calendar day (2017-13-45, 2017-02-30, month 00,
+/// year 0000, a 29 February outside a leap year, the same at the start of a dateTime) is a
+/// 400 OperationOutcome naming the value, with every prefix and on both bases; a real 29
+/// February still searches.
+#[tokio::test]
+async fn impossible_calendar_dates_are_400_naming_the_value() {
+    let server = start().await;
+    let token = server.seed_token().await;
+    let impossible = [
+        "2017-13-45",
+        "2017-02-30",
+        "2017-04-31",
+        "2019-02-29",
+        "2017-00-10",
+        "2017-01-00",
+        "2017-13",
+        "2017-00",
+        "0000",
+        "2017-02-30T10:00:00Z",
+        "2017-13-01T00:00:00%2B02:00",
+    ];
+    for prefix in ["", "eq", "ne", "gt", "lt", "ge", "le"] {
+        for date in impossible {
+            let query = format!("/Observation?date={prefix}{date}");
+            let written = format!("{prefix}{date}").replace("%2B", "+");
+            for reply in [
+                server.get_bearer(&server.fhir(&query), &token).await,
+                server.get(&server.open_fhir(&query)).await,
+            ] {
+                assert_eq!(assert_outcome(&reply, 400), "invalid", "{query}");
+                let why = reply.json()["issue"][0]["diagnostics"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                assert!(why.contains(&written), "{query}: {why}");
+                assert!(why.contains("not a calendar date"), "{query}: {why}");
+            }
+        }
+    }
+    for fine in [
+        "2020-02-29",
+        "ge2016-02-29",
+        "le2017-12-31T23:59:59Z",
+        "2017-12",
+    ] {
+        let query = format!("/Observation?date={fine}");
+        let reply = server.get_bearer(&server.fhir(&query), &token).await;
+        assert_eq!(reply.status, 200, "{query}: {}", reply.text);
+    }
+}

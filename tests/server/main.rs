@@ -21,6 +21,7 @@ mod csrf_and_sessions;
 mod debug_errors;
 mod discovery;
 mod ehr_launch;
+mod ehr_page_faults;
 mod ehr_pages;
 mod fhir_bundles;
 mod fhir_compartment;
@@ -40,8 +41,12 @@ mod openid_connect;
 mod openid_prompt;
 mod portal_hardening;
 mod register_errors;
+mod request_log;
 mod scope_limits;
 #[cfg(unix)]
 mod secrets_at_rest;
 mod seed_walkthrough;
+#[cfg(unix)]
+mod serve_cli;
+mod simulated_faults;
 mod token_errors;

@@ -197,6 +197,46 @@ async fn the_nonce_is_only_there_when_asked_and_profile_is_the_legacy_claim() {
     assert!(reply.json.get("refresh_token").is_none());
 }
 
+/// The debug endpoint grants `openid fhirUser` as the token endpoint does, id_token
+/// included (no sign-in is behind it, so no auth_time and no nonce); without an identity
+/// scope it answers as the seed's did, with the two tokens only.
+#[tokio::test]
+async fn a_debug_mint_of_an_identity_scope_carries_an_id_token() {
+    let server = TestServer::start().await;
+    let provider = Provider::discover(&server).await;
+    let app = server
+        .register_app("Identity App", "client_secret_basic", IDENTITY)
+        .await;
+    let mint = |scope: Option<&str>| {
+        let mut body = json!({
+            "client_id": app.client_id,
+            "username": JOSEPH.username,
+            "patient_id": JOSEPH.patient,
+        });
+        if let Some(scope) = scope {
+            body["scope"] = json!(scope);
+        }
+        body
+    };
+    let reply = server.post_json("/oauth/debug/token", &mint(None)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let claims = provider.verify(reply.str("id_token"), &app.client_id);
+    assert_eq!(claims["sub"], json!(JOSEPH.username));
+    assert_eq!(
+        claims["fhirUser"],
+        json!(format!("{}/Patient/smart-1081332", server.fhir_base()))
+    );
+    assert_eq!(claims["at_hash"], json!(at_hash(reply.str("access_token"))));
+    assert!(
+        claims.get("nonce").is_none() && claims.get("auth_time").is_none(),
+        "{claims}"
+    );
+    let narrowed = mint(Some("launch/patient patient/*.read offline_access"));
+    let plain = server.post_json("/oauth/debug/token", &narrowed).await;
+    assert_eq!(plain.status, 200, "{}", plain.text);
+    assert!(plain.json.get("id_token").is_none(), "{}", plain.text);
+}
+
 #[tokio::test]
 async fn without_openid_and_an_identity_scope_there_is_no_id_token() {
     let server = TestServer::start().await;

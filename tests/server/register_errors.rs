@@ -78,6 +78,42 @@ async fn bad_redirect_uris_are_invalid_redirect_uri() {
     assert_refused(&server, &cases, "invalid_redirect_uri").await;
 }
 
+/// A host and port written without `http://` (which a URL parser reads as a scheme, or
+/// not at all) is refused with the fix spelled out, the URI to register included; a
+/// private-use scheme (RFC 8252) still registers.
+#[tokio::test]
+async fn a_redirect_uri_without_http_says_to_add_it() {
+    let server = start().await;
+    for (uri, fixed) in [
+        (
+            "localhost:9001/authorized",
+            "http://localhost:9001/authorized",
+        ),
+        ("localhost:9001", "http://localhost:9001"),
+        ("127.0.0.1:9000/x", "http://127.0.0.1:9000/x"),
+        ("example.com:8080/cb", "http://example.com:8080/cb"),
+        ("app.example.org:443", "http://app.example.org:443"),
+        ("[::1]:9001/authorized", "http://[::1]:9001/authorized"),
+        ("localhost/authorized", "http://localhost/authorized"),
+        ("www.example.org/cb?x=1", "http://www.example.org/cb?x=1"),
+    ] {
+        let body = seed_body_with("redirect_uris", Some(json!([uri])));
+        let reply = server.post_json("/oauth/register", &body).await;
+        assert_oauth_error(&reply, 400, "invalid_redirect_uri");
+        let why = reply.json()["error_description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(why.contains("add http:// or https://"), "{uri}: {why}");
+        assert!(why.contains(&format!("{fixed:?}")), "{uri}: {why}");
+    }
+    for uri in ["com.example.app:/callback", "com.example.app:callback"] {
+        let body = seed_body_with("redirect_uris", Some(json!([uri])));
+        let reply = server.post_json("/oauth/register", &body).await;
+        assert_eq!(reply.status, 201, "{uri}: {}", reply.text);
+    }
+}
+
 #[tokio::test]
 async fn wrongly_typed_metadata_is_invalid_client_metadata() {
     let server = start().await;
@@ -247,6 +283,10 @@ async fn a_public_client_gets_no_secret() {
     let client = reply.json();
     assert_eq!(client["token_endpoint_auth_method"], "none");
     assert!(client.get("client_secret").is_none(), "{client}");
+    assert!(
+        client.get("client_secret_expires_at").is_none(),
+        "no secret, so no expiry of one (RFC 7591 §3.2.1): {client}"
+    );
     assert!(client["client_id"]
         .as_str()
         .is_some_and(|id| !id.is_empty()));

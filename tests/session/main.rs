@@ -12,4 +12,6 @@ mod session_id_token;
 mod session_launch;
 mod session_launch_listen;
 mod session_listen;
+mod session_simulate;
+mod session_simulate_server;
 mod session_walkthrough;

@@ -46,6 +46,13 @@ macro_rules! store_suite {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn simulated_faults_answer_as_often_as_asked() {
+                let fresh = $fresh.await;
+                let stores = vec![fresh.store.clone(), fresh.second().await];
+                store_suite::faults::faults(stores).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn launches_are_spent_once() {
                 let fresh = $fresh.await;
                 let stores = vec![fresh.store.clone(), fresh.second().await];

@@ -15,6 +15,7 @@ fn launch(expires: i64) -> Launch {
         client_id: Some("some-client".into()),
         context: context(),
         expires,
+        fault: Some("fhir_throttled".into()),
     }
 }
 

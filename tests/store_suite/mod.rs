@@ -5,6 +5,7 @@
 #[macro_use]
 mod instantiate;
 pub mod codes;
+pub mod faults;
 pub mod fresh;
 pub mod jtis;
 pub mod launches;

@@ -14,15 +14,16 @@ pub struct Served {
 }
 
 impl Served {
-    /// Start `smartnb serve --port 0 --state STATE`.
+    /// Start `smartnb serve --port 0 --quiet --state STATE` (its stderr is the test's: no
+    /// line per request there).
     pub fn start(state: impl AsRef<OsStr>) -> Served {
         Served::start_with(state, &[])
     }
 
-    /// Start `smartnb serve --port 0 --state STATE` with more arguments.
+    /// Start `smartnb serve --port 0 --quiet --state STATE` with more arguments.
     pub fn start_with(state: impl AsRef<OsStr>, more: &[&str]) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_smartnb"))
-            .args(["serve", "--port", "0", "--state"])
+            .args(["serve", "--port", "0", "--quiet", "--state"])
             .arg(state)
             .args(more)
             .stdout(Stdio::piped())

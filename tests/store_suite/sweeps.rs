@@ -53,6 +53,7 @@ pub async fn sweep(store: Arc<dyn Store>) {
             signing_keys: 0,
             launches: 0,
             jtis: 0,
+            faults: 0,
         }
     );
     assert!(store.approval(&live.id).await.unwrap().is_some());

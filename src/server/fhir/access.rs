@@ -7,6 +7,7 @@ use axum::http::{header, HeaderMap};
 use crate::server::clock;
 use crate::server::error::FhirError;
 use crate::server::scopes::{Context, Permissions, ResourceScope};
+use crate::server::simulate;
 use crate::server::state::AppState;
 use crate::server::store::{Approval, Token};
 
@@ -202,15 +203,26 @@ impl Access {
     }
 }
 
+/// The 401 for a bearer token the server does not know.
+pub fn unknown_token() -> FhirError {
+    FhirError::unauthorized(
+        Some("invalid_token"),
+        "the access token is unknown, revoked or expired; get a new one from the token endpoint",
+    )
+}
+
+/// The 401 for a bearer token past its lifetime.
+pub fn expired_token() -> FhirError {
+    FhirError::unauthorized(
+        Some("invalid_token"),
+        "the access token has expired; use the refresh token to get a new one",
+    )
+}
+
 /// The bearer token's access, or the 401 to answer with.
 pub async fn from_bearer(state: &AppState, headers: &HeaderMap) -> Result<Access, FhirError> {
     let token = bearer_token(headers)?;
-    let unknown = || {
-        FhirError::unauthorized(
-            Some("invalid_token"),
-            "the access token is unknown, revoked or expired; get a new one from the token endpoint",
-        )
-    };
+    let unknown = unknown_token;
     let stored: Token = state
         .store
         .token_by_access(&crate::server::oauth::sha256(token))
@@ -219,10 +231,7 @@ pub async fn from_bearer(state: &AppState, headers: &HeaderMap) -> Result<Access
         .ok_or_else(unknown)?;
     let now = clock::now();
     if stored.access_expires <= now {
-        return Err(FhirError::unauthorized(
-            Some("invalid_token"),
-            "the access token has expired; use the refresh token to get a new one",
-        ));
+        return Err(expired_token());
     }
     let approval: Approval = state
         .store
@@ -230,11 +239,19 @@ pub async fn from_bearer(state: &AppState, headers: &HeaderMap) -> Result<Access
         .await
         .map_err(store_trouble)?
         .ok_or_else(unknown)?;
+    crate::server::request_log::note_client(&approval.client_id);
     if approval.expires <= now {
         return Err(FhirError::unauthorized(
             Some("invalid_token"),
             "the participant's approval has expired; ask them to authorize again",
         ));
+    }
+    // The token is this client's for sure now: one of its simulated faults may answer.
+    let simulated = simulate::take(state, &approval.client_id, simulate::Request::Fhir)
+        .await
+        .map_err(store_trouble)?;
+    if let Some(answer) = simulated.and_then(|taken| simulate::fhir_answer(taken.fault)) {
+        return Err(answer);
     }
     // Parsed once per distinct scope string, not per request; the grants share its parts.
     let scopes = state.scope_cache.stored(&stored.scope);

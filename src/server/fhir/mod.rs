@@ -3,6 +3,7 @@
 //! `/api/fhir` needs a bearer token; `/api/open-fhir` serves the same data without one.
 //! With `--fhir-upstream`, `/api/fhir` forwards to a real FHIR server instead (see `upstream`).
 
+mod accept;
 pub mod access;
 mod bundle;
 pub mod capability;
@@ -46,7 +47,12 @@ pub fn routes() -> Router<Arc<AppState>> {
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::OPTIONS])
         .allow_headers([header::AUTHORIZATION, header::ACCEPT, header::CONTENT_TYPE])
-        .expose_headers([header::WWW_AUTHENTICATE, header::LOCATION]);
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            header::LOCATION,
+            header::RETRY_AFTER,
+            crate::server::simulate::HEADER,
+        ]);
     // Patient data: never cached, errors included.
     let data = Router::new()
         .route("/api/fhir", get(page_protected))
@@ -70,7 +76,12 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/fhir/metadata", get(metadata))
         .route("/api/open-fhir/metadata", get(open_metadata))
         .method_not_allowed_fallback(method_not_allowed);
-    no_store(data).merge(metadata).layer(cors)
+    // `Accept` is read before anything else: a client that takes no JSON gets 406 whatever
+    // else is wrong with its request.
+    let negotiate = || axum::middleware::from_fn(accept::negotiate);
+    no_store(data.layer(negotiate()))
+        .merge(metadata.layer(negotiate()))
+        .layer(cors)
 }
 
 async fn metadata(State(state): Shared, RawQuery(query): RawQuery) -> Response {

@@ -27,6 +27,7 @@ const FIELDS: &[&str] = &[
     "intent",
     "need_patient_banner",
     "fhir_context",
+    "fault",
 ];
 
 /// POST /oauth/debug/launch: `{"launch", "iss", "expires_in"}`.
@@ -107,7 +108,15 @@ fn parse(m: &Map<String, Value>) -> Result<LaunchRequest, OAuthError> {
             .collect::<Result<_, _>>()?,
         Some(other) => return Err(bad_context(other)),
     };
+    let fault = match text("fault")?.as_deref() {
+        None | Some("") => None,
+        Some(name) => Some(
+            crate::server::simulate::parse_fault(name)
+                .map_err(|e| OAuthError::bad_request("unknown_fault", e))?,
+        ),
+    };
     Ok(LaunchRequest {
+        fault,
         username: text("username")?.unwrap_or_else(|| DEFAULT_USER.to_string()),
         patient_id,
         encounter,

@@ -3,6 +3,7 @@
 
 use crate::server::clock;
 use crate::server::oauth::sha256;
+use crate::server::simulate::{self, Fault};
 use crate::server::state::AppState;
 use crate::server::store::{Launch, LaunchContext};
 
@@ -39,6 +40,8 @@ pub struct LaunchRequest {
     pub need_patient_banner: bool,
     /// More resources in context, as `Type/id`.
     pub fhir_context: Vec<String>,
+    /// A simulated fault for the app that uses the launch (answered once).
+    pub fault: Option<Fault>,
 }
 
 /// Why a launch could not be made; `code` is the debug endpoint's error code.
@@ -70,6 +73,7 @@ pub async fn mint(state: &AppState, request: LaunchRequest) -> Result<(String, L
         client_id: request.client_id,
         context,
         expires: clock::now().saturating_add(lifetime(state)),
+        fault: request.fault.map(|f| f.name().to_string()),
     };
     state
         .store
@@ -129,11 +133,14 @@ async fn check(state: &AppState, request: &LaunchRequest) -> Result<LaunchContex
             .client(client_id)
             .await
             .map_err(|e| refuse("temporarily_unavailable", e.to_string()))?;
-        if found.is_none() {
+        let Some(client) = found else {
             return Err(refuse(
                 "no_client",
                 format!("no client with id {client_id:?} is registered here"),
             ));
+        };
+        if let Some(fault) = request.fault {
+            simulate::can_apply(fault, &client).map_err(|why| refuse("invalid_request", why))?;
         }
     }
     let intent = match &request.intent {

@@ -15,6 +15,7 @@ use crate::server::clock;
 use crate::server::launch::spend::spend;
 use crate::server::pages::{error_page, see_other, sign_in_again, sign_in_as, sign_in_first};
 use crate::server::scopes::{Context, Scopes};
+use crate::server::simulate;
 use crate::server::state::AppState;
 use crate::server::store::Client;
 
@@ -108,20 +109,16 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
         return untrusted("The link has no client_id.");
     };
     let client = match state.store.client(client_id).await {
-        Ok(Some(client)) => client,
+        Ok(Some(client)) => {
+            crate::server::request_log::note_client(&client.client_id);
+            client
+        }
         Ok(None) => {
             return untrusted(&format!(
                 "No app with client_id {client_id} is registered here."
             ))
         }
-        Err(e) => {
-            return error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Try again shortly",
-                &e.to_string(),
-                "",
-            )
-        }
+        Err(e) => return unavailable(&e),
     };
     let (redirect_uri, given) = match trusted_redirect(&client, form.get("redirect_uri")) {
         Ok(found) => found,
@@ -132,6 +129,16 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
         return client_error(&redirect_uri, None, "invalid_request", &message);
     }
     let client_state = form.get("state");
+    // The client and redirect URI are trusted now: one of its simulated faults may answer.
+    match simulate::take(state, &client.client_id, simulate::Request::Authorize).await {
+        Ok(Some(taken)) => {
+            if let Some(answer) = simulated(taken.fault, &client, &redirect_uri, client_state) {
+                return answer;
+            }
+        }
+        Ok(None) => {}
+        Err(e) => return unavailable(&e),
+    }
     match check(state, &client, &form) {
         Err((code, description)) => client_error(&redirect_uri, client_state, code, &description),
         Ok(scope) => {
@@ -161,7 +168,15 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
                 // prompt=none is answered below without spending the launch.
                 Some(_) if sign_in.no_pages => None,
                 Some(id) => match spend(state, id, &client.client_id).await {
-                    Ok(Ok(launch)) => Some(launch),
+                    Ok(Ok(launch)) => {
+                        if let Some(answer) =
+                            launch_fault(state, &launch, &client, &redirect_uri, Some(client_state))
+                                .await
+                        {
+                            return answer;
+                        }
+                        Some(launch)
+                    }
                     Ok(Err(refusal)) => {
                         return client_error(
                             &redirect_uri,
@@ -170,14 +185,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
                             &refusal.to_string(),
                         )
                     }
-                    Err(e) => {
-                        return error_page(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "Try again shortly",
-                            &e.to_string(),
-                            "",
-                        )
-                    }
+                    Err(e) => return unavailable(&e),
                 },
             };
             if sign_in.no_pages {
@@ -219,6 +227,58 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
                 _ => see_other(&sign_in_first(&consent), None),
             }
         }
+    }
+}
+
+fn unavailable(e: &crate::server::store::StoreError) -> Response {
+    error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Try again shortly",
+        &e.to_string(),
+        "",
+    )
+}
+
+/// How a simulated fault answers this authorize request; `None` lets it go on (`slow`,
+/// which has waited already).
+fn simulated(
+    fault: simulate::Fault,
+    client: &Client,
+    redirect_uri: &str,
+    client_state: Option<&str>,
+) -> Option<Response> {
+    Some(
+        match simulate::authorize_answer(fault, &client.client_id, redirect_uri)? {
+            simulate::AuthorizeAnswer::Page(message) => untrusted(&message),
+            simulate::AuthorizeAnswer::Redirect(code, description) => {
+                client_error(redirect_uri, client_state, code, description)
+            }
+        },
+    )
+}
+
+/// A launch that carries a fault queues it for the client that spent the launch; an
+/// authorize fault answers this very request.
+async fn launch_fault(
+    state: &AppState,
+    launch: &crate::server::store::Launch,
+    client: &Client,
+    redirect_uri: &str,
+    client_state: Option<&str>,
+) -> Option<Response> {
+    let fault = launch.fault.as_deref().and_then(simulate::Fault::parse)?;
+    // A launch made for any app may reach one the fault can never answer: it is dropped.
+    if let Err(why) = simulate::can_apply(fault, client) {
+        tracing::info!(client_id = %client.client_id, "the launch's simulated fault is dropped: {why}");
+        return None;
+    }
+    if let Err(e) = simulate::queue_once(state, fault, &client.client_id).await {
+        return Some(unavailable(&e));
+    }
+    match simulate::take(state, &client.client_id, simulate::Request::Authorize).await {
+        Ok(Some(taken)) => simulated(taken.fault, client, redirect_uri, client_state),
+        Ok(None) => None,
+        Err(e) => Some(unavailable(&e)),
     }
 }
 

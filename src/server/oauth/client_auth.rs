@@ -7,6 +7,7 @@ use percent_encoding::percent_decode_str;
 use subtle::ConstantTimeEq;
 
 use crate::server::error::OAuthError;
+use crate::server::request_log;
 use crate::server::state::AppState;
 use crate::server::store::Client;
 
@@ -53,6 +54,7 @@ pub async fn authenticate(
             ));
         }
         let client = assertion::authenticate(state, form, &state.url(path)).await?;
+        request_log::note_client(&client.client_id);
         return Ok((client, Method::Assertion));
     }
     let (client_id, secret, method) = match basic {
@@ -91,6 +93,7 @@ pub async fn authenticate(
                 basic_tried,
             )
         })?;
+    request_log::note_client(&client.client_id);
     if client.token_endpoint_auth_method == "private_key_jwt" {
         return Err(invalid_client(
             format!(

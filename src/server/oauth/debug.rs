@@ -32,7 +32,8 @@ const FIELDS: &[&str] = &[
     "scope",
 ];
 
-/// POST /oauth/debug/token: `{"access_token", "refresh_token"}` for a client, user and patient.
+/// POST /oauth/debug/token: `{"access_token", "refresh_token"}` for a client, user and patient
+/// (and `id_token` when the scope asks who the user is).
 pub async fn token(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -63,6 +64,7 @@ pub async fn token(
                 format!("no client with id {client_id:?} is registered here"),
             )
         })?;
+    crate::server::request_log::note_client(&client.client_id);
     let shipped = state.users.names();
     let username = text("username")
         .or_else(|| text("user_name"))
@@ -170,10 +172,32 @@ pub async fn token(
         },
     )
     .await?;
-    Ok(Json(json!({
+    let mut body = json!({
         "access_token": issued.access_token,
         "refresh_token": issued.refresh_token,
-    })))
+    });
+    // A scope that asks who the user is (`openid fhirUser`, `openid profile`) gets its
+    // id_token here too, as from the token endpoint: granting it without one would claim a
+    // scope the answer does not honour. No sign-in is behind a mint, so it has no auth_time.
+    if id_token::is_wanted(&Scopes::parse(&scope).unwrap_or_default()) {
+        let claims = id_token::claims(
+            &state,
+            &approval,
+            &issued.record,
+            &issued.access_token,
+            None,
+        );
+        let signed = id_token::sign(&state, &claims)
+            .await
+            .map_err(|e| OAuthError {
+                status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                code: "temporarily_unavailable",
+                description: e.to_string(),
+                www_authenticate: None,
+            })?;
+        body["id_token"] = json!(signed);
+    }
+    Ok(Json(body))
 }
 
 /// GET /oauth/debug/introspect?token=T: everything known about an access or refresh token.
@@ -207,6 +231,7 @@ pub async fn introspect(
         .await
         .map_err(store_failed)?
         .ok_or_else(no_token)?;
+    crate::server::request_log::note_client(&approval.client_id);
     let now = clock::now();
     // Who an id_token for this grant names, whether or not the scope asked for one.
     let who = id_token::identity(&state, &approval);

@@ -33,6 +33,7 @@ use tower_http::cors::{Any, CorsLayer};
 
 use super::error::{method_not_allowed, OAuthError, BODY_LIMIT};
 use super::no_store::no_store;
+use super::simulate;
 use super::state::AppState;
 
 /// Routes under `/oauth`, none of whose answers may be cached (they carry tokens, client
@@ -46,7 +47,12 @@ pub fn routes() -> Router<Arc<AppState>> {
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::POST, Method::OPTIONS])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT]);
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            header::RETRY_AFTER,
+            simulate::HEADER,
+        ]);
     let from_browser_apps = Router::new()
         .route("/oauth/token", post(token::token))
         .route("/oauth/introspect", post(introspect::introspect))
@@ -65,6 +71,12 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(
             "/oauth/debug/launch",
             post(crate::server::launch::debug::launch),
+        )
+        .route(
+            "/oauth/debug/simulate",
+            get(simulate::list)
+                .post(simulate::set)
+                .delete(simulate::clear),
         )
         // Set before the layers: the router-wide 405 fallback does not reach layered routes.
         .method_not_allowed_fallback(method_not_allowed)

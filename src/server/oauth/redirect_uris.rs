@@ -58,6 +58,12 @@ fn check(uri: &str) -> Result<(), OAuthError> {
             "redirect URI {uri:?} has spaces, control characters, non-ASCII or characters such as \\ < > {{ }} that a URI cannot contain (RFC 3986); percent-encode them"
         )));
     }
+    if lacks_scheme(uri) {
+        return Err(bad_redirect(format!(
+            "redirect URI {uri:?} has no scheme; add http:// or https://, e.g. {:?}",
+            format!("http://{uri}")
+        )));
+    }
     let parsed = url::Url::parse(uri).map_err(|_| {
         bad_redirect(format!(
             "redirect URI {uri:?} is not an absolute URI with a scheme such as http:// or https://"
@@ -98,6 +104,39 @@ fn check(uri: &str) -> Result<(), OAuthError> {
         )));
     }
     Ok(())
+}
+
+/// Whether a URI is a host (and port) written without `http://`: `localhost:9001/cb`,
+/// `127.0.0.1:9000/x`, `example.com:8080`, `[::1]:9001/cb` (a URL parser takes
+/// `localhost:` or `example.com:` for a scheme, or reads none at all), or a dotted host and
+/// path such as `www.example.org/cb`. A private-use scheme's `com.example.app:/cb` is none
+/// of these: after its colon comes a path, not a port.
+fn lacks_scheme(uri: &str) -> bool {
+    let authority = uri.split(['/', '?', '#']).next().unwrap_or_default();
+    let is_port = |p: &str| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit());
+    let is_host = |h: &str| {
+        !h.is_empty()
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    };
+    if let Some(inside) = authority.strip_prefix('[') {
+        return match inside.split_once(']') {
+            Some((address, rest)) => {
+                address.parse::<std::net::Ipv6Addr>().is_ok()
+                    && (rest.is_empty() || rest.strip_prefix(':').is_some_and(is_port))
+            }
+            None => false,
+        };
+    }
+    match authority.split_once(':') {
+        Some((host, port)) => is_host(host) && is_port(port),
+        // No colon at all: a relative reference, which names a host only when its first
+        // segment looks like one.
+        None => {
+            is_host(authority)
+                && (authority.contains('.') || authority.eq_ignore_ascii_case("localhost"))
+        }
+    }
 }
 
 /// A private-use scheme of the reverse-domain form RFC 8252 §7.1 asks native apps to use:

@@ -75,6 +75,7 @@ pub async fn register(
         .insert_client(client.clone())
         .await
         .map_err(store_failed)?;
+    crate::server::request_log::note_client(&client.client_id);
     // Dropping the oldest idle registration rather than refusing this one: a refusal at
     // the cap would let anyone who fills it block registration for everyone else.
     if state.config.max_idle_clients > 0 {
@@ -93,7 +94,6 @@ pub async fn register(
     let mut body = json!({
         "client_id": client.client_id,
         "client_id_issued_at": client.issued_at,
-        "client_secret_expires_at": 0,
         "client_name": client.client_name,
         "redirect_uris": client.redirect_uris,
         "scope": client.scope,
@@ -105,8 +105,11 @@ pub async fn register(
             json!([])
         },
     });
+    // RFC 7591 §3.2.1: client_secret_expires_at goes with a secret; a public or
+    // private_key_jwt client has none to expire.
     if let Some(secret) = secret {
         body["client_secret"] = Value::String(secret);
+        body["client_secret_expires_at"] = json!(0);
     }
     for (key, value) in client.extra {
         body[key] = value;

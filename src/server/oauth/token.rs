@@ -17,10 +17,11 @@ use crate::server::clock;
 use crate::server::error::OAuthError;
 use crate::server::oidc::id_token;
 use crate::server::scopes::Scopes;
+use crate::server::simulate;
 use crate::server::state::AppState;
 use crate::server::store::{Approval, Client, Redeemed, Token};
 
-use super::client_auth::authenticate;
+use super::client_auth::{authenticate, Method};
 use super::form::Form;
 use super::grants::{Issued, TokenRequest};
 use super::{client_credentials, launch_context};
@@ -50,12 +51,23 @@ pub async fn token(
             format!("grant_type {grant_type:?} is not supported; use authorization_code, refresh_token or client_credentials"),
         ));
     }
-    let (client, _) = authenticate(&state, &headers, &form, "/oauth/token").await?;
+    let (client, method) = authenticate(&state, &headers, &form, "/oauth/token").await?;
     if !client.grant_types.iter().any(|g| g == grant_type) {
         return Err(OAuthError::bad_request(
             "unauthorized_client",
             format!("this client did not register the {grant_type} grant"),
         ));
+    }
+    // The client is known for sure now: one of its simulated faults may answer.
+    let request = simulate::Request::Token {
+        grant_type,
+        assertion: matches!(method, Method::Assertion),
+    };
+    let simulated = simulate::take(&state, &client.client_id, request)
+        .await
+        .map_err(store_failed)?;
+    if let Some(answer) = simulated.and_then(|taken| simulate::token_answer(taken.fault)) {
+        return Err(answer);
     }
     if grant_type == "client_credentials" {
         return client_credentials::grant(&state, &client, &form).await;

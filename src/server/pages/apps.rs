@@ -1,5 +1,8 @@
-//! /apps: the apps a participant has approved, each revocable.
+//! /apps: the apps a participant has approved, one row per grant (app, patient and scopes:
+//! a grant approved again, or minted again and again by the debug endpoint, is one row),
+//! each revocable, with a confirmation of what a revoke ended.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -12,6 +15,7 @@ use super::templates::{ApprovalRow, AppsPage};
 use super::words;
 use super::{csrf_failure, error_page, field, form_pairs, html, see_other};
 use crate::server::state::AppState;
+use crate::server::store::Approval;
 
 fn store_trouble(e: impl std::fmt::Display) -> Response {
     error_page(
@@ -20,6 +24,49 @@ fn store_trouble(e: impl std::fmt::Display) -> Response {
         &e.to_string(),
         "The server's store did not answer.",
     )
+}
+
+/// Approvals of one app, patient and scope are one grant on the page.
+fn same_grant(a: &Approval, b: &Approval) -> bool {
+    a.client_id == b.client_id && a.patient_id == b.patient_id && a.scope == b.scope
+}
+
+/// The approvals grouped by grant, in the order their newest member comes (newest first);
+/// linear in the approvals, however many grants a shared demo account has.
+fn grants(approvals: Vec<Approval>) -> Vec<Vec<Approval>> {
+    let mut groups: Vec<Vec<Approval>> = Vec::new();
+    let mut index: HashMap<(String, String, String), usize> = HashMap::new();
+    for approval in approvals {
+        let key = (
+            approval.client_id.clone(),
+            approval.patient_id.clone(),
+            approval.scope.clone(),
+        );
+        match index.get(&key) {
+            Some(&at) => groups[at].push(approval),
+            None => {
+                index.insert(key, groups.len());
+                groups.push(vec![approval]);
+            }
+        }
+    }
+    groups
+}
+
+/// An app's name, or its client_id once it is gone.
+async fn app_name(state: &AppState, client_id: &str) -> Result<String, Response> {
+    match state.store.client(client_id).await {
+        Ok(Some(c)) => Ok(c.client_name),
+        Ok(None) => Ok(client_id.to_string()),
+        Err(e) => Err(store_trouble(e)),
+    }
+}
+
+fn patient_name(state: &AppState, patient_id: &str) -> String {
+    state
+        .data
+        .patient_name(patient_id)
+        .unwrap_or_else(|| patient_id.to_string())
 }
 
 /// GET /apps.
@@ -36,40 +83,46 @@ pub async fn show(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
         Err(e) => return store_trouble(e),
     };
     let mut rows = Vec::new();
-    for a in approvals {
-        let app_name = match state.store.client(&a.client_id).await {
-            Ok(Some(c)) => c.client_name,
-            Ok(None) => a.client_id.clone(),
-            Err(e) => return store_trouble(e),
+    for group in grants(approvals) {
+        let newest = &group[0];
+        let app_name = match app_name(&state, &newest.client_id).await {
+            Ok(name) => name,
+            Err(page) => return page,
         };
         let fhir_user = state
             .users
-            .get(&a.username)
-            .and_then(|u| u.fhir_user(&a.patient_id));
+            .get(&newest.username)
+            .and_then(|u| u.fhir_user(&newest.patient_id));
+        let expires = group
+            .iter()
+            .map(|a| a.expires)
+            .max()
+            .unwrap_or(newest.expires);
         rows.push(ApprovalRow {
-            identity: words::knows_you(&a.scope, fhir_user.as_deref()),
-            patient_name: state
-                .data
-                .patient_name(&a.patient_id)
-                .unwrap_or_else(|| a.patient_id.clone()),
-            until: crate::server::clock::http_date(a.expires),
-            scope: a.scope,
+            identity: words::knows_you(&newest.scope, fhir_user.as_deref()),
+            patient_name: patient_name(&state, &newest.patient_id),
+            until: crate::server::clock::http_date(expires),
+            scope: newest.scope.clone(),
             app_name,
-            id: a.id,
+            approvals: group.len(),
+            id: newest.id.clone(),
         });
     }
+    let notice = state.sessions.take_notice(&session.id);
     html(
         StatusCode::OK,
         &AppsPage {
             title: "Your apps",
             user: Some(&username),
             csrf: &session.csrf,
+            notice: notice.as_deref(),
             approvals: rows,
         },
     )
 }
 
-/// POST /apps/revoke: end one of the signed-in user's own approvals and its tokens.
+/// POST /apps/revoke: end one of the signed-in user's own grants (every approval of that
+/// app, patient and scope) and its tokens, then back to /apps with a confirmation.
 pub async fn revoke(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -82,23 +135,48 @@ pub async fn revoke(
     if !session.csrf_matches(field(&pairs, "csrf")) {
         return csrf_failure();
     }
-    let Some(username) = session.username else {
+    let Some(username) = session.username.clone() else {
         return see_other("/login?next=/apps", None);
     };
     let id = field(&pairs, "approval").unwrap_or_default();
-    match state.store.approval(id).await {
-        Ok(Some(a)) if a.username == username => {
-            if let Err(e) = state.store.delete_approval(id).await {
-                return store_trouble(e);
-            }
-            see_other("/apps", None)
+    let chosen = match state.store.approval(id).await {
+        Ok(Some(a)) if a.username == username => a,
+        Ok(_) => {
+            return error_page(
+                StatusCode::NOT_FOUND,
+                "No such approval",
+                "That approval is not one of yours, or it was already revoked.",
+                "Open Your apps to see what you share.",
+            )
         }
-        Ok(_) => error_page(
-            StatusCode::NOT_FOUND,
-            "No such approval",
-            "That approval is not one of yours, or it was already revoked.",
-            "Open Your apps to see what you share.",
-        ),
-        Err(e) => store_trouble(e),
+        Err(e) => return store_trouble(e),
+    };
+    let theirs = match state.store.approvals_for_user(&username).await {
+        Ok(list) => list,
+        Err(e) => return store_trouble(e),
+    };
+    let mut ended = 0;
+    for approval in theirs.iter().filter(|a| same_grant(a, &chosen)) {
+        if let Err(e) = state.store.delete_approval(&approval.id).await {
+            return store_trouble(e);
+        }
+        ended += 1;
     }
+    let app = match app_name(&state, &chosen.client_id).await {
+        Ok(name) => name,
+        Err(page) => return page,
+    };
+    let times = if ended > 1 {
+        format!(" (granted {ended} times)")
+    } else {
+        String::new()
+    };
+    state.sessions.set_notice(
+        &session.id,
+        format!(
+            "Revoked: {app} no longer has access to {}'s records{times}; the tokens it was given for them have stopped working.",
+            patient_name(&state, &chosen.patient_id)
+        ),
+    );
+    see_other("/apps", None)
 }

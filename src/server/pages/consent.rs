@@ -60,6 +60,7 @@ fn context(
     request_id: &str,
 ) -> Result<Consent, Halt> {
     let mut pending = state.pending.get(request_id).ok_or_else(expired_request)?;
+    crate::server::request_log::note_client(&pending.client_id);
     let next = format!("/oauth/consent?request={request_id}");
     // An EHR launch belongs to the user who launched it: whoever else is signed in here is
     // asked to sign in as that user, with the name filled in.

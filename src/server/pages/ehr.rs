@@ -9,6 +9,11 @@
 //! own launcher does). The page suggests the launchable apps the user approved before (at
 //! most [`MAX_SUGGESTED`], so the page stays small however many approvals there are);
 //! registered apps are not listed, since anyone may register one under any name.
+//!
+//! "Simulate a failure" (none by default) makes the launch carry one simulated fault for the
+//! app that uses it, answered once: an authorize fault answers the app's authorize request
+//! with the launch, a token fault its code exchange or refresh, a FHIR fault its first FHIR
+//! request, `slow` delays its next request.
 
 use std::sync::Arc;
 
@@ -21,11 +26,12 @@ use url::Url;
 
 use super::encounters;
 use super::session::BrowserSession;
-use super::templates::{EhrApp, EhrPage, EhrPatient};
+use super::templates::{EhrApp, EhrFault, EhrFaultGroup, EhrPage, EhrPatient};
 use super::words;
 use super::{csrf_failure, error_page, field, form_pairs, html, see_other, sign_in_first};
 use crate::server::launch::mint::{mint, EncounterChoice, LaunchRequest, MAX_INTENT};
 use crate::server::oauth::limits::MAX_URI;
+use crate::server::simulate::{self, Fault, Site, FAULT_NAMES};
 use crate::server::state::AppState;
 use crate::server::store::Client;
 use crate::server::users::User;
@@ -34,6 +40,8 @@ use crate::server::users::User;
 pub const MAX_SUGGESTED: usize = 20;
 /// The longest client id taken from the form (the server's are 36 characters).
 const MAX_CLIENT_ID: usize = 128;
+/// The most of an unknown fault name a refusal repeats.
+const MAX_SHOWN_FAULT: usize = 64;
 
 /// What the form holds: as first shown, or as submitted (shown again with an error).
 #[derive(Debug, Clone, Default)]
@@ -44,6 +52,8 @@ struct Filled {
     launch_url: String,
     intent: String,
     ehr_banner: bool,
+    /// The simulated failure's name; empty for none.
+    fault: String,
 }
 
 impl Filled {
@@ -62,6 +72,7 @@ impl Filled {
             launch_url: short("launch_url", MAX_URI),
             intent: String::new(),
             ehr_banner: true,
+            fault: String::new(),
         }
     }
 
@@ -76,6 +87,7 @@ impl Filled {
             launch_url: text("launch_url"),
             intent: text("intent"),
             ehr_banner: field(pairs, "ehr_banner").is_some(),
+            fault: text("fault"),
         }
     }
 }
@@ -163,9 +175,54 @@ async fn form(
         intent: &filled.intent,
         ehr_banner: filled.ehr_banner,
         max_intent: MAX_INTENT,
+        faults: fault_groups(&filled.fault),
+        no_fault: Fault::parse(&filled.fault).is_none(),
         error,
     };
     html(status, &page)
+}
+
+/// The simulated failures on offer, grouped by where they answer, in the documented order.
+fn fault_groups(chosen: &str) -> Vec<EhrFaultGroup> {
+    [
+        (
+            Some(Site::Authorize),
+            "At authorize: the app's sign-in request",
+        ),
+        (
+            Some(Site::Token),
+            "At the token endpoint: its code exchange or refresh",
+        ),
+        (Some(Site::Fhir), "At the FHIR API: its first FHIR request"),
+        (None, "Anywhere: its next request, answered late"),
+    ]
+    .into_iter()
+    .map(|(site, label)| EhrFaultGroup {
+        label,
+        faults: Fault::ALL
+            .iter()
+            .filter(|f| f.fixed_site() == site)
+            .map(|f| EhrFault {
+                name: f.name(),
+                chosen: f.name() == chosen,
+            })
+            .collect(),
+    })
+    .collect()
+}
+
+/// The failure the form names, if any; a name the list does not offer is refused.
+fn chosen_fault(name: &str) -> Result<Option<Fault>, Refused> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    Fault::parse(name).map(Some).ok_or_else(|| {
+        let shown: String = name.chars().take(MAX_SHOWN_FAULT).collect();
+        Refused::Form(format!(
+            "There is no simulated failure {shown:?}. Choose one of the list ({}), or None.",
+            FAULT_NAMES.join(", ")
+        ))
+    })
 }
 
 /// The launchable apps (with a registered launch URL) the user approved, newest first.
@@ -245,6 +302,7 @@ async fn opened(state: &AppState, user: &User, filled: &Filled) -> Result<String
     if !user.has_patient(patient) {
         return Err(Refused::Form("Choose one of the patients listed.".into()));
     }
+    let fault = chosen_fault(&filled.fault)?;
     let client = match filled.client_id.as_str() {
         "" => None,
         id if id.len() > MAX_CLIENT_ID => {
@@ -262,6 +320,13 @@ async fn opened(state: &AppState, user: &User, filled: &Filled) -> Result<String
             Err(e) => return Err(Refused::Store(e.to_string())),
         },
     };
+    if let (Some(fault), Some(client)) = (fault, &client) {
+        simulate::can_apply(fault, client).map_err(|why| {
+            Refused::Form(format!(
+                "That failure cannot happen for this app: {why}. Choose another, or None."
+            ))
+        })?;
+    }
     let mut url = launch_url(filled, client.as_ref())?;
     let encounter = match filled.encounter.as_str() {
         "" => EncounterChoice::None,
@@ -276,6 +341,7 @@ async fn opened(state: &AppState, user: &User, filled: &Filled) -> Result<String
         // The box says the EHR shows the banner: then the app need not.
         need_patient_banner: !filled.ehr_banner,
         fhir_context: Vec::new(),
+        fault,
     };
     let (id, _) = mint(state, request).await.map_err(|e| match e.code {
         "temporarily_unavailable" => Refused::Store(e.description),
@@ -380,6 +446,32 @@ mod tests {
         }
         let long = format!("https://app.example/{}", "a".repeat(MAX_URI));
         assert!(checked_launch_url(&long).is_err());
+    }
+
+    #[test]
+    fn the_failure_select_offers_every_fault_once_in_order_and_refuses_others() {
+        let offered: Vec<&str> = fault_groups("fhir_throttled")
+            .iter()
+            .flat_map(|g| g.faults.iter().map(|f| f.name))
+            .collect();
+        assert_eq!(offered, FAULT_NAMES);
+        let chosen: Vec<&str> = fault_groups("fhir_throttled")
+            .iter()
+            .flat_map(|g| g.faults.iter().filter(|f| f.chosen).map(|f| f.name))
+            .collect();
+        assert_eq!(chosen, ["fhir_throttled"]);
+        assert!(matches!(chosen_fault(""), Ok(None)));
+        assert!(matches!(chosen_fault("slow"), Ok(Some(Fault::Slow))));
+        for bad in ["Slow", "fhir_exploded", " slow", "slow\n"] {
+            let Err(Refused::Form(message)) = chosen_fault(bad) else {
+                panic!("{bad:?} was taken");
+            };
+            assert!(message.contains("fhir_throttled, slow"), "{message}");
+        }
+        let Err(Refused::Form(message)) = chosen_fault(&"x".repeat(5000)) else {
+            panic!("a long name was taken");
+        };
+        assert!(message.len() < 1000, "{}", message.len());
     }
 
     #[test]

@@ -205,6 +205,21 @@ impl Sessions {
         self.len() == 0
     }
 
+    /// Keep a one-time message for the signed-in session `id`'s next page (post, redirect,
+    /// then show: nothing in the URL that a link could forge).
+    pub fn set_notice(&self, id: &str, notice: String) {
+        if let Some(entry) = self.table().get_mut(&sha256(id)) {
+            entry.notice = Some(notice);
+        }
+    }
+
+    /// The signed-in session's one-time message, if any; taken, so it shows once.
+    pub fn take_notice(&self, id: &str) -> Option<String> {
+        self.table()
+            .get_mut(&sha256(id))
+            .and_then(|entry| entry.notice.take())
+    }
+
     /// End a session (logout, or replaced at login); an anonymous id ends nothing.
     pub fn end(&self, id: &str) {
         self.table().remove(&sha256(id));

@@ -115,6 +115,22 @@ pub struct EhrApp {
     pub launch_url: String,
 }
 
+/// The simulated failures of one place in a flow, as a group of the EHR page's select.
+pub struct EhrFaultGroup {
+    /// "At authorize (the sign-in link)" and so on.
+    pub label: &'static str,
+    /// Its faults.
+    pub faults: Vec<EhrFault>,
+}
+
+/// One simulated failure the EHR page offers.
+pub struct EhrFault {
+    /// Its name, the submitted value.
+    pub name: &'static str,
+    /// Whether it is the one chosen.
+    pub chosen: bool,
+}
+
 /// /ehr, the simulated EHR's launch form.
 #[derive(Template)]
 #[template(path = "ehr.html")]
@@ -139,6 +155,10 @@ pub struct EhrPage<'a> {
     pub ehr_banner: bool,
     /// The longest intent taken.
     pub max_intent: usize,
+    /// The simulated failures a launch may carry, by place.
+    pub faults: Vec<EhrFaultGroup>,
+    /// Whether no failure is chosen.
+    pub no_fault: bool,
     /// Why the last launch was refused.
     pub error: Option<&'a str>,
 }
@@ -202,8 +222,10 @@ pub struct ApprovalRow {
     pub scope: String,
     /// What the app knows of who the participant is, when the grant shares it.
     pub identity: Option<String>,
-    /// Expiry date.
+    /// Expiry date (the latest, when the grant was approved more than once).
     pub until: String,
+    /// How many approvals the row stands for (a grant approved or minted again).
+    pub approvals: usize,
 }
 
 /// /apps.
@@ -216,6 +238,8 @@ pub struct AppsPage<'a> {
     pub user: Option<&'a str>,
     /// The session's CSRF token.
     pub csrf: &'a str,
+    /// What the last revoke ended, shown once.
+    pub notice: Option<&'a str>,
     /// The user's approvals.
     pub approvals: Vec<ApprovalRow>,
 }

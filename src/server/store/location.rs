@@ -25,6 +25,9 @@ pub enum LocationError {
     /// A postgres:// value that is not a URL.
     #[error("{0:?} is not a valid postgres:// URL")]
     BadUrl(String),
+    /// A URL of a kind of database this server cannot keep its state in.
+    #[error("{0}:// is not supported: --state takes an SQLite file name (or sqlite://FILE) or a postgres:// URL")]
+    UnsupportedScheme(String),
 }
 
 impl FromStr for StateLocation {
@@ -38,14 +41,19 @@ impl FromStr for StateLocation {
         if text == ":memory:" {
             return Ok(StateLocation::Memory);
         }
-        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        let scheme = url_scheme(text).map(str::to_ascii_lowercase);
+        if matches!(scheme.as_deref(), Some("postgres" | "postgresql")) {
             let parsed = url::Url::parse(text).map_err(|_| LocationError::BadUrl(redact(text)))?;
             if parsed.host_str().is_none() {
                 return Err(LocationError::BadUrl(redact(text)));
             }
             return Ok(StateLocation::Postgres(text.to_string()));
         }
-        let path = text.strip_prefix("sqlite://").unwrap_or(text);
+        let path = match scheme.as_deref() {
+            None => text,
+            Some("sqlite") => &text["sqlite://".len()..],
+            Some(other) => return Err(LocationError::UnsupportedScheme(other.to_string())),
+        };
         Ok(StateLocation::Sqlite(PathBuf::from(path)))
     }
 }
@@ -72,6 +80,15 @@ impl fmt::Debug for StateLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "StateLocation({self})")
     }
+}
+
+/// The scheme of a `scheme://…` value (`mysql`, `file`, `redis`), which is not a file name.
+fn url_scheme(text: &str) -> Option<&str> {
+    let (scheme, _) = text.split_once("://")?;
+    let mut bytes = scheme.bytes();
+    let starts_with_letter = bytes.next().is_some_and(|b| b.is_ascii_alphabetic());
+    (starts_with_letter && bytes.all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)))
+        .then_some(scheme)
 }
 
 /// A database URL without its password or query (which may carry one).
@@ -114,6 +131,24 @@ mod tests {
         ));
         assert!("".parse::<StateLocation>().is_err());
         assert!("postgres://".parse::<StateLocation>().is_err());
+        for other in [
+            "mysql://x",
+            "MySQL://u:p@h/db",
+            "file:///tmp/x.db",
+            "redis://h",
+        ] {
+            let why = other.parse::<StateLocation>().unwrap_err().to_string();
+            assert!(why.contains("is not supported"), "{other}: {why}");
+            assert!(!why.contains("u:p"), "{why}");
+        }
+        assert_eq!(
+            "SQLite:///tmp/x.db".parse::<StateLocation>().unwrap(),
+            StateLocation::Sqlite("/tmp/x.db".into())
+        );
+        assert!(matches!(
+            "PostgreSQL://u@h/db".parse::<StateLocation>().unwrap(),
+            StateLocation::Postgres(_)
+        ));
     }
 
     #[test]

@@ -6,8 +6,8 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    Approval, AuthCode, Client, GrantKey, Launch, Redeemed, Retention, SigningKey, Store,
-    StoreResult, StoredCode, StoredLaunch, Swept, Token,
+    Approval, AuthCode, Client, GrantKey, Launch, QueuedFault, Redeemed, Retention, SigningKey,
+    Store, StoreResult, StoredCode, StoredLaunch, Swept, Token, UNTIL_CLEARED,
 };
 
 /// A SHA-256, the key of tokens and codes.
@@ -47,6 +47,10 @@ struct Tables {
     launches: HashMap<Hash, StoredLaunch>,
     /// Assertion jtis by (client_id, jti): until when each is remembered.
     jtis: HashMap<(String, String), i64>,
+    /// Simulated faults by client, in the order they answer (only clients with some).
+    faults: HashMap<String, Vec<QueuedFault>>,
+    /// The last fault `seq` given out (one sequence for all clients).
+    fault_seq: i64,
 }
 
 impl Tables {
@@ -354,6 +358,63 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
+    async fn add_fault(&self, mut fault: QueuedFault, max: usize) -> StoreResult<Option<i64>> {
+        let mut tables = self.lock();
+        let queued = tables.faults.get(&fault.client_id).map_or(0, Vec::len);
+        if queued >= max {
+            return Ok(None);
+        }
+        tables.fault_seq += 1;
+        fault.seq = tables.fault_seq;
+        let seq = fault.seq;
+        tables
+            .faults
+            .entry(fault.client_id.clone())
+            .or_default()
+            .push(fault);
+        Ok(Some(seq))
+    }
+
+    async fn faults(&self, client_id: &str) -> StoreResult<Vec<QueuedFault>> {
+        Ok(self
+            .lock()
+            .faults
+            .get(client_id)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn take_fault(&self, client_id: &str, seq: i64) -> StoreResult<Option<i64>> {
+        let mut tables = self.lock();
+        let Some(queue) = tables.faults.get_mut(client_id) else {
+            return Ok(None);
+        };
+        let Some(index) = queue.iter().position(|f| f.seq == seq) else {
+            return Ok(None);
+        };
+        let left = match queue[index].remaining {
+            UNTIL_CLEARED => UNTIL_CLEARED,
+            n => n - 1,
+        };
+        if left == 0 {
+            queue.remove(index);
+            if queue.is_empty() {
+                tables.faults.remove(client_id);
+            }
+        } else {
+            queue[index].remaining = left;
+        }
+        Ok(Some(left))
+    }
+
+    async fn clear_faults(&self, client_id: &str) -> StoreResult<u64> {
+        Ok(self
+            .lock()
+            .faults
+            .remove(client_id)
+            .map_or(0, |queue| queue.len() as u64))
+    }
+
     async fn sweep(&self, now: i64, retention: Retention) -> StoreResult<Swept> {
         let mut tables = self.lock();
         let before = tables.signing_keys.len();
@@ -403,6 +464,21 @@ impl Store for MemoryStore {
             (t.access_expires <= now && t.refresh_sha256.is_none())
                 || !tables.approvals.contains_key(&t.approval_id)
         });
+        // Used-up faults are removed as they are used; what is left to go is the faults of
+        // clients the sweep (or eviction) dropped.
+        let Tables {
+            faults,
+            clients: registered_clients,
+            ..
+        } = &mut *tables;
+        let mut gone = 0;
+        faults.retain(|client_id, queue| {
+            let keep = registered_clients.contains_key(client_id);
+            if !keep {
+                gone += queue.len() as u64;
+            }
+            keep
+        });
         Ok(Swept {
             approvals,
             tokens,
@@ -411,6 +487,7 @@ impl Store for MemoryStore {
             signing_keys,
             launches,
             jtis,
+            faults: gone,
         })
     }
 }

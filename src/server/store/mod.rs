@@ -162,6 +162,9 @@ pub struct Launch {
     pub context: LaunchContext,
     /// Unix time after which it cannot be used.
     pub expires: i64,
+    /// A simulated fault for the client that uses it (queued when its authorize request
+    /// spends the launch).
+    pub fault: Option<String>,
 }
 
 /// A launch as the store holds it, and whether an authorize request spent it.
@@ -172,6 +175,31 @@ pub struct StoredLaunch {
     /// Used by an authorize request already.
     pub spent: bool,
 }
+
+/// A simulated fault queued for one client (see `server::simulate`): the store keeps them
+/// so that replicas sharing a database agree on what is left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedFault {
+    /// The client whose requests it answers.
+    pub client_id: String,
+    /// Its place in the client's queue (assigned by the store; lower answers first).
+    pub seq: i64,
+    /// The fault's name.
+    pub fault: String,
+    /// The site it answers at (`authorize`, `token` or `fhir`); `None` for anywhere.
+    pub at: Option<String>,
+    /// How many answers were asked for; 0 = until cleared.
+    pub times: i64,
+    /// Answers left; [`UNTIL_CLEARED`] when it never runs out.
+    pub remaining: i64,
+    /// The delay of a `slow` fault, in milliseconds.
+    pub delay_ms: Option<i64>,
+    /// Unix time it was queued.
+    pub created: i64,
+}
+
+/// `QueuedFault::remaining` of a fault that answers until it is cleared.
+pub const UNTIL_CLEARED: i64 = -1;
 
 /// One of the RSA keys id_tokens are signed with. The newest generation signs; older ones
 /// stay published in the JWKS until what they signed has expired.
@@ -298,6 +326,8 @@ pub struct Swept {
     pub launches: u64,
     /// Assertion `jti`s past their assertion's expiry.
     pub jtis: u64,
+    /// Simulated faults used up, or of clients that are gone.
+    pub faults: u64,
 }
 
 impl Swept {
@@ -403,6 +433,19 @@ pub trait Store: Send + Sync {
     /// already or is unknown).
     async fn spend_launch(&self, id_sha256: &[u8; 32]) -> StoreResult<bool>;
 
+    /// Queue a simulated fault at the end of its client's queue (its `seq` is assigned
+    /// here); `None` (nothing queued) when the client has `max` faults queued already,
+    /// else the `seq` it got.
+    async fn add_fault(&self, fault: QueuedFault, max: usize) -> StoreResult<Option<i64>>;
+    /// The client's faults that have answers left, in the order they answer.
+    async fn faults(&self, client_id: &str) -> StoreResult<Vec<QueuedFault>>;
+    /// Use one answer of the client's fault `seq`, atomically: its answers left afterwards
+    /// ([`UNTIL_CLEARED`] for one that never runs out; one used up is forgotten), or `None`
+    /// when it has none left or is gone (a racing request used the last one).
+    async fn take_fault(&self, client_id: &str, seq: i64) -> StoreResult<Option<i64>>;
+    /// Forget every fault queued for the client; how many there were.
+    async fn clear_faults(&self, client_id: &str) -> StoreResult<u64>;
+
     /// Every signing key, oldest generation first.
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>>;
     /// Save a new signing key and mark every older one retired at its `created` time, in
@@ -414,8 +457,9 @@ pub trait Store: Send + Sync {
     /// pairs whose access token expired without a refresh token or whose approval is gone,
     /// codes `retention.code_memory` seconds past expiry or whose approval is gone,
     /// clients that never got an approval registered `retention.client_idle` seconds ago,
-    /// signing keys retired `retention.signing_key_memory` seconds ago, and launches
-    /// `retention.launch_memory` seconds past expiry.
+    /// signing keys retired `retention.signing_key_memory` seconds ago, launches
+    /// `retention.launch_memory` seconds past expiry, and simulated faults used up or of
+    /// clients that are gone.
     async fn sweep(&self, now: i64, retention: Retention) -> StoreResult<Swept>;
 }
 

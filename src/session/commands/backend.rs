@@ -150,6 +150,8 @@ mod tests {
             status: 401,
             body: Body::Json(json!({"error": error, "error_description": "jti was used before"})),
             location: None,
+            simulated: None,
+            headers: Vec::new(),
         };
         let e = refused(&reply("invalid_client"), "the request");
         assert!(e.message.contains("invalid_client: jti was used before"));

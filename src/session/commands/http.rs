@@ -69,8 +69,12 @@ pub(super) fn http(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> {
     };
     let client = ctx.state.client.clone();
     let reply = ctx.request(client.send(request))?;
-    ctx.show(&reply);
-    if let Some(location) = &reply.location {
+    if args.has("include") {
+        ctx.show_with_headers(&reply);
+    } else {
+        ctx.show(&reply);
+    }
+    if let Some(location) = reply.location.as_ref().filter(|_| !args.has("include")) {
         ctx.emit(super::super::output::Output::Text(format!(
             "Location: {location}"
         )));

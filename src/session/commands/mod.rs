@@ -13,6 +13,7 @@ mod listen;
 mod participant;
 mod register;
 mod server;
+mod simulate;
 mod token;
 mod vars;
 
@@ -55,6 +56,7 @@ pub(crate) fn run(ctx: &mut Ctx, line: &CommandLine) -> Result<(), CommandError>
         "keys" => keys::keys(ctx, &args),
         "backend" => backend::backend(ctx, &args),
         "assertion" => backend::assertion(ctx, &args),
+        "simulate" => simulate::simulate(ctx, &args),
         "http" => http::http(ctx, &args),
         "vars" => vars::vars(ctx),
         "set" => vars::set(ctx, &args),

@@ -95,9 +95,15 @@ pub(super) fn approve(
         .map_err(|e| step_error(e.to_string()))?;
     let mut next = Request::Get(link.to_string());
     for _ in 0..12 {
-        let (status, location, body) = ctx
+        let Page {
+            status,
+            location,
+            body,
+            simulated,
+        } = ctx
             .wait(send(&browser, &next))?
             .map_err(|e| step_error(format!("the portal did not answer: {e}")))?;
+        ctx.simulated(simulated.as_deref());
         if let Some(location) = location {
             let absolute = if location.starts_with('/') {
                 format!("{}{location}", who.base)
@@ -237,15 +243,21 @@ fn pick_encounter(form: &Form, wanted: Option<&str>) -> Result<String, CommandEr
     }
 }
 
+/// One answer of the portal, as a browser sees it.
+struct Page {
+    status: u16,
+    location: Option<String>,
+    body: String,
+    /// Its `Smartnb-Simulated` header.
+    simulated: Option<String>,
+}
+
 enum Request {
     Get(String),
     Post(String, Vec<(String, String)>),
 }
 
-async fn send(
-    browser: &reqwest::Client,
-    request: &Request,
-) -> Result<(u16, Option<String>, String), reqwest::Error> {
+async fn send(browser: &reqwest::Client, request: &Request) -> Result<Page, reqwest::Error> {
     let response = match request {
         Request::Get(url) => browser.get(url).send().await?,
         Request::Post(url, fields) => {
@@ -269,7 +281,13 @@ async fn send(
         .get(reqwest::header::LOCATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    Ok((status, location, response.text().await?))
+    let simulated = crate::client::simulated_header(response.headers());
+    Ok(Page {
+        status,
+        location,
+        body: response.text().await?,
+        simulated,
+    })
 }
 
 /// The text of a page's alert, or its heading.

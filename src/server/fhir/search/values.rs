@@ -151,6 +151,16 @@ pub(super) fn parse_date(value: &str) -> Result<DateValue, FhirError> {
             _ => false,
         }
     };
+    // The calendar date a shape-correct value names must exist (2017-02-30 does not), in
+    // the day form and at the start of a dateTime alike.
+    let day = if text.len() > 10 {
+        text.get(..10)
+    } else {
+        Some(text)
+    };
+    if let Some(day) = day.filter(|d| shape_ok(d)) {
+        check_calendar(value, day)?;
+    }
     if text.len() > 10 {
         let instant = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| bad())?;
         return Ok(DateValue {
@@ -167,6 +177,38 @@ pub(super) fn parse_date(value: &str) -> Result<DateValue, FhirError> {
         text: text.to_string(),
         instant: None,
     })
+}
+
+/// Refuse a `YYYY`, `YYYY-MM` or `YYYY-MM-DD` (digits already checked) that names no
+/// calendar date: year 0000, month 00 or 13, 2017-02-30, 2019-02-29, 2017-04-31.
+fn check_calendar(value: &str, day: &str) -> Result<(), FhirError> {
+    let number = |r: std::ops::Range<usize>| day.get(r).and_then(|s| s.parse::<u16>().ok());
+    let impossible = |why: String| {
+        FhirError::invalid(format!(
+            "date={value:?} is not a calendar date: {why}; write a real date such as 2018-03-14"
+        ))
+    };
+    let year = number(0..4).unwrap_or(0);
+    if year == 0 {
+        return Err(impossible("there is no year 0000".into()));
+    }
+    let Some(month) = number(5..7) else {
+        return Ok(());
+    };
+    let Ok(month) = time::Month::try_from(u8::try_from(month).unwrap_or(0)) else {
+        return Err(impossible(format!(
+            "{day} has month {month:02}; months run from 01 to 12"
+        )));
+    };
+    let Some(day_of_month) = number(8..10) else {
+        return Ok(());
+    };
+    let year = i32::from(year);
+    let last = month.length(year);
+    if day_of_month == 0 || day_of_month > u16::from(last) {
+        return Err(impossible(format!("{month} {year} has days 01 to {last}")));
+    }
+    Ok(())
 }
 
 /// The clinically relevant date of a resource, as written in it.

@@ -39,6 +39,8 @@ pub struct Entry {
     pub username: String,
     /// Unix time it started.
     pub created: i64,
+    /// A message for the next page this session opens (shown once), e.g. what a revoke did.
+    pub notice: Option<String>,
     serial: u64,
 }
 
@@ -83,6 +85,11 @@ impl Table {
         self.map.get(key)
     }
 
+    /// The session with this key, to change, live or not.
+    pub fn get_mut(&mut self, key: &Key) -> Option<&mut Entry> {
+        self.map.get_mut(key)
+    }
+
     /// How many sessions are held.
     pub fn len(&self) -> usize {
         self.map.len()
@@ -112,6 +119,7 @@ impl Table {
                 csrf,
                 username: username.to_string(),
                 created: now,
+                notice: None,
                 serial,
             },
         );

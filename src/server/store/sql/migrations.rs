@@ -39,6 +39,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "assertion jtis",
         include_str!("../migrations/0006_assertion_jtis.sql"),
     ),
+    (
+        7,
+        "simulated faults",
+        include_str!("../migrations/0007_simulated_faults.sql"),
+    ),
 ];
 
 /// The migrations above as a source for sqlx's `Migrator`.

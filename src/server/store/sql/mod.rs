@@ -7,6 +7,7 @@ mod conversions;
 mod credentials;
 mod migrations;
 mod ops;
+mod probe;
 mod rows;
 
 use std::path::Path;
@@ -46,8 +47,10 @@ impl SqlStore {
         };
         let store = match location {
             StateLocation::Sqlite(path) => {
+                probe::sqlite_path(path).map_err(fail)?;
                 create_private(path).map_err(fail)?;
                 let url = sqlite_url(path).map_err(fail)?;
+                probe::connect_once(&url, true).await.map_err(fail)?;
                 let writer = sqlite_pool(&url, 1)
                     .await
                     .map_err(|e| fail(e.to_string()))?;
@@ -67,6 +70,7 @@ impl SqlStore {
                 SqlStore { reader, writer }
             }
             StateLocation::Postgres(url) => {
+                probe::connect_once(url, false).await.map_err(fail)?;
                 let pool = AnyPoolOptions::new()
                     .max_connections(POSTGRES_CONNECTIONS)
                     .acquire_timeout(ACQUIRE_TIMEOUT)

@@ -5,10 +5,12 @@
 use async_trait::async_trait;
 
 use super::super::{
-    Approval, AuthCode, Client, GrantKey, Launch, Redeemed, Retention, SigningKey, Store,
-    StoreResult, StoredCode, StoredLaunch, Swept, Token,
+    Approval, AuthCode, Client, GrantKey, Launch, QueuedFault, Redeemed, Retention, SigningKey,
+    Store, StoreResult, StoredCode, StoredLaunch, Swept, Token,
 };
-use super::rows::{self, APPROVAL_COLUMNS, CLIENT_COLUMNS, LAUNCH_COLUMNS, SIGNING_KEY_COLUMNS};
+use super::rows::{
+    self, APPROVAL_COLUMNS, CLIENT_COLUMNS, FAULT_COLUMNS, LAUNCH_COLUMNS, SIGNING_KEY_COLUMNS,
+};
 use super::{backend, SqlStore};
 
 impl SqlStore {
@@ -234,7 +236,7 @@ impl Store for SqlStore {
 
     async fn insert_launch(&self, launch: Launch) -> StoreResult<()> {
         sqlx::query(&format!(
-            "INSERT INTO launches ({LAUNCH_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, 0)"
+            "INSERT INTO launches ({LAUNCH_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, 0, $7)"
         ))
         .bind(rows::to_hex(&launch.id_sha256))
         .bind(&launch.username)
@@ -242,6 +244,7 @@ impl Store for SqlStore {
         .bind(&launch.client_id)
         .bind(rows::to_json(&launch.context))
         .bind(launch.expires)
+        .bind(&launch.fault)
         .execute(&self.writer)
         .await
         .map_err(backend)?;
@@ -267,6 +270,88 @@ impl Store for SqlStore {
             .await
             .map_err(backend)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn add_fault(&self, fault: QueuedFault, max: usize) -> StoreResult<Option<i64>> {
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        // The next seq and the count come from the client's rows in the same statement;
+        // two replicas racing for one seq collide on the primary key, and the loser tries
+        // again with the next.
+        for _ in 0..8 {
+            let seq: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO simulated_faults (client_id, seq, fault, at, times, remaining, delay_ms, created) \
+                 SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6, $7 \
+                 FROM simulated_faults WHERE client_id = $8 HAVING COUNT(*) < $9 \
+                 ON CONFLICT DO NOTHING RETURNING seq",
+            )
+            .bind(&fault.client_id)
+            .bind(&fault.fault)
+            .bind(&fault.at)
+            .bind(fault.times)
+            .bind(fault.remaining)
+            .bind(fault.delay_ms)
+            .bind(fault.created)
+            .bind(&fault.client_id)
+            .bind(max)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(backend)?;
+            if seq.is_some() {
+                return Ok(seq);
+            }
+            if self.faults(&fault.client_id).await?.len() as i64 >= max {
+                return Ok(None);
+            }
+        }
+        Err(crate::server::store::StoreError::Backend(
+            "could not queue the fault: other requests kept queueing faults for this client at the same time".into(),
+        ))
+    }
+
+    async fn faults(&self, client_id: &str) -> StoreResult<Vec<QueuedFault>> {
+        let found = sqlx::query(&format!(
+            "SELECT {FAULT_COLUMNS} FROM simulated_faults WHERE client_id = $1 AND remaining <> 0 ORDER BY seq"
+        ))
+        .bind(client_id)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        found.iter().map(rows::fault).collect()
+    }
+
+    async fn take_fault(&self, client_id: &str, seq: i64) -> StoreResult<Option<i64>> {
+        // One conditional update: of racing requests, only as many as there are answers
+        // left get one.
+        let left: Option<i64> = sqlx::query_scalar(
+            "UPDATE simulated_faults SET remaining = CASE WHEN remaining > 0 THEN remaining - 1 ELSE remaining END \
+             WHERE client_id = $1 AND seq = $2 AND remaining <> 0 RETURNING remaining",
+        )
+        .bind(client_id)
+        .bind(seq)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(backend)?;
+        if left == Some(0) {
+            sqlx::query(
+                "DELETE FROM simulated_faults WHERE client_id = $1 AND seq = $2 AND remaining = 0",
+            )
+            .bind(client_id)
+            .bind(seq)
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?;
+        }
+        Ok(left)
+    }
+
+    async fn clear_faults(&self, client_id: &str) -> StoreResult<u64> {
+        let done =
+            sqlx::query("DELETE FROM simulated_faults WHERE client_id = $1 AND remaining <> 0")
+                .bind(client_id)
+                .execute(&self.writer)
+                .await
+                .map_err(backend)?;
+        Ok(done.rows_affected())
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
@@ -352,6 +437,14 @@ impl Store for SqlStore {
         )
         .await?;
         let jtis = run("DELETE FROM assertion_jtis WHERE expires <= $1", now).await?;
+        let faults = sqlx::query(
+            "DELETE FROM simulated_faults WHERE remaining = 0 \
+             OR NOT EXISTS (SELECT 1 FROM clients WHERE clients.client_id = simulated_faults.client_id)",
+        )
+        .execute(&self.writer)
+        .await
+        .map_err(backend)?
+        .rows_affected();
         Ok(Swept {
             approvals,
             tokens,
@@ -360,6 +453,7 @@ impl Store for SqlStore {
             signing_keys,
             launches,
             jtis,
+            faults,
         })
     }
 }

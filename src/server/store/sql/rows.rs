@@ -4,8 +4,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::super::{
-    Approval, AuthCode, Client, Launch, LaunchContext, SigningKey, StoreError, StoreResult,
-    StoredLaunch, Token,
+    Approval, AuthCode, Client, Launch, LaunchContext, QueuedFault, SigningKey, StoreError,
+    StoreResult, StoredLaunch, Token,
 };
 use super::backend;
 
@@ -22,7 +22,9 @@ pub const CODE_COLUMNS: &str = "code_sha256, approval_id, redirect_uri, redirect
      scope, code_challenge, expires, session_sha256, nonce, auth_time, launch_context";
 /// Columns of `launches`.
 pub const LAUNCH_COLUMNS: &str =
-    "id_sha256, username, patient_id, client_id, context, expires, spent";
+    "id_sha256, username, patient_id, client_id, context, expires, spent, fault";
+/// Columns of `simulated_faults`.
+pub const FAULT_COLUMNS: &str = "client_id, seq, fault, at, times, remaining, delay_ms, created";
 /// Columns of `signing_keys`.
 pub const SIGNING_KEY_COLUMNS: &str = "generation, kid, private_pem, public_jwk, created, retired";
 
@@ -147,8 +149,23 @@ pub fn launch(row: &AnyRow) -> StoreResult<StoredLaunch> {
             client_id: get(row, "client_id")?,
             context: json::<LaunchContext>(row, "context")?,
             expires: get(row, "expires")?,
+            fault: get(row, "fault")?,
         },
         spent: get::<i64>(row, "spent")? != 0,
+    })
+}
+
+/// A queued fault from a row of [`FAULT_COLUMNS`].
+pub fn fault(row: &AnyRow) -> StoreResult<QueuedFault> {
+    Ok(QueuedFault {
+        client_id: get(row, "client_id")?,
+        seq: get(row, "seq")?,
+        fault: get(row, "fault")?,
+        at: get(row, "at")?,
+        times: get(row, "times")?,
+        remaining: get(row, "remaining")?,
+        delay_ms: get(row, "delay_ms")?,
+        created: get(row, "created")?,
     })
 }
 

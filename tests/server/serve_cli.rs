@@ -1,0 +1,221 @@
+//! `smartnb serve` as a user runs it: request lines on stderr by default and with
+//! `SMARTNB_LOG=debug`, none with `--quiet`; a `--state` it cannot use refused at once with
+//! the real reason, and never a backtrace, even with `RUST_BACKTRACE` set.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A `smartnb serve --port 0` child with its base URL and its stderr lines as they come.
+struct Serving {
+    child: Child,
+    base: String,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Serving {
+    fn start(args: &[&str], log: Option<&str>) -> Serving {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_smartnb"));
+        command
+            .args(["serve", "--port", "0"])
+            .args(args)
+            .env_remove("SMARTNB_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(filter) = log {
+            command.env("SMARTNB_LOG", filter);
+        }
+        let mut child = command.spawn().expect("smartnb serve starts");
+        let mut base = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut base)
+            .expect("the base URL line");
+        assert!(base.starts_with("http://"), "first line {base:?}");
+        let (tx, stderr) = mpsc::channel();
+        let pipe = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Serving {
+            child,
+            base: base.trim().to_string(),
+            stderr,
+        }
+    }
+
+    /// The stderr lines up to and including the first that contains `wanted` (a generous
+    /// bound only against a hang; the line is expected long before).
+    fn wait_for(&self, wanted: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(60)) {
+            let found = line.contains(wanted);
+            seen.push(line);
+            if found {
+                return seen;
+            }
+        }
+        panic!("no stderr line with {wanted:?}; got:\n{}", seen.join("\n"));
+    }
+
+    /// SIGTERM, then every stderr line until the process has exited.
+    fn stop(mut self) -> Vec<String> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM sent");
+        let status = self.child.wait().expect("exits");
+        assert!(status.success(), "{status}");
+        self.stderr.iter().collect()
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn get_metadata(base: &str) {
+    let reply = reqwest::get(format!("{base}/api/fhir/metadata?_format=json"))
+        .await
+        .expect("answered");
+    assert_eq!(reply.status(), 200);
+}
+
+#[tokio::test]
+async fn serve_logs_each_request_unless_quiet() {
+    for log in [None, Some("debug")] {
+        let server = Serving::start(&[], log);
+        get_metadata(&server.base).await;
+        let lines = server.wait_for("GET /api/fhir/metadata?_format=json 200");
+        let last = lines.last().unwrap();
+        assert!(
+            last.contains(" INFO smartnb::requests: "),
+            "{log:?}: {last}"
+        );
+        assert!(last.ends_with(" ms"), "{log:?}: {last}");
+    }
+    let quiet = Serving::start(&["--quiet"], None);
+    get_metadata(&quiet.base).await;
+    let lines = quiet.stop();
+    assert!(
+        lines.iter().any(|l| l.contains("shutting down")),
+        "{lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("smartnb::requests")),
+        "--quiet logged requests: {lines:?}"
+    );
+}
+
+/// `smartnb serve --state STATE` that must fail: its exit status and stderr.
+fn refused_state(state: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_smartnb"))
+        .args(["serve", "--port", "0", "--state", state])
+        .env("RUST_BACKTRACE", "1")
+        .env_remove("SMARTNB_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("smartnb runs");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "{state}: started: {stderr}");
+    assert!(output.stdout.is_empty(), "{state}: printed a base URL");
+    for trace in ["Stack backtrace", "backtrace", "anyhow::", "src/main.rs"] {
+        assert!(!stderr.contains(trace), "{state}: {trace:?} in {stderr}");
+    }
+    stderr
+}
+
+#[test]
+fn a_bad_state_fails_at_once_with_the_real_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "these are notes, not a database; ".repeat(200)).unwrap();
+    let why = refused_state(text.to_str().unwrap());
+    assert!(why.contains("not an SQLite database"), "{why}");
+    assert!(why.contains("notes.txt"), "{why}");
+
+    // A port nobody listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let why = refused_state(&format!(
+        "postgres://smart:hunter2@127.0.0.1:{port}/smartnb"
+    ));
+    assert!(why.contains("connection refused"), "{why}");
+    assert!(!why.contains("hunter2"), "the password is shown: {why}");
+
+    for url in ["mysql://x", "mysql://smart:hunter2@db/smartnb"] {
+        let why = refused_state(url);
+        assert!(why.contains("mysql:// is not supported"), "{why}");
+        assert!(why.contains("postgres://"), "says what is: {why}");
+        assert!(!why.contains("SQLite file mysql"), "{why}");
+    }
+
+    let missing = dir.path().join("no-such-dir").join("state.db");
+    let why = refused_state(missing.to_str().unwrap());
+    assert!(why.contains("does not exist"), "{why}");
+    assert!(why.contains("no-such-dir"), "{why}");
+}
+
+#[tokio::test]
+async fn serve_logs_each_simulated_answer_with_its_fault_even_when_quiet() {
+    let server = Serving::start(&["--quiet"], None);
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", server.base);
+    let app: serde_json::Value = http
+        .post(url("/oauth/register"))
+        .json(&serde_json::json!({
+            "client_name": "logged",
+            "redirect_uris": ["http://localhost:9001/authorized"],
+            "scope": "launch/patient patient/*.read offline_access",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client_id = app["client_id"].as_str().unwrap();
+    let minted: serde_json::Value = http
+        .post(url("/oauth/debug/token"))
+        .json(&serde_json::json!({
+            "client_id": client_id, "username": "daniel-adams", "patient_id": "smart-1288992",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let set = http
+        .post(url("/oauth/debug/simulate"))
+        .json(&serde_json::json!({"client_id": client_id, "fault": "fhir_throttled"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
+    let read = http
+        .get(url("/api/fhir/Patient/smart-1288992"))
+        .bearer_auth(minted["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 429);
+    let lines = server.wait_for("simulated fault answers");
+    let line = lines.last().unwrap();
+    assert!(line.contains(" INFO "), "{line}");
+    assert!(line.contains("fhir_throttled"), "{line}");
+    assert!(line.contains(client_id), "{line}");
+    assert!(line.contains("fhir request"), "{line}");
+}
