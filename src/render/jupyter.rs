@@ -186,7 +186,7 @@ mod tests {
         let out = to_jupyter(&Output::Simulated(crate::session::Simulated::parse(
             "fhir_expired_token; remaining=2",
         )));
-        let JupyterOutput::Display(b) = out else {
+        let [JupyterOutput::Display(b)] = &out[..] else {
             panic!("{out:?}")
         };
         assert_eq!(b["text/plain"], "simulated: fhir_expired_token (2 more)");
@@ -196,7 +196,7 @@ mod tests {
             "{html}"
         );
         let out = to_jupyter(&Output::Simulated(crate::session::Simulated::parse("<b>")));
-        let JupyterOutput::Display(b) = out else {
+        let [JupyterOutput::Display(b)] = &out[..] else {
             panic!("{out:?}")
         };
         let html = b["text/html"].as_str().unwrap();
