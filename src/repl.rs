@@ -57,6 +57,16 @@ impl Frontend for Printer {
         }
     }
 
+    /// The terminal keeps the status as a line on stderr: the output that follows shows
+    /// the step is over.
+    fn progress(&mut self, note: Option<&str>) {
+        if let Some(note) = note {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{note}");
+            let _ = err.flush();
+        }
+    }
+
     fn ask(&mut self, prompt: &str, secret: bool) -> Option<String> {
         if !std::io::stdin().is_terminal() {
             return None;

@@ -22,7 +22,19 @@ async fn rust_errors_and_interrupts_over_the_wire() {
     let mut kernel = Kernel::start().await;
     kernel.execute("set greeting hello").await;
 
+    // The first Rust cell, which waits for the evaluator to start: no stderr says so (it
+    // would stay in the saved notebook as a red band), at most a display taken back.
     let (reply, outputs) = kernel.execute("let n: u8 = \"not a number\";").await;
+    assert!(
+        !outputs.iter().any(|m| m.msg_type() == "stream"),
+        "{outputs:?}"
+    );
+    if let Some(status) = outputs.iter().position(|m| m.msg_type() == "display_data") {
+        let shown = &outputs[status].content;
+        assert_eq!(shown["data"]["text/plain"], "starting the Rust evaluator…");
+        assert!(shown["transient"]["display_id"].is_string(), "{shown}");
+        assert_eq!(outputs[status + 1].msg_type(), "clear_output");
+    }
     assert_eq!(reply.content["status"], "error");
     assert_eq!(reply.content["ename"], "CompilationError");
     let errors: Vec<_> = outputs.iter().filter(|m| m.msg_type() == "error").collect();

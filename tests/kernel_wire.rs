@@ -15,7 +15,9 @@ use jupyter_protocol::{
 use serde_json::{json, Value};
 use zeromq::{SocketSend, ZmqMessage};
 
-use kernel_client::{history, off_thread, recv, request, sign, signed, Kernel, QUIET, TIMEOUT};
+use kernel_client::{
+    history, off_thread, recv, request, sign, signed, Kernel, Msg, QUIET, TIMEOUT,
+};
 
 #[tokio::test]
 async fn kernel_info_is_answered_between_busy_and_idle() {
@@ -112,9 +114,47 @@ async fn helper_cells_publish_outputs_errors_and_counts() {
     };
     let (reply, outputs) = kernel.execute_with(unstored).await;
     assert_eq!(reply.content["execution_count"], 3);
-    assert_eq!(outputs[0].content["data"]["application/json"]["quiet"], "1");
+    // The table and its JSON are two outputs: in one, JupyterLab would show only the JSON.
+    assert_eq!(outputs.len(), 2, "{outputs:?}");
+    assert!(outputs[0].content["data"]["text/html"]
+        .as_str()
+        .unwrap()
+        .contains("<table>"));
+    assert!(outputs[0].content["data"].get("application/json").is_none());
+    assert_eq!(outputs[1].content["data"]["application/json"]["quiet"], "1");
+    assert!(outputs[1].content["data"].get("text/html").is_none());
     let (reply, _) = kernel.execute("unset quiet").await;
     assert_eq!(reply.content["execution_count"], 4);
+    kernel.shutdown().await;
+}
+
+#[tokio::test]
+async fn introspect_shows_its_table_apart_from_the_json() {
+    let mut kernel = Kernel::start().await;
+    let (reply, outputs) = kernel.execute("register\ntoken\nintrospect").await;
+    assert_eq!(reply.content["status"], "ok", "{:?}", reply.content);
+    let displays: Vec<&Value> = outputs
+        .iter()
+        .filter(|m| m.msg_type() == "display_data")
+        .map(|m| &m.content["data"])
+        .collect();
+    let table = displays
+        .iter()
+        .position(|d| {
+            d["text/html"]
+                .as_str()
+                .is_some_and(|h| h.contains(">active<"))
+        })
+        .expect("the introspection table as text/html");
+    // JupyterLab picks application/json over text/html: the table's output has none.
+    assert!(displays[table].get("application/json").is_none());
+    assert!(displays[table]["text/plain"]
+        .as_str()
+        .unwrap()
+        .contains("active"));
+    let json = displays[table + 1];
+    assert_eq!(json["application/json"]["active"], true);
+    assert!(json.get("text/html").is_none());
     kernel.shutdown().await;
 }
 
@@ -266,10 +306,75 @@ async fn interrupt_ends_a_stuck_request_and_keeps_variables() {
     assert_eq!(reply.content["ename"], "Interrupted");
     let reply = kernel.reply(&second).await;
     assert_eq!(reply.content["status"], "aborted");
+    assert!(
+        reply.content.get("execution_count").is_none(),
+        "an aborted cell claims no count: {:?}",
+        reply.content
+    );
 
     let vars = kernel.vars().await;
     assert_eq!(vars["x"], "kept");
     assert!(vars.get("y").is_none(), "{vars}");
+    kernel.shutdown().await;
+}
+
+/// A kernel whose stop-on-error window outlasts any test: a late request arrives inside it
+/// however slow the machine.
+async fn kernel_with_a_long_abort_window() -> Kernel {
+    Kernel::start_with(&uuid::Uuid::new_v4().to_string(), |file| {
+        Command::new(env!("CARGO_BIN_EXE_smartnb"))
+            .args(["kernel", "--connection-file"])
+            .arg(file)
+            .env("SMARTNB_STOP_ON_ERROR_WINDOW_MS", "600000")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the smartnb binary starts")
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_late_cell_of_a_failed_run_is_aborted_unnumbered() {
+    let mut kernel = kernel_with_a_long_abort_window().await;
+    let (reply, _) = kernel.execute("set a 1").await;
+    assert_eq!(reply.content["execution_count"], 1);
+
+    // Run All: both cells are made together (the header's date), and the second reaches
+    // the kernel only after the first one's error reply.
+    let failing: JupyterMessage = request("%regster").into();
+    let late: JupyterMessage = request("set b 2").into();
+    let failed = kernel.send_shell(failing).await;
+    let reply = kernel.reply(&failed).await;
+    assert_eq!(reply.content["status"], "error");
+    assert_eq!(reply.content["execution_count"], 2);
+    let late = kernel.send_shell(late).await;
+    let reply = kernel.reply(&late).await;
+    assert_eq!(reply.content["status"], "aborted", "{:?}", reply.content);
+    assert!(
+        reply.content.get("execution_count").is_none(),
+        "an aborted cell claims no count: {:?}",
+        reply.content
+    );
+    let iopub = kernel.until_idle(&late).await;
+    let types: Vec<&str> = iopub.iter().map(Msg::msg_type).collect();
+    assert_eq!(types, ["status", "status"], "no execute_input: {iopub:?}");
+
+    // A cell made after the error reply runs, and takes the next count.
+    let (reply, _) = kernel.execute("set c 3").await;
+    assert_eq!(reply.content["status"], "ok", "{:?}", reply.content);
+    assert_eq!(reply.content["execution_count"], 3);
+
+    // Another client session's late cell runs too.
+    let failing: JupyterMessage = request("%regster").into();
+    let other = json!({"code": "set d 4", "silent": false, "store_history": true,
+        "user_expressions": {}, "allow_stdin": false, "stop_on_error": true});
+    let (other, message) = signed(&kernel.info.key, "execute_request", other);
+    let failed = kernel.send_shell(failing).await;
+    kernel.reply(&failed).await;
+    kernel.shell.socket.send(message).await.unwrap();
+    let reply = kernel.reply(&other).await;
+    assert_eq!(reply.content["status"], "ok", "{:?}", reply.content);
     kernel.shutdown().await;
 }
 
@@ -382,6 +487,38 @@ async fn commands_ask_on_stdin_only_when_allowed() {
         .unwrap();
     let reply = kernel.reply(&id).await;
     assert_eq!(reply.content["ename"], "Interrupted");
+    kernel.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_input_reply_with_an_empty_parent_header_answers() {
+    // jupyter_client's input() (and so `jupyter console`) sends no parent header.
+    let mut kernel = Kernel::start().await;
+    let (reply, _) = kernel.execute("register").await;
+    assert_eq!(reply.content["status"], "ok");
+    let ask = ExecuteRequest {
+        allow_stdin: true,
+        ..request("authorize --as daniel-adams\nexchange")
+    };
+    let id = kernel.send_shell(ask.into()).await;
+    let question = recv(&mut kernel.stdin, TIMEOUT)
+        .await
+        .expect("input_request");
+    assert_eq!(question.msg_type(), "input_request");
+    let answer = JupyterMessage::new(
+        InputReply {
+            value: "demo-password".into(),
+            status: ReplyStatus::Ok,
+            error: None,
+        },
+        None,
+    );
+    assert!(answer.parent_header.is_none(), "sent as {{}}");
+    kernel.stdin.send(answer).await.unwrap();
+    let reply = kernel.reply(&id).await;
+    assert_eq!(reply.content["status"], "ok", "{:?}", reply.content);
+    kernel.until_idle(&id).await;
+    assert!(kernel.vars().await["access_token"].is_string());
     kernel.shutdown().await;
 }
 

@@ -139,3 +139,43 @@ fn rust_cells_in_a_session() {
     let gone = fails(&mut session, "kept");
     assert_eq!(gone.kind, "CompilationError", "{gone:?}");
 }
+
+/// Records outputs and passing statuses apart.
+#[derive(Default)]
+struct Watch {
+    outputs: Vec<Output>,
+    statuses: Vec<Option<String>>,
+}
+
+impl smartnb::session::Frontend for Watch {
+    fn emit(&mut self, output: Output) {
+        self.outputs.push(output);
+    }
+    fn progress(&mut self, note: Option<&str>) {
+        self.statuses.push(note.map(str::to_string));
+    }
+}
+
+#[test]
+fn the_evaluator_starting_is_a_passing_status_not_stderr() {
+    // Started by the first Rust cell, so that cell always waits for it.
+    let mut session = Session::new(SessionOptions {
+        server: Config {
+            port: 0,
+            ..Default::default()
+        },
+        rust: RustStart::OnFirstUse,
+        rust_program: Some(env!("CARGO_BIN_EXE_smartnb").into()),
+    })
+    .expect("the session starts");
+    let mut watch = Watch::default();
+    let outcome = session.execute("println!(\"ready\");", &mut watch);
+    assert_eq!(outcome, Outcome::Ok, "{:#?}", watch.outputs);
+    assert_eq!(
+        watch.statuses,
+        [Some("starting the Rust evaluator…".to_string()), None],
+        "shown, then taken back"
+    );
+    assert_eq!(stderr(&watch.outputs), "", "{:#?}", watch.outputs);
+    assert_eq!(stdout(&watch.outputs), "ready\n");
+}

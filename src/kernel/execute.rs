@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use jupyter_protocol::{
-    ExecuteInput, ExecuteReply, ExecuteRequest, ExecutionCount, JupyterMessage, ReplyError,
-    ReplyStatus, StreamContent,
+    ExecuteInput, ExecuteReply, ExecuteRequest, ExecutionCount, JupyterMessage,
+    JupyterMessageContent, ReplyError, ReplyStatus, StreamContent,
 };
 use serde_json::{json, Map, Value};
 
@@ -70,6 +70,8 @@ impl Executor {
             error: None,
             text: String::new(),
             ask_interrupted: false,
+            published: 0,
+            status: None,
         };
         let outcome = session.execute(&request.code, &mut frontend);
         if store {
@@ -102,15 +104,11 @@ impl Executor {
         }
     }
 
-    /// The reply to an execute_request aborted because an earlier cell failed.
-    pub fn aborted(&self) -> ExecuteReply {
-        ExecuteReply {
-            status: ReplyStatus::Aborted,
-            execution_count: ExecutionCount::new(self.count),
-            payload: Vec::new(),
-            user_expressions: Some(HashMap::new()),
-            error: None,
-        }
+    /// The reply to an execute_request aborted because an earlier cell failed: the cell
+    /// did not run, so it claims no execution count (front ends leave its prompt empty),
+    /// as ipykernel replies.
+    pub fn aborted() -> JupyterMessageContent {
+        wire::raw("execute_reply", json!({"status": "aborted"}))
     }
 }
 
@@ -128,6 +126,18 @@ struct CellFrontend<'a> {
     text: String,
     /// An interrupt arrived while asking: the command's error is really an interrupt.
     ask_interrupted: bool,
+    /// How many output messages the cell has published.
+    published: usize,
+    /// The passing status on show, if any.
+    status: Option<Shown>,
+}
+
+/// A passing status on show.
+struct Shown {
+    /// Its transient display_id.
+    id: String,
+    /// It was the cell's first output.
+    alone: bool,
 }
 
 impl CellFrontend<'_> {
@@ -138,26 +148,30 @@ impl CellFrontend<'_> {
         }
     }
 
-    fn publish_bundle(&self, msg_type: &str, mut content: Map<String, Value>, data: Value) {
+    /// `transient` must be an object; an empty one says "no display id".
+    fn publish_bundle(
+        &self,
+        msg_type: &str,
+        mut content: Map<String, Value>,
+        data: Value,
+        transient: Value,
+    ) {
         if self.silent {
             return;
         }
         content.insert("data".into(), data);
         content.insert("metadata".into(), json!({}));
-        // `transient` must be an object when present; an empty one says "no display id".
-        content.insert("transient".into(), json!({}));
+        content.insert("transient".into(), transient);
         self.outbox
             .publish(self.parent, wire::raw(msg_type, Value::Object(content)));
     }
-}
 
-impl Frontend for CellFrontend<'_> {
-    fn emit(&mut self, output: Output) {
-        let output = match output {
-            Output::Error(_) if self.ask_interrupted => Output::Error(session::interrupted()),
-            other => other,
-        };
-        match to_jupyter(&output) {
+    /// Publish one message of an output (silent cells publish nothing) and keep its text.
+    fn publish(&mut self, output: JupyterOutput) {
+        if !self.silent && !matches!(output, JupyterOutput::Error { .. }) {
+            self.published += 1;
+        }
+        match output {
             JupyterOutput::Stream(text) => {
                 self.note(&text);
                 if !self.silent {
@@ -174,13 +188,13 @@ impl Frontend for CellFrontend<'_> {
             }
             JupyterOutput::Display(bundle) => {
                 self.note(plain(&bundle));
-                self.publish_bundle("display_data", Map::new(), Value::Object(bundle));
+                self.publish_bundle("display_data", Map::new(), Value::Object(bundle), json!({}));
             }
             JupyterOutput::Result(bundle) => {
                 self.note(plain(&bundle));
                 let mut content = Map::new();
                 content.insert("execution_count".into(), json!(self.count));
-                self.publish_bundle("execute_result", content, Value::Object(bundle));
+                self.publish_bundle("execute_result", content, Value::Object(bundle), json!({}));
             }
             JupyterOutput::Error {
                 ename,
@@ -199,6 +213,7 @@ impl Frontend for CellFrontend<'_> {
                     traceback,
                 };
                 if !self.silent {
+                    self.published += 1;
                     self.outbox.publish(
                         self.parent,
                         jupyter_protocol::ErrorOutput {
@@ -210,6 +225,67 @@ impl Frontend for CellFrontend<'_> {
                 }
                 self.error = Some(error);
             }
+        }
+    }
+}
+
+impl Frontend for CellFrontend<'_> {
+    fn emit(&mut self, output: Output) {
+        let output = match output {
+            Output::Error(_) if self.ask_interrupted => Output::Error(session::interrupted()),
+            other => other,
+        };
+        for message in to_jupyter(&output) {
+            self.publish(message);
+        }
+    }
+
+    /// A passing status ("starting the Rust evaluator…") is a display_data with a display
+    /// id, taken back when the step is over: by clear_output while it is the cell's only
+    /// output (so a saved notebook keeps no trace of it), else by updating that display to
+    /// an empty bundle. Never stderr, which notebooks keep and colour as an error.
+    fn progress(&mut self, note: Option<&str>) {
+        if self.silent {
+            return;
+        }
+        match (note, &self.status) {
+            (Some(text), None) => {
+                let id = format!("smartnb-status-{}", uuid::Uuid::new_v4());
+                self.publish_bundle(
+                    "display_data",
+                    Map::new(),
+                    json!({"text/plain": text}),
+                    json!({"display_id": id}),
+                );
+                self.status = Some(Shown {
+                    id,
+                    alone: self.published == 0,
+                });
+                self.published += 1;
+            }
+            (Some(text), Some(shown)) => {
+                let transient = json!({"display_id": shown.id});
+                self.publish_bundle(
+                    "update_display_data",
+                    Map::new(),
+                    json!({"text/plain": text}),
+                    transient,
+                );
+            }
+            (None, Some(shown)) => {
+                if shown.alone && self.published == 1 {
+                    self.outbox.publish(
+                        self.parent,
+                        wire::raw("clear_output", json!({"wait": false})),
+                    );
+                    self.published = 0;
+                } else {
+                    let transient = json!({"display_id": shown.id});
+                    self.publish_bundle("update_display_data", Map::new(), json!({}), transient);
+                }
+                self.status = None;
+            }
+            (None, None) => {}
         }
     }
 
@@ -243,6 +319,18 @@ mod tests {
 
     /// Emit outputs into a cell front end; what it published, as (msg_type, content).
     fn published(silent: bool, outputs: Vec<Output>) -> (Vec<(String, Value)>, Recorded) {
+        driven(silent, |frontend| {
+            for output in outputs {
+                frontend.emit(output);
+            }
+        })
+    }
+
+    /// What a cell front end published when `drive` used it.
+    fn driven(
+        silent: bool,
+        drive: impl FnOnce(&mut dyn Frontend),
+    ) -> (Vec<(String, Value)>, Recorded) {
         let (sender, mut receiver) = unbounded_channel();
         let outbox = Outbox::new(sender);
         let parent: JupyterMessage = ExecuteRequest::new("cell".into()).into();
@@ -255,10 +343,10 @@ mod tests {
             error: None,
             text: String::new(),
             ask_interrupted: false,
+            published: 0,
+            status: None,
         };
-        for output in outputs {
-            frontend.emit(output);
-        }
+        drive(&mut frontend);
         assert_eq!(frontend.ask("code? ", false), None, "no stdin, no question");
         let end = Recorded {
             error: frontend.error.map(|e| e.ename),
@@ -325,5 +413,69 @@ mod tests {
         let (sent, end) = published(true, errors());
         assert!(sent.is_empty());
         assert_eq!(end.error.as_deref(), Some("First"));
+    }
+
+    #[test]
+    fn a_table_from_json_publishes_the_table_and_the_json_apart() {
+        let table = crate::session::Table {
+            columns: vec!["field".into(), "value".into()],
+            rows: vec![vec!["active".into(), "true".into()]],
+            json: Some(json!({"active": true})),
+        };
+        let (sent, _) = published(false, vec![Output::Table(table)]);
+        let types: Vec<&str> = sent.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(types, ["display_data", "display_data"]);
+        assert!(sent[0].1["data"]["text/html"].is_string());
+        assert!(sent[0].1["data"].get("application/json").is_none());
+        assert_eq!(
+            sent[1].1["data"]["application/json"],
+            json!({"active": true})
+        );
+        assert!(sent[1].1["data"].get("text/html").is_none());
+    }
+
+    #[test]
+    fn a_passing_status_is_a_display_taken_back_never_stderr() {
+        let (sent, end) = driven(false, |frontend| {
+            frontend.progress(Some("starting…"));
+            frontend.progress(None);
+            frontend.emit(Output::Stdout("hi\n".into()));
+        });
+        let types: Vec<&str> = sent.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(types, ["display_data", "clear_output", "stream"]);
+        assert_eq!(sent[0].1["data"]["text/plain"], "starting…");
+        assert!(sent[0].1["transient"]["display_id"].is_string());
+        assert_eq!(sent[1].1["wait"], false);
+        assert_eq!(sent[2].1["name"], "stdout");
+        assert_eq!(end.text, "hi\n", "a status is no output of the cell");
+
+        // After other outputs, clear_output would take them too: the display is emptied.
+        let (sent, _) = driven(false, |frontend| {
+            frontend.emit(Output::Stdout("before\n".into()));
+            frontend.progress(Some("starting…"));
+            frontend.progress(Some("still starting…"));
+            frontend.progress(None);
+        });
+        let types: Vec<&str> = sent.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(
+            types,
+            [
+                "stream",
+                "display_data",
+                "update_display_data",
+                "update_display_data"
+            ]
+        );
+        let id = &sent[1].1["transient"]["display_id"];
+        assert_eq!(&sent[2].1["transient"]["display_id"], id);
+        assert_eq!(sent[2].1["data"]["text/plain"], "still starting…");
+        assert_eq!(&sent[3].1["transient"]["display_id"], id);
+        assert_eq!(sent[3].1["data"], json!({}));
+
+        let (sent, _) = driven(true, |frontend| {
+            frontend.progress(Some("starting…"));
+            frontend.progress(None);
+        });
+        assert!(sent.is_empty());
     }
 }

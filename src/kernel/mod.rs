@@ -15,6 +15,7 @@ mod orphan;
 mod shell;
 mod sockets;
 mod stdin;
+mod stop_on_error;
 pub mod wire;
 
 use std::path::Path;
@@ -56,7 +57,8 @@ pub fn run(connection_file: &Path, server: crate::server::Config) -> Result<(), 
     let (stdin_events, stdin_rx) = std::sync::mpsc::channel();
 
     let stdin = stdin::Stdin::new(outbox.clone(), stdin_rx);
-    let shell_loop = shell::ShellLoop::new(session, outbox.clone(), stdin, shell_rx);
+    let stop = stop_on_error::StopOnError::new(stop_on_error::window_from_env());
+    let shell_loop = shell::ShellLoop::new(session, outbox.clone(), stdin, shell_rx, stop);
     std::thread::Builder::new()
         .name("smartnb-session".into())
         .spawn(move || shell_loop.run())

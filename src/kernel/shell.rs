@@ -1,8 +1,9 @@
 //! The session thread: shell requests in arrival order, each between `status: busy` and
 //! `status: idle`. It owns the session, so a running cell never blocks the control channel.
+//! After a failed cell, stop_on_error.rs decides which execute requests are aborted.
 
-use std::collections::VecDeque;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::Instant;
 
 use jupyter_protocol::{HistoryReply, JupyterMessageContent, ReplyStatus, ShutdownReply};
 
@@ -10,6 +11,7 @@ use super::execute::Executor;
 use super::handlers;
 use super::history;
 use super::stdin::Stdin;
+use super::stop_on_error::{Moment, StopOnError};
 use super::wire::{child, raw, Outbox, Outgoing, Request};
 use crate::session::Session;
 
@@ -29,18 +31,18 @@ pub struct ShellLoop {
     outbox: Outbox,
     stdin: Stdin,
     requests: Receiver<Request>,
-    /// Requests taken off the channel early; `true` marks those queued before a failed
-    /// cell's reply with stop_on_error, whose execute_requests are aborted.
-    pending: VecDeque<(Request, bool)>,
+    /// The sessions whose cells failed, for stop-on-error.
+    stop: StopOnError,
 }
 
 impl ShellLoop {
-    /// A loop serving `requests` with `session`.
+    /// A loop serving `requests` with `session`; `stop` decides what is aborted.
     pub fn new(
         session: Session,
         outbox: Outbox,
         stdin: Stdin,
         requests: Receiver<Request>,
+        stop: StopOnError,
     ) -> Self {
         ShellLoop {
             session,
@@ -48,25 +50,21 @@ impl ShellLoop {
             outbox,
             stdin,
             requests,
-            pending: VecDeque::new(),
+            stop,
         }
     }
 
     /// Serve until shutdown or until the socket side is gone.
     pub fn run(mut self) {
         loop {
-            let (request, abort) = match self.pending.pop_front() {
-                Some(next) => next,
-                None => match self.requests.recv() {
-                    Ok(request) => (request, false),
-                    Err(_) => return,
-                },
+            let Some(request) = self.next_request() else {
+                return;
             };
             let parent = request.message.clone();
             self.outbox.status(&parent, true);
-            let flow = if abort && request.msg_type() == "execute_request" {
+            let flow = if request.msg_type() == "execute_request" && self.stop.aborts(&request) {
                 tracing::info!("aborted {} after an error", parent.header.msg_id);
-                self.reply(&request, self.executor.aborted());
+                self.reply(&request, Executor::aborted());
                 Flow::Continue
             } else {
                 self.dispatch(&request)
@@ -75,6 +73,19 @@ impl ShellLoop {
             if flow == Flow::Exit {
                 self.outbox.send(Outgoing::Exit);
                 return;
+            }
+        }
+    }
+
+    /// The next request; `None` when the socket side is gone.
+    fn next_request(&mut self) -> Option<Request> {
+        match self.requests.try_recv() {
+            Ok(request) => Some(request),
+            Err(TryRecvError::Disconnected) => None,
+            Err(TryRecvError::Empty) => {
+                // Nothing is queued: what arrives from now on is judged by its date alone.
+                self.stop.forget_before(Instant::now());
+                self.requests.recv().ok()
             }
         }
     }
@@ -104,12 +115,10 @@ impl ShellLoop {
                     &self.outbox,
                     &self.stdin,
                 );
-                if ran.failed && execute.stop_on_error && !execute.silent {
-                    // Requests already here arrived before this reply is sent.
-                    let queued: Vec<Request> = self.requests.try_iter().collect();
-                    self.pending.extend(queued.into_iter().map(|r| (r, true)));
-                }
                 self.reply(request, ran.reply);
+                if ran.failed && execute.stop_on_error && !execute.silent {
+                    self.stop.failed(&request.message, Moment::now());
+                }
             }
             JupyterMessageContent::CompleteRequest(complete) => {
                 let reply = handlers::complete(&mut self.session, complete);

@@ -6,6 +6,7 @@
 //! with an error reply instead of leaving the client waiting.
 
 use std::collections::{HashSet, VecDeque};
+use std::time::Instant;
 
 use bytes::Bytes;
 use jupyter_protocol::{Header, JupyterMessage, JupyterMessageContent, UnknownMessage};
@@ -47,12 +48,19 @@ pub struct Request {
     pub content: Value,
     /// Why the typed parse failed, when it did.
     pub problem: Option<String>,
+    /// When the socket side read it (stop-on-error aborts by arrival, not by turn).
+    pub received: Instant,
 }
 
 impl Request {
     /// The message type from the header.
     pub fn msg_type(&self) -> &str {
         &self.message.header.msg_type
+    }
+
+    /// The client session that sent it (the header's `session`).
+    pub fn session(&self) -> &str {
+        &self.message.header.session
     }
 }
 
@@ -151,6 +159,7 @@ fn parse(raw: RawMessage) -> Result<Request, WireError> {
         message,
         content,
         problem,
+        received: Instant::now(),
     })
 }
 

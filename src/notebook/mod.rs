@@ -186,7 +186,14 @@ struct CellSink<'a> {
 impl Frontend for CellSink<'_> {
     fn emit(&mut self, output: Output) {
         self.observer.output(self.index, &output);
-        let mut value = to_nbformat(&output);
+        for value in to_nbformat(&output) {
+            self.store(value);
+        }
+    }
+}
+
+impl CellSink<'_> {
+    fn store(&mut self, mut value: Value) {
         if value["output_type"] == "execute_result" {
             value["execution_count"] = json!(self.count);
         }

@@ -3,7 +3,7 @@
 use askama::Template;
 use serde_json::{json, Map, Value};
 
-use super::terminal::{render, Style};
+use super::terminal::{pretty, render, Style};
 use crate::session::{Output, Table};
 
 /// How one output travels to a Jupyter front end.
@@ -79,8 +79,28 @@ fn table_html(table: &Table) -> Option<String> {
     .ok()
 }
 
-/// The Jupyter form of an output; the text/plain is the terminal's text, uncoloured.
-pub fn to_jupyter(output: &Output) -> JupyterOutput {
+/// The Jupyter form of an output, as one message or more; each text/plain is the
+/// terminal's text, uncoloured.
+///
+/// A table made from JSON is two display_data: the table (text/html and text/plain) and
+/// the JSON (application/json and its text). In one bundle, JupyterLab and Notebook 7 would
+/// pick the JSON, whose renderer ranks above HTML, and the table would never show.
+pub fn to_jupyter(output: &Output) -> Vec<JupyterOutput> {
+    let mut all = vec![one(output)];
+    if let Output::Table(Table {
+        json: Some(json), ..
+    }) = output
+    {
+        all.push(JupyterOutput::Display(bundle(
+            pretty(json),
+            Some(json.clone()),
+            None,
+        )));
+    }
+    all
+}
+
+fn one(output: &Output) -> JupyterOutput {
     let plain = render(output, Style::Plain);
     match output {
         Output::Text(_) | Output::Note(_) => JupyterOutput::Stream(format!("{plain}\n")),
@@ -90,9 +110,7 @@ pub fn to_jupyter(output: &Output) -> JupyterOutput {
         Output::Rich(bundle) => JupyterOutput::Display(bundle.clone()),
         Output::Status(_) => JupyterOutput::Display(bundle(plain, None, None)),
         Output::Json(value) => JupyterOutput::Display(bundle(plain, Some(value.clone()), None)),
-        Output::Table(table) => {
-            JupyterOutput::Display(bundle(plain, table.json.clone(), table_html(table)))
-        }
+        Output::Table(table) => JupyterOutput::Display(bundle(plain, None, table_html(table))),
         Output::Simulated(simulated) => {
             let html = HtmlSimulated {
                 fault: &simulated.fault,
@@ -120,9 +138,13 @@ pub fn to_jupyter(output: &Output) -> JupyterOutput {
     }
 }
 
-/// An nbformat 4 output object for one output (the notebook runner stores these).
-pub fn to_nbformat(output: &Output) -> Value {
-    match to_jupyter(output) {
+/// The nbformat 4 output objects for one output (the notebook runner stores these).
+pub fn to_nbformat(output: &Output) -> Vec<Value> {
+    to_jupyter(output).into_iter().map(nbformat).collect()
+}
+
+fn nbformat(output: JupyterOutput) -> Value {
+    match output {
         JupyterOutput::Stream(text) => {
             json!({"output_type": "stream", "name": "stdout", "text": text})
         }
@@ -152,8 +174,8 @@ mod tests {
     #[test]
     fn json_carries_the_tree_and_the_same_text() {
         let out = to_jupyter(&Output::Json(json!({"id": "x"})));
-        let JupyterOutput::Display(b) = out else {
-            panic!()
+        let [JupyterOutput::Display(b)] = &out[..] else {
+            panic!("{out:?}")
         };
         assert_eq!(b["application/json"], json!({"id": "x"}));
         assert_eq!(b["text/plain"], "{\n  \"id\": \"x\"\n}");
@@ -164,7 +186,7 @@ mod tests {
         let out = to_jupyter(&Output::Simulated(crate::session::Simulated::parse(
             "fhir_expired_token; remaining=2",
         )));
-        let JupyterOutput::Display(b) = out else {
+        let [JupyterOutput::Display(b)] = &out[..] else {
             panic!("{out:?}")
         };
         assert_eq!(b["text/plain"], "simulated: fhir_expired_token (2 more)");
@@ -174,7 +196,7 @@ mod tests {
             "{html}"
         );
         let out = to_jupyter(&Output::Simulated(crate::session::Simulated::parse("<b>")));
-        let JupyterOutput::Display(b) = out else {
+        let [JupyterOutput::Display(b)] = &out[..] else {
             panic!("{out:?}")
         };
         let html = b["text/html"].as_str().unwrap();
@@ -188,8 +210,9 @@ mod tests {
             rows: vec![vec!["a&b".into()]],
             json: None,
         };
-        let JupyterOutput::Display(b) = to_jupyter(&Output::Table(t)) else {
-            panic!()
+        let out = to_jupyter(&Output::Table(t));
+        let [JupyterOutput::Display(b)] = &out[..] else {
+            panic!("{out:?}")
         };
         let html = b["text/html"].as_str().unwrap();
         assert!(
@@ -200,5 +223,30 @@ mod tests {
             html.contains("a&#38;b") || html.contains("a&amp;b"),
             "{html}"
         );
+    }
+
+    #[test]
+    fn a_table_from_json_is_shown_apart_from_its_json() {
+        let t = Table {
+            columns: vec!["field".into(), "value".into()],
+            rows: vec![vec!["active".into(), "true".into()]],
+            json: Some(json!({"active": true})),
+        };
+        let out = to_jupyter(&Output::Table(t.clone()));
+        let [JupyterOutput::Display(table), JupyterOutput::Display(tree)] = &out[..] else {
+            panic!("{out:?}")
+        };
+        let mut keys: Vec<&String> = table.keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["text/html", "text/plain"]);
+        assert!(table["text/html"].as_str().unwrap().contains("<td"));
+        assert_eq!(
+            table["text/plain"],
+            render(&Output::Table(t.clone()), Style::Plain)
+        );
+        assert_eq!(tree["application/json"], json!({"active": true}));
+        assert_eq!(tree["text/plain"], "{\n  \"active\": true\n}");
+        assert!(tree.get("text/html").is_none());
+        assert_eq!(to_nbformat(&Output::Table(t)).len(), 2);
     }
 }

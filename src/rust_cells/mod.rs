@@ -115,7 +115,8 @@ impl RustCells {
         Ok(())
     }
 
-    /// The ready worker, waiting for it (with a note on stderr) if it is still starting.
+    /// The ready worker, waiting for it if it is still starting (with a passing status,
+    /// taken back once it is ready or has failed).
     fn ready(
         &mut self,
         frontend: &mut dyn Frontend,
@@ -126,39 +127,47 @@ impl RustCells {
         }
         let waiting = self.worker.as_ref().is_some_and(|w| !w.ready);
         if waiting {
-            frontend.emit(Output::Stderr("starting the Rust evaluator…\n".into()));
-            let interrupts = interrupter.watch();
-            while let Some(worker) = self.worker.as_mut() {
-                select! {
-                    recv(worker.events) -> event => match event {
-                        Ok(Event::Ready) => {
-                            worker.ready = true;
-                            break;
-                        }
-                        Ok(Event::StartFailed { message }) => {
-                            self.worker = None;
-                            return Err(unavailable(message));
-                        }
-                        Ok(_) => {}
-                        Err(_) => {
-                            self.worker = None;
-                            return Err(unavailable("the Rust worker exited while starting".into()));
-                        }
-                    },
-                    default(Duration::from_millis(50)) => {
-                        if interrupts.has_changed().unwrap_or(false) {
-                            return Err(CommandError::new(
-                                "Interrupted",
-                                "interrupted while the Rust evaluator was starting: the cell did not run (the evaluator goes on starting)",
-                            ));
-                        }
-                    }
-                }
-            }
+            frontend.progress(Some("starting the Rust evaluator…"));
+            let started = self.wait_started(interrupter);
+            frontend.progress(None);
+            started?;
         }
         self.worker
             .as_mut()
             .ok_or_else(|| unavailable("the Rust worker is not running".into()))
+    }
+
+    /// Wait until the starting worker is ready, has failed, or the cell is interrupted.
+    fn wait_started(&mut self, interrupter: &Interrupter) -> Result<(), CommandError> {
+        let interrupts = interrupter.watch();
+        while let Some(worker) = self.worker.as_mut() {
+            select! {
+                recv(worker.events) -> event => match event {
+                    Ok(Event::Ready) => {
+                        worker.ready = true;
+                        return Ok(());
+                    }
+                    Ok(Event::StartFailed { message }) => {
+                        self.worker = None;
+                        return Err(unavailable(message));
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        self.worker = None;
+                        return Err(unavailable("the Rust worker exited while starting".into()));
+                    }
+                },
+                default(Duration::from_millis(50)) => {
+                    if interrupts.has_changed().unwrap_or(false) {
+                        return Err(CommandError::new(
+                            "Interrupted",
+                            "the cell did not run: it was interrupted while the Rust evaluator was still starting (the evaluator goes on starting; run the cell again)",
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Run one Rust cell, streaming its output; `Err` is the cell's error.

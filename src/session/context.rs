@@ -49,7 +49,7 @@ pub(crate) struct Ctx<'a> {
 pub fn interrupted() -> CommandError {
     CommandError::new(
         "Interrupted",
-        "the command was interrupted; every variable is as it was before it",
+        "stopped before it finished; every variable keeps the value it had before this command",
     )
 }
 

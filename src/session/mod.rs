@@ -38,6 +38,9 @@ pub trait Frontend {
     fn ask(&mut self, _prompt: &str, _secret: bool) -> Option<String> {
         None
     }
+    /// Show a passing status while a slow step runs (`None`: the step is over, take it
+    /// back). Front ends that cannot take it back, and stored notebooks, show nothing.
+    fn progress(&mut self, _note: Option<&str>) {}
 }
 
 /// Collects outputs in a vector (for tests and the notebook runner).

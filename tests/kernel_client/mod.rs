@@ -219,12 +219,14 @@ impl Kernel {
         reply.content
     }
 
-    /// `vars` as JSON (empty when there are none).
+    /// `vars` as JSON (empty when there are none): the display_data that follows the table.
     pub async fn vars(&mut self) -> Value {
         let (_, outputs) = self.execute("vars").await;
         outputs
             .iter()
-            .find(|m| m.msg_type() == "display_data")
+            .find(|m| {
+                m.msg_type() == "display_data" && m.content["data"]["application/json"].is_object()
+            })
             .map_or(json!({}), |m| m.content["data"]["application/json"].clone())
     }
 

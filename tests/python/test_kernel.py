@@ -1,11 +1,14 @@
 """The official jupyter_kernel_test suite against the installed smartnb kernel, plus the
-checks the suite skips for this kernel (history, interrupt) done through jupyter_client."""
+checks the suite skips for this kernel (history, interrupt, stdin, stop-on-error) done
+through jupyter_client."""
 
+import os
 import socket
 import time
 import unittest
 
 import jupyter_kernel_test as jkt
+from jupyter_client.manager import start_new_kernel
 from jupyter_kernel_test.msgspec_v5 import validate_message
 
 TIMEOUT = 120
@@ -24,10 +27,11 @@ class SmartnbKernelTests(jkt.KernelTests):
         {"code": 'format!("{}-{}", "a", 1)', "result": '"a-1"'},
     ]
 
-    # `vars` shows a table: display_data with text/plain, application/json and text/html.
+    # `vars` shows a table (text/html and text/plain) and its JSON (application/json and
+    # text/plain) as two display_data; `keys` shows one JSON document.
     code_display_data = [
         {"code": "set a 1\nvars", "mime": "text/plain"},
-        {"code": "set a 1\nvars", "mime": "application/json"},
+        {"code": "keys", "mime": "application/json"},
     ]
 
     code_generate_error = "%regster"
@@ -110,8 +114,104 @@ class SmartnbKernelTests(jkt.KernelTests):
         self.flush_channels()
         reply, outputs = self.execute_helper("vars")
         self.assertEqual(reply["content"]["status"], "ok")
-        tables = [m for m in outputs if m["msg_type"] == "display_data"]
-        self.assertEqual(tables[0]["content"]["data"]["application/json"]["kept"], "yes")
+        self.assertEqual(vars_json(outputs)["kept"], "yes")
+
+    def test_input_reply_from_jupyter_client_input(self):
+        # `jupyter console` answers with BlockingKernelClient.input(): no parent header.
+        self.flush_channels()
+        self.run_cells("register")
+        msg_id = self.kc.execute("authorize --as daniel-adams\nexchange", allow_stdin=True)
+        request = self.kc.get_stdin_msg(timeout=TIMEOUT)
+        self.assertEqual(request["msg_type"], "input_request")
+        self.assertTrue(request["content"]["password"])
+        self.kc.input("demo-password")
+        reply = self.get_non_kernel_info_reply(timeout=TIMEOUT)
+        self.assertEqual(reply["parent_header"]["msg_id"], msg_id)
+        self.assertEqual(reply["content"]["status"], "ok", reply["content"])
+        wait_for_idle(self.kc, msg_id)
+        _, outputs = self.execute_helper("vars")
+        self.assertIn("access_token", vars_json(outputs))
+
+    def test_introspect_table_is_its_own_output(self):
+        self.flush_channels()
+        reply, outputs = self.execute_helper("register\ntoken\nintrospect")
+        self.assertEqual(reply["content"]["status"], "ok", reply["content"])
+        displays = [m["content"]["data"] for m in outputs if m["msg_type"] == "display_data"]
+        tables = [i for i, d in enumerate(displays) if ">active<" in d.get("text/html", "")]
+        self.assertEqual(len(tables), 1, displays)
+        table = displays[tables[0]]
+        # With application/json beside it, JupyterLab and Notebook 7 show the JSON instead.
+        self.assertNotIn("application/json", table)
+        self.assertIn("active", table["text/plain"])
+        self.assertIs(displays[tables[0] + 1]["application/json"]["active"], True)
+
+
+class StopOnErrorTests(unittest.TestCase):
+    """A kernel of its own, whose stop-on-error window outlasts the test: a late cell
+    arrives inside it however slow the machine."""
+
+    @classmethod
+    def setUpClass(cls):
+        env = dict(os.environ, SMARTNB_STOP_ON_ERROR_WINDOW_MS="600000")
+        cls.km, cls.kc = start_new_kernel(kernel_name="smartnb", env=env, startup_timeout=TIMEOUT)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.kc.stop_channels()
+        cls.km.shutdown_kernel()
+
+    def reply_to(self, msg_id):
+        while True:
+            reply = self.kc.get_shell_msg(timeout=TIMEOUT)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply
+
+    def test_a_late_cell_of_a_failed_run_is_aborted_unnumbered(self):
+        # Run All makes every cell at once; this one reaches the kernel after the error.
+        late = self.kc.session.msg(
+            "execute_request",
+            {"code": "set late 1", "silent": False, "store_history": True,
+             "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
+        )
+        failed = self.kc.execute("%regster")
+        reply = self.reply_to(failed)
+        self.assertEqual(reply["content"]["status"], "error")
+        self.assertEqual(reply["content"]["execution_count"], 1)
+        self.kc.shell_channel.send(late)
+        late_id = late["header"]["msg_id"]
+        reply = self.reply_to(late_id)
+        self.assertEqual(reply["content"]["status"], "aborted")
+        # ipykernel's aborted reply: no count, so the cell's prompt stays empty.
+        self.assertNotIn("execution_count", reply["content"])
+        published = wait_for_idle(self.kc, late_id)
+        self.assertEqual([m["msg_type"] for m in published], ["status", "status"])
+        # A cell made after the error reply runs, numbered after the failed one.
+        reply = self.kc.execute_interactive("set fresh 1", timeout=TIMEOUT)
+        self.assertEqual(reply["content"]["status"], "ok", reply["content"])
+        self.assertEqual(reply["content"]["execution_count"], 2)
+
+
+def wait_for_idle(kc, msg_id):
+    """The iopub messages of request msg_id, up to and including its idle."""
+    seen = []
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        msg = kc.get_iopub_msg(timeout=TIMEOUT)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        seen.append(msg)
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return seen
+    raise AssertionError(f"no idle for {msg_id}")
+
+
+def vars_json(outputs):
+    """The JSON display_data of a `vars` cell (it follows the table)."""
+    for msg in outputs:
+        data = msg["content"].get("data", {})
+        if msg["msg_type"] == "display_data" and "application/json" in data:
+            return data["application/json"]
+    raise AssertionError(f"no JSON output in {outputs}")
 
 
 if __name__ == "__main__":

@@ -151,7 +151,10 @@ fn a_faulted_fetch_says_so_beneath_it() {
         headers.contains("Smartnb-Simulated: fhir_throttled; remaining=until-cleared"),
         "{headers}"
     );
-    let last = to_nbformat(out.last().unwrap());
+    let stored = to_nbformat(out.last().unwrap());
+    let [last] = &stored[..] else {
+        panic!("one output for the simulated line: {stored:?}")
+    };
     assert_eq!(last["output_type"], "display_data");
     assert_eq!(
         last["data"]["text/plain"],
