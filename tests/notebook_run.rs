@@ -171,7 +171,7 @@ fn check_shows_the_failed_cell() {
     let dir = tempfile::tempdir().unwrap();
     let doc = json!({"cells": [
         {"cell_type": "code", "execution_count": null, "metadata": {}, "outputs": [],
-         "source": "frobnicate"},
+         "source": "introspect"},
         {"cell_type": "code", "execution_count": null, "metadata": {}, "outputs": [],
          "source": "vars"}
     ], "metadata": {}, "nbformat": 4, "nbformat_minor": 5});
