@@ -88,7 +88,7 @@ struct ReplArgs {
     /// With piped input: stop at the first failing command and exit 1.
     #[arg(long)]
     fail_fast: bool,
-    /// Port for the embedded server (default 9000, or a free one if taken).
+    /// Port for the embedded server (a free one when it is taken).
     #[arg(long, default_value_t = 9000)]
     port: u16,
     /// Where the embedded server keeps its state (see `smartnb serve --help`).
@@ -107,6 +107,14 @@ struct RunArgs {
     /// Store the fresh outputs back into the files.
     #[arg(long)]
     write: bool,
+    /// With --check, print every cell and output too, not only what differs and a summary.
+    #[arg(long)]
+    verbose: bool,
+    /// Port for each notebook's embedded server (a free one when taken). Stored outputs
+    /// show port 9000 whichever port served them, so do not pick one the notebooks use
+    /// themselves (9001, their apps' redirect URIs).
+    #[arg(long, default_value_t = 9000)]
+    port: u16,
     /// Interrupt a cell that runs longer than this many seconds.
     #[arg(long, default_value_t = 120)]
     timeout: u64,
@@ -114,7 +122,9 @@ struct RunArgs {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Address to listen on.
+    /// Address to listen on. 0.0.0.0 (every interface) lets other machines connect; give
+    /// --public-url too, or the server calls itself localhost and remote participants'
+    /// browsers and apps cannot follow its URLs.
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
     /// Port to listen on; 0 picks a free one.
@@ -124,7 +134,7 @@ struct ServeArgs {
     /// --host); even then only to programs on this machine, never through a proxy.
     #[arg(long)]
     debug_endpoints: bool,
-    /// Answer whatever host a request's Host header names (default: only the --public-url
+    /// Answer whatever host a request's Host header names (without it: only the --public-url
     /// host, the --host address and loopback names; others get 421, against DNS rebinding).
     #[arg(long)]
     allow_any_host: bool,
@@ -140,8 +150,9 @@ struct ServeArgs {
     /// Lifetime of a sign-in to the portal (its browser session), in seconds.
     #[arg(long, default_value_t = 12 * 3600, value_name = "SECONDS")]
     session_lifetime: u32,
-    /// Base URL to advertise when the server sits behind a proxy (default: derived from
-    /// the address, with loopback called localhost).
+    /// The base URL participants use: this machine's name as their browsers reach it (needed
+    /// with a non-loopback --host), or a proxy's URL (without it: http://localhost:PORT, or
+    /// the --host address when it is a specific one).
     #[arg(long)]
     public_url: Option<String>,
     /// Forward FHIR reads and searches to this FHIR server (its base URL) instead of the
@@ -160,7 +171,7 @@ struct ServeArgs {
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     sweep_every: u64,
     /// Seconds after registering that a client which never got an approval is swept
-    /// (default 7 days; 0 keeps such clients forever).
+    /// (0 keeps such clients forever).
     #[arg(long, default_value_t = server::store::CLIENT_IDLE_LIFETIME, value_name = "SECONDS")]
     client_idle_lifetime: u64,
     /// The most registered clients that never got an approval; one more drops the oldest of
@@ -255,19 +266,25 @@ fn repl(args: ReplArgs) -> anyhow::Result<()> {
 }
 
 fn run_notebooks(args: RunArgs) -> anyhow::Result<()> {
-    use smartnb::notebook::runner::{run_files, Mode};
+    use smartnb::notebook::runner::{run_files, Mode, RunOptions};
     let mode = match (args.check, args.write) {
         (true, _) => Mode::Check,
         (_, true) => Mode::Write,
         _ => Mode::Run,
     };
-    let options = SessionOptions::default();
-    let code = run_files(
-        &args.notebooks,
+    let run = RunOptions {
         mode,
-        std::time::Duration::from_secs(args.timeout),
-        &options,
-    );
+        timeout: std::time::Duration::from_secs(args.timeout),
+        verbose: args.verbose,
+    };
+    let options = SessionOptions {
+        server: server::Config {
+            port: args.port,
+            ..server::Config::default()
+        },
+        ..SessionOptions::default()
+    };
+    let code = run_files(&args.notebooks, &run, &options);
     std::process::exit(code);
 }
 
@@ -294,13 +311,13 @@ fn kernel(args: KernelArgs) -> anyhow::Result<()> {
                 Some(StateLocation::Postgres(url)) => Some(url),
                 Some(StateLocation::Memory) | None => None,
             };
-            let dir = install::install(&InstallOptions {
+            let installed = install::install(&InstallOptions {
                 destination,
                 name: install.name,
                 display_name: install.display_name,
                 state,
             })?;
-            println!("{}", dir.display());
+            println!("{installed}");
             Ok(())
         }
         (None, Some(file)) => {
@@ -317,6 +334,7 @@ fn kernel(args: KernelArgs) -> anyhow::Result<()> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let public_url_given = args.public_url.is_some();
     let config = server::Config {
         host: args.host,
         port: args.port,
@@ -347,12 +365,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let mut stdout = std::io::stdout();
         writeln!(stdout, "{}", running.base_url)?;
         stdout.flush()?;
-        eprintln!(
-            "smartnb: SMART server on {} (FHIR at {}, state in {}); Ctrl-C stops it",
-            running.base_url,
-            running.fhir_base(),
-            running.state_location()
-        );
+        for line in server::startup::startup_lines(
+            running.addr,
+            &running.base_url,
+            running.state_location(),
+            public_url_given,
+        ) {
+            eprintln!("{line}");
+        }
         stop.await;
         eprintln!("smartnb: shutting down");
         running.shutdown().await;

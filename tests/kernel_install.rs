@@ -11,8 +11,18 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// Run `smartnb kernel install ARGS` with ENV; the directory it printed.
+/// Run `smartnb kernel install ARGS` with ENV; the directory it says it installed in.
 fn install(args: &[&str], env: &[(&str, &Path)]) -> PathBuf {
+    let report = report(args, env);
+    let first = report.lines().next().unwrap_or_default();
+    let (_, dir) = first
+        .split_once(") in ")
+        .unwrap_or_else(|| panic!("no directory in {report}"));
+    PathBuf::from(dir)
+}
+
+/// Run `smartnb kernel install ARGS` with ENV; what it printed.
+fn report(args: &[&str], env: &[(&str, &Path)]) -> String {
     let mut command = Command::new(env!("CARGO_BIN_EXE_smartnb"));
     command.args(["kernel", "install"]).args(args);
     command
@@ -27,7 +37,59 @@ fn install(args: &[&str], env: &[(&str, &Path)]) -> PathBuf {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn install_says_what_it_wrote_and_how_to_start_jupyter() {
+    let prefix = scratch("report");
+    let text = report(
+        &["--prefix", prefix.to_str().unwrap(), "--name", "smart-3"],
+        &[],
+    );
+    let dir = prefix.join("share/jupyter/kernels/smart-3");
+    let exe = Path::new(env!("CARGO_BIN_EXE_smartnb"))
+        .canonicalize()
+        .unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!(
+            "Installed the kernel \"smart-3\" (\"SMART on FHIR (Rust)\") in {}",
+            dir.display()
+        )
+    );
+    assert_eq!(
+        lines[1],
+        "  wrote kernel.json, logo-32x32.png, logo-64x64.png"
+    );
+    assert_eq!(
+        lines[2],
+        format!(
+            "  Jupyter starts it with: {} kernel --connection-file {{connection_file}}",
+            exe.display()
+        )
+    );
+    assert!(
+        lines[3].ends_with(&format!(
+            "or with JUPYTER_PATH={}",
+            prefix.join("share/jupyter").display()
+        )),
+        "{text}"
+    );
+    assert_eq!(
+        lines[4..],
+        [
+            "Start Jupyter and pick \"SMART on FHIR (Rust)\" as the kernel:",
+            "  jupyter lab",
+            "  jupyter notebook",
+            "  jupyter console --kernel smart-3",
+        ]
+    );
+    for file in ["kernel.json", "logo-32x32.png", "logo-64x64.png"] {
+        assert!(dir.join(file).is_file(), "{file} in {text}");
+    }
+    std::fs::remove_dir_all(prefix).unwrap();
 }
 
 fn check_spec(dir: &Path, display_name: &str) {

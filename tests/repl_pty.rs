@@ -161,7 +161,7 @@ fn ctrl_c_interrupts_a_running_request() {
     // Once the REPL has connected, its request waits for an answer that never comes.
     let _connection = accept_within(&silent, Duration::from_secs(20));
     pty.send_control('c').unwrap();
-    pty.exp_string("Interrupted: stopped before it finished")
+    pty.exp_string("Interrupted: the command stopped before it finished")
         .expect("Ctrl-C cancels the request");
     pty.exp_string(PROMPT).expect("the prompt comes back");
     keys(&mut pty, &format!("set still alive{ENTER}"));

@@ -6,6 +6,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use super::installed::Installed;
+
 /// The kernelspec template; argv[0] is replaced by the running binary.
 const TEMPLATE: &str = include_str!("../../kernel/kernel.json");
 /// The logos, installed next to kernel.json.
@@ -73,13 +75,13 @@ pub enum InstallError {
     },
 }
 
-/// Install the kernelspec; the directory written.
-pub fn install(options: &InstallOptions) -> Result<PathBuf, InstallError> {
+/// Install the kernelspec; what was written, to tell the user.
+pub fn install(options: &InstallOptions) -> Result<Installed, InstallError> {
     let name = valid_name(&options.name)?;
     let exe = std::env::current_exe()
         .and_then(|p| p.canonicalize())
         .map_err(InstallError::Exe)?;
-    let dir = kernels_dir(&options.destination)?.join(name);
+    let dir = kernels_dir(&options.destination)?.join(&name);
     let write = |path: PathBuf, bytes: &[u8]| {
         std::fs::write(&path, bytes).map_err(|cause| InstallError::Write { path, cause })
     };
@@ -95,10 +97,23 @@ pub fn install(options: &InstallOptions) -> Result<PathBuf, InstallError> {
     let mut text = serde_json::to_string_pretty(&spec).unwrap_or_default();
     text.push('\n');
     write(dir.join("kernel.json"), text.as_bytes())?;
+    let mut files = vec!["kernel.json".to_string()];
     for (file, bytes) in LOGOS {
         write(dir.join(file), bytes)?;
+        files.push(file.to_string());
     }
-    Ok(dir)
+    let strings = |value: &Value| value.as_str().map(str::to_string);
+    Ok(Installed {
+        dir,
+        name,
+        display_name: strings(&spec["display_name"]).unwrap_or_default(),
+        files,
+        argv: spec["argv"]
+            .as_array()
+            .map(|argv| argv.iter().filter_map(strings).collect())
+            .unwrap_or_default(),
+        under_prefix: options.destination != Destination::User,
+    })
 }
 
 /// The kernel.json for a binary at `exe`, its embedded server keeping state in `state`.

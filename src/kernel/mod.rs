@@ -11,6 +11,7 @@ mod execute;
 pub mod handlers;
 pub mod history;
 pub mod install;
+pub mod installed;
 mod orphan;
 mod shell;
 mod sockets;

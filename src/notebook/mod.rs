@@ -3,6 +3,7 @@
 //! The runner uses the same Session and the same render::jupyter code as the kernel, so a
 //! cell's stored outputs are what a Jupyter front end would have shown.
 
+pub mod canonical;
 mod normalise;
 pub mod runner;
 
@@ -12,6 +13,7 @@ use serde_json::{json, Value};
 
 use crate::render::jupyter::to_nbformat;
 use crate::session::{Frontend, Outcome, Output, Session};
+use canonical::Canonical;
 
 pub use normalise::{diff, normalise_outputs};
 
@@ -108,6 +110,7 @@ impl Notebook {
 
     /// Run every code cell in order (stopping after a failure not tagged
     /// `raises-exception`); `observer` sees each cell start and each output as it comes.
+    /// The outputs kept show the embedded server on its canonical port, whichever it got.
     pub fn run(&self, session: &mut Session, observer: &mut dyn CellObserver) -> Vec<CellRun> {
         let mut runs = Vec::new();
         for (n, (index, source)) in self.code_cells().into_iter().enumerate() {
@@ -118,12 +121,15 @@ impl Notebook {
             observer.started(index);
             let mut sink = CellSink {
                 index,
-                count,
                 outputs: Vec::new(),
                 observer: &mut *observer,
             };
             let outcome = session.execute(&source, &mut sink);
-            let outputs = sink.outputs;
+            let canonical = Canonical::new(session.embedded_url());
+            let outputs = nbformat_outputs(
+                sink.outputs.iter().map(|output| canonical.output(output)),
+                count,
+            );
             runs.push(CellRun {
                 index,
                 source,
@@ -178,27 +184,26 @@ pub trait CellObserver {
 
 struct CellSink<'a> {
     index: usize,
-    count: usize,
-    outputs: Vec<Value>,
+    outputs: Vec<Output>,
     observer: &'a mut dyn CellObserver,
 }
 
 impl Frontend for CellSink<'_> {
     fn emit(&mut self, output: Output) {
         self.observer.output(self.index, &output);
-        for value in to_nbformat(&output) {
-            self.store(value);
-        }
+        self.outputs.push(output);
     }
 }
 
-impl CellSink<'_> {
-    fn store(&mut self, mut value: Value) {
+/// A cell's outputs as nbformat stores them: consecutive stream output of the same name is
+/// one output, as Jupyter stores it, and an execute_result carries the cell's count.
+fn nbformat_outputs(outputs: impl Iterator<Item = Output>, count: usize) -> Vec<Value> {
+    let mut stored: Vec<Value> = Vec::new();
+    for mut value in outputs.flat_map(|output| to_nbformat(&output)) {
         if value["output_type"] == "execute_result" {
-            value["execution_count"] = json!(self.count);
+            value["execution_count"] = json!(count);
         }
-        // Consecutive stream output of the same name is one output, as Jupyter stores it.
-        if let Some(last) = self.outputs.last_mut() {
+        if let Some(last) = stored.last_mut() {
             if last["output_type"] == "stream"
                 && value["output_type"] == "stream"
                 && last["name"] == value["name"]
@@ -209,11 +214,12 @@ impl CellSink<'_> {
                     value["text"].as_str().unwrap_or_default()
                 );
                 last["text"] = Value::String(joined);
-                return;
+                continue;
             }
         }
-        self.outputs.push(value);
+        stored.push(value);
     }
+    stored
 }
 
 /// nbformat sources are a string or a list of lines.

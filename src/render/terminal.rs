@@ -1,10 +1,31 @@
 //! Outputs as terminal text: the status line, pretty JSON (coloured on a terminal),
 //! prettytable tables.
 
-use prettytable::format::consts::FORMAT_BOX_CHARS;
+use std::sync::LazyLock;
+
+use prettytable::format::{FormatBuilder, LinePosition, LineSeparator, TableFormat};
 use prettytable::{Cell, Row};
 
+use super::fhir_order::FhirOrder;
 use crate::session::{Output, Table};
+
+/// Box characters around the table and under its header, with no rule between rows.
+static FORMAT: LazyLock<TableFormat> = LazyLock::new(|| {
+    FormatBuilder::new()
+        .column_separator('│')
+        .borders('│')
+        .separators(&[LinePosition::Top], LineSeparator::new('─', '┬', '┌', '┐'))
+        .separators(
+            &[LinePosition::Title],
+            LineSeparator::new('─', '┼', '├', '┤'),
+        )
+        .separators(
+            &[LinePosition::Bottom],
+            LineSeparator::new('─', '┴', '└', '┘'),
+        )
+        .padding(1, 1)
+        .build()
+});
 
 /// ANSI styles, or nothing when output is not a terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +43,7 @@ pub fn render(output: &Output, style: Style) -> String {
         Output::Status(code) => format!("Response status code: {code}"),
         Output::Json(value) => {
             if color {
-                colored_json::to_colored_json(value, colored_json::ColorMode::On)
+                colored_json::to_colored_json(&FhirOrder(value), colored_json::ColorMode::On)
                     .unwrap_or_else(|_| pretty(value))
             } else {
                 pretty(value)
@@ -59,9 +80,9 @@ pub fn render(output: &Output, style: Style) -> String {
     }
 }
 
-/// Pretty JSON with two-space indentation.
+/// Pretty JSON with two-space indentation, `resourceType` first in each object.
 pub fn pretty(value: &serde_json::Value) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+    serde_json::to_string_pretty(&FhirOrder(value)).unwrap_or_else(|_| value.to_string())
 }
 
 fn paint(text: &str, code: &str, color: bool) -> String {
@@ -75,7 +96,7 @@ fn paint(text: &str, code: &str, color: bool) -> String {
 /// A table drawn with box characters.
 pub fn table_text(table: &Table) -> String {
     let mut t = prettytable::Table::new();
-    t.set_format(*FORMAT_BOX_CHARS);
+    t.set_format(*FORMAT);
     if !table.columns.is_empty() {
         t.set_titles(Row::new(
             table.columns.iter().map(|c| Cell::new(c)).collect(),
@@ -110,6 +131,44 @@ mod tests {
             "{\n  \"a\": 1\n}"
         );
         assert!(render(&Output::Json(json!({"a": 1})), Style::Color).contains("\x1b["));
+    }
+
+    #[test]
+    fn a_table_has_a_rule_under_its_header_and_none_between_rows() {
+        let t = Table {
+            columns: vec!["name".into(), "value".into()],
+            rows: vec![
+                vec!["active".into(), "true".into()],
+                vec!["scope".into(), "openid".into()],
+            ],
+            json: None,
+        };
+        let text = render(&Output::Table(t), Style::Plain);
+        assert_eq!(
+            text,
+            "┌────────┬────────┐\n\
+             │ name   │ value  │\n\
+             ├────────┼────────┤\n\
+             │ active │ true   │\n\
+             │ scope  │ openid │\n\
+             └────────┴────────┘"
+        );
+    }
+
+    #[test]
+    fn json_shows_resource_type_first_in_colour_and_plain() {
+        let patient = json!({"id": "x", "name": [], "resourceType": "Patient"});
+        let plain = render(&Output::Json(patient.clone()), Style::Plain);
+        assert!(
+            plain.starts_with("{\n  \"resourceType\": \"Patient\",\n  \"id\""),
+            "{plain}"
+        );
+        let colored = render(&Output::Json(patient), Style::Color);
+        let (kind, id) = (
+            colored.find("resourceType"),
+            colored.find("m\x1b[1;34mid\x1b"),
+        );
+        assert!(kind.is_some() && kind < id, "{colored}");
     }
 
     #[test]

@@ -161,7 +161,7 @@ impl RustCells {
                     if interrupts.has_changed().unwrap_or(false) {
                         return Err(CommandError::new(
                             "Interrupted",
-                            "the cell did not run: it was interrupted while the Rust evaluator was still starting (the evaluator goes on starting; run the cell again)",
+                            "the cell did not run, because the Rust evaluator was still starting (it goes on starting; run the cell again)",
                         ));
                     }
                 }

@@ -129,7 +129,7 @@ impl Worker {
                 .collect()),
             Err(_) if interrupted => Err(CommandError::new(
                 "Interrupted",
-                "the Rust cell was interrupted: evcxr's process was stopped, so the Rust variables of earlier cells are gone (helper variables are all kept)",
+                "the Rust cell stopped before it finished, and with it evcxr's process, so the Rust variables of earlier cells are gone (your helper variables are all kept)",
             )
             .hint("re-run the cells that define the Rust variables you need")),
             Err(evcxr::Error::CompilationErrors(errors)) => {

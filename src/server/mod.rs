@@ -19,6 +19,7 @@ pub mod password_check;
 pub mod request_log;
 pub mod scopes;
 pub mod simulate;
+pub mod startup;
 pub mod state;
 pub mod store;
 pub mod sweeper;

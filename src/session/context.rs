@@ -49,7 +49,7 @@ pub(crate) struct Ctx<'a> {
 pub fn interrupted() -> CommandError {
     CommandError::new(
         "Interrupted",
-        "stopped before it finished; every variable keeps the value it had before this command",
+        "the command stopped before it finished; your variables keep the values they had before it",
     )
 }
 

@@ -1,6 +1,8 @@
 //! `smartnb serve` as a user runs it: request lines on stderr by default and with
 //! `SMARTNB_LOG=debug`, none with `--quiet`; a `--state` it cannot use refused at once with
-//! the real reason, and never a backtrace, even with `RUST_BACKTRACE` set.
+//! the real reason, and never a backtrace, even with `RUST_BACKTRACE` set; startup lines that
+//! show the address bound and the URL participants use, with a warning when that URL only
+//! works on this machine.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -218,4 +220,61 @@ async fn serve_logs_each_simulated_answer_with_its_fault_even_when_quiet() {
     assert!(line.contains("fhir_throttled"), "{line}");
     assert!(line.contains(client_id), "{line}");
     assert!(line.contains("fhir request"), "{line}");
+}
+
+/// The startup lines of `smartnb serve ARGS`, up to the one that says where the state is.
+fn startup(args: &[&str]) -> (String, Vec<String>) {
+    let server = Serving::start(args, None);
+    let lines = server.wait_for("; Ctrl-C stops it");
+    // smartnb's own lines, not log lines (which start with a time).
+    let own = lines
+        .into_iter()
+        .filter(|l| l.starts_with("smartnb: "))
+        .collect();
+    (server.base.clone(), own)
+}
+
+#[test]
+fn startup_shows_the_address_bound_and_the_url_participants_use() {
+    let (base, lines) = startup(&[]);
+    let port = base.rsplit(':').next().unwrap();
+    assert_eq!(base, format!("http://localhost:{port}"));
+    assert_eq!(
+        lines[0],
+        format!("smartnb: listening on 127.0.0.1:{port}, participants use {base} (FHIR base {base}/api/fhir)")
+    );
+    assert!(!lines.iter().any(|l| l.contains("warning")), "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "smartnb: state in memory; Ctrl-C stops it"
+    );
+
+    // Every interface without --public-url: the URL still says localhost, and a warning
+    // says what to add for remote participants.
+    let (base, lines) = startup(&["--host", "0.0.0.0"]);
+    let port = base.rsplit(':').next().unwrap();
+    assert!(
+        lines[0].starts_with(&format!(
+            "smartnb: listening on 0.0.0.0:{port}, participants use http://localhost:{port} "
+        )),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with("smartnb: warning: --host 0.0.0.0 lets other machines connect")
+            && lines[1].contains(&format!("give --public-url http://NAME:{port}")),
+        "{lines:?}"
+    );
+
+    let (base, lines) = startup(&[
+        "--host",
+        "0.0.0.0",
+        "--public-url",
+        "http://class.example:9250",
+    ]);
+    assert_eq!(base, "http://class.example:9250");
+    assert!(
+        lines[0].contains(", participants use http://class.example:9250 (FHIR base"),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("warning")), "{lines:?}");
 }

@@ -118,6 +118,10 @@ fn the_redirect_with_code_and_state_binds_the_code() {
     let (status, page) = listening.browse(&format!("/cb?code=abc&state={STATE}"));
     assert_eq!(status, 200);
     assert!(page.contains("You can close this tab"), "{page}");
+    assert!(
+        page.contains("Go back to smartnb (your terminal or notebook)"),
+        "{page}"
+    );
 
     let (s, outcome, out) = listening.finish();
     assert_eq!(outcome, Outcome::Ok, "{out:#?}");

@@ -14,7 +14,7 @@ use super::authorize::{authorize_url, with_launch_scope, Answer};
 /// How long to wait for the browser by default, in seconds.
 pub const DEFAULT_TIMEOUT: u64 = 300;
 
-const DONE_PAGE: &str = "<!doctype html><meta charset=utf-8><title>smartnb</title><body style=\"font:16px system-ui;margin:3rem\"><h1>You can close this tab</h1><p>smartnb received the answer and is back in your notebook.</p>";
+const DONE_PAGE: &str = "<!doctype html><meta charset=utf-8><title>smartnb</title><body style=\"font:16px system-ui;margin:3rem\"><h1>You can close this tab</h1><p>smartnb received the answer. Go back to smartnb (your terminal or notebook) to carry on.</p>";
 
 /// What `--listen` needs to play the app under an EHR launch.
 #[derive(Debug, Clone, PartialEq)]
