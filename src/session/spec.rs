@@ -123,7 +123,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Mint tokens without the browser (POST /oauth/debug/token).",
         flags: &[
             valued("user", "U", "username (default daniel-adams)"),
-            valued("patient", "P", "patient id (default smart-1288992)"),
+            valued("patient", "P", "patient id (default: the user's own record, smart-1288992 for daniel-adams)"),
             valued("lifetime", "DURATION", "access token lifetime: 3600, 90m, 3h, 2d"),
             valued("approval-expires", "WHEN", "approval end: a duration from now (180d) or a Unix time"),
             valued("scope", "S", "scopes (default: the client's)"),
