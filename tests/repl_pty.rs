@@ -178,7 +178,12 @@ fn a_second_tab_lists_the_candidates() {
     keys(&mut pty, &format!("re{TAB}"));
     keys(&mut pty, TAB);
     let listed = pty.exp_string("register").expect("the list");
-    assert!(listed.contains("refresh"), "{listed:?}");
+    // Listed side by side, not shown one after another on the prompt line.
+    let after_refresh = listed.rsplit_once("refresh").map(|(_, rest)| rest);
+    assert!(
+        after_refresh.is_some_and(|rest| !rest.contains(PROMPT)),
+        "{listed:?}"
+    );
     pty.exp_string(&format!("{PROMPT}re"))
         .expect("the line comes back as typed");
     pty.send_control('c').unwrap();

@@ -66,11 +66,23 @@ impl Vars {
         Ok(out)
     }
 
+    /// A bound name one edit from `name` (two for names past six letters), so `$nope` is
+    /// not taken for `$scope`.
+    fn near(&self, name: &str) -> Option<&str> {
+        let allowed = if name.len() > 6 { 2 } else { 1 };
+        self.values
+            .keys()
+            .map(|bound| (strsim::damerau_levenshtein(name, bound), bound.as_str()))
+            .filter(|(d, _)| *d <= allowed)
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, bound)| bound)
+    }
+
     fn lookup(&self, name: &str, path: &[String]) -> Result<&Value, CommandError> {
         let mut value = self.get(name).ok_or_else(|| {
             // Past the names commands bind, a bound name a typo away is the likeliest
             // meaning (`$acess_token`).
-            let near = super::spec::did_you_mean(name, self.values.keys().map(String::as_str));
+            let near = self.near(name);
             let hint = match (name, near) {
                 ("client_id" | "client_secret", _) => {
                     "run `register` first (it binds client_id and client_secret)".to_string()
@@ -223,6 +235,9 @@ mod tests {
         // A name a command binds keeps its own advice, even a typo away from a bound one.
         let err = vars.resolve(&var("status", &[])).unwrap_err();
         assert!(err.hint.unwrap().contains("makes a request"));
+        vars.set_str("scope", "openid");
+        let err = vars.resolve(&var("nope", &[])).unwrap_err();
+        assert!(err.hint.unwrap().contains("set nope VALUE"));
         let err = vars.resolve(&var("zzz", &[])).unwrap_err();
         assert!(err.hint.unwrap().contains("set zzz VALUE"));
     }
