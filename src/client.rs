@@ -67,6 +67,12 @@ pub enum ClientError {
         /// The underlying reason.
         detail: String,
     },
+    /// Something answered at that host, but nothing listens on the port.
+    #[error("{url}: connection refused (nothing listens there)")]
+    Refused {
+        /// Where the request went.
+        url: String,
+    },
     /// The server took longer than the timeout.
     #[error("{url} did not answer within {} s", TIMEOUT.as_secs())]
     Timeout {
@@ -269,6 +275,10 @@ fn classify(url: &str, error: reqwest::Error) -> ClientError {
         ClientError::Timeout {
             url: url.to_string(),
         }
+    } else if refused(&error) {
+        ClientError::Refused {
+            url: url.to_string(),
+        }
     } else {
         let mut detail = error.to_string();
         let mut source = std::error::Error::source(&error);
@@ -281,4 +291,18 @@ fn classify(url: &str, error: reqwest::Error) -> ClientError {
             detail,
         }
     }
+}
+
+/// Whether a connection was refused (somewhere in the error's chain of causes).
+fn refused(error: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return true;
+            }
+        }
+        source = inner.source();
+    }
+    false
 }

@@ -21,6 +21,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// The interactive REPL of helper commands (the default when no command is given).
+    #[command(
+        after_help = "With piped input (smartnb repl < cells.txt) errors go to stderr, each named by its line number.\nExit status: 0 when every line ran; 1 at the first failing line, where the run stops (with --keep-going: every line runs, the failures are listed at the end, and the status is 0); 130 on Ctrl-C."
+    )]
     Repl(ReplArgs),
     /// Run the embedded SMART authorization server and FHIR API until Ctrl-C.
     Serve(ServeArgs),
@@ -85,8 +88,13 @@ struct DestinationArgs {
 
 #[derive(Args, Default)]
 struct ReplArgs {
-    /// With piped input: stop at the first failing command and exit 1.
+    /// With piped input: run every line even after one fails, and exit 0. Without it, the
+    /// first failing line stops the run and the exit status is 1. Either way each failure
+    /// is named on stderr by its line number.
     #[arg(long)]
+    keep_going: bool,
+    /// Stop at the first failing line (the default; kept so older scripts still run).
+    #[arg(long, hide = true, conflicts_with = "keep_going")]
     fail_fast: bool,
     /// Port for the embedded server (a free one when it is taken).
     #[arg(long, default_value_t = 9000)]
@@ -259,7 +267,7 @@ fn repl(args: ReplArgs) -> anyhow::Result<()> {
     let code = smartnb::repl::run(
         session,
         smartnb::repl::ReplOptions {
-            fail_fast: args.fail_fast,
+            keep_going: args.keep_going && !args.fail_fast,
         },
     );
     std::process::exit(code);

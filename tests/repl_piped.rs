@@ -1,5 +1,6 @@
 //! `smartnb repl` with cells piped on stdin: the walkthrough prints what the seed printed,
-//! in plain text, and the exit code says whether a cell failed when `--fail-fast` asks.
+//! in plain text; each failing line is named on stderr, the first one stops the run with
+//! exit status 1, and `--keep-going` runs every line and exits 0.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -93,55 +94,85 @@ fn piped_output_has_no_colour_codes() {
         "register\nfetch Patient/smart-1288992 --no-auth\n%regster\n",
     );
     assert!(run.stdout.contains("\"client_id\""), "{}", run.stdout);
-    assert!(run.stdout.contains("UnknownCommand"));
+    assert!(run.stderr.contains("UnknownCommand"), "{}", run.stderr);
     assert!(!run.stdout.contains('\x1b'), "{:?}", run.stdout);
     assert!(!run.stderr.contains('\x1b'), "{:?}", run.stderr);
 }
 
 #[test]
-fn a_failure_exits_0_without_fail_fast_and_the_rest_still_runs() {
+fn the_first_failure_is_named_on_stderr_and_stops_the_run_with_status_1() {
     let input = "register\n%regster\nset ran_after_failure yes\nvars\n";
+    for extra in [&[][..], &["--fail-fast"][..]] {
+        let run = repl(extra, input);
+        assert_eq!(run.code, 1, "{extra:?}: {}", run.stderr);
+        assert!(run.stdout.contains("Response status code: 201"));
+        assert!(
+            run.stderr
+                .contains("line 2: UnknownCommand: there is no helper command \"regster\""),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("hint: did you mean `register`?"));
+        assert!(run.stderr.contains("stopped at line 2"), "{}", run.stderr);
+        assert!(
+            !run.stdout.contains("UnknownCommand"),
+            "errors stay off stdout"
+        );
+        assert!(!run.stdout.contains("ran_after_failure"), "{}", run.stdout);
+    }
+
+    // A failing HTTP command counts too; its answer is still shown on stdout.
+    let input = "# a comment first\ntoken --client nobody\nset ran_after_failure yes\nvars\n";
     let run = repl(&[], input);
-    assert_eq!(run.code, 0, "{}", run.stdout);
-    assert!(run
-        .stdout
-        .contains("UnknownCommand: there is no helper command \"regster\""));
-    assert!(run.stdout.contains("hint: did you mean `register`?"));
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stderr.contains("line 2: HttpError"), "{}", run.stderr);
+    assert!(
+        run.stdout.contains("Response status code:"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("ran_after_failure"), "{}", run.stdout);
+}
+
+#[test]
+fn keep_going_runs_every_line_names_each_failure_and_exits_0() {
+    let input = "register\n%regster\nset ran_after_failure yes\nfecth Patient/x\nvars\n";
+    let run = repl(&["--keep-going"], input);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("line 2: UnknownCommand"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("line 4: UnknownCommand: there is no helper command \"fecth\""),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("2 cells failed: line 2, line 4"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stdout.contains("ran_after_failure"), "{}", run.stdout);
 }
 
 #[test]
-fn fail_fast_exits_1_at_the_first_failure_and_runs_nothing_after() {
-    let input = "register\n%regster\nset ran_after_failure yes\nvars\n";
-    let run = repl(&["--fail-fast"], input);
-    assert_eq!(run.code, 1, "{}", run.stdout);
-    assert!(run.stdout.contains("Response status code: 201"));
-    assert!(run.stdout.contains("UnknownCommand"));
-    assert!(!run.stdout.contains("ran_after_failure"), "{}", run.stdout);
-
-    // A failing HTTP command counts too.
-    let input = "token --client nobody\nset ran_after_failure yes\nvars\n";
-    let run = repl(&["--fail-fast"], input);
-    assert_eq!(run.code, 1, "{}", run.stdout);
-    assert!(run.stdout.contains("HttpError"));
-    assert!(!run.stdout.contains("ran_after_failure"), "{}", run.stdout);
-}
-
-#[test]
-fn fail_fast_with_no_failure_exits_0() {
-    let run = repl(&["--fail-fast"], "register\nvars\n");
+fn no_failure_exits_0() {
+    let run = repl(&[], "register\nvars\n");
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert!(run.stdout.contains("client_secret"));
+    assert_eq!(run.stderr, "", "nothing failed, nothing on stderr");
 }
 
 #[test]
 fn continuation_lines_and_quotes_across_lines_make_one_command() {
     // A quote open across a line break (an app name may not hold a newline, so the quoted
-    // value is a variable's): with --fail-fast, a second line read as a command of its own
-    // would fail the run.
+    // value is a variable's): a second line read as a command of its own would fail the run.
     let input = "set note \"Fake Research\nApplication\"\nregister \\\n  --name \"Fake Research Application\" \\\n  --redirect-uri http://not-a-real-site\nvars\n";
-    let run = repl(&["--fail-fast"], input);
-    assert_eq!(run.code, 0, "{}", run.stdout);
+    let run = repl(&[], input);
+    assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(count(&run.stdout, "Response status code: 201"), 1);
     assert!(
         run.stdout
@@ -156,21 +187,25 @@ fn continuation_lines_and_quotes_across_lines_make_one_command() {
 
 #[test]
 fn input_that_ends_inside_a_quote_is_reported() {
-    let run = repl(&["--fail-fast"], "register\nset name 'never closed\n");
+    let run = repl(&[], "register\nset name 'never closed\n");
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert!(
-        run.stdout.contains("ParseError: unclosed ' quote"),
+        run.stderr.contains("line 2: ParseError: unclosed ' quote"),
         "{}",
-        run.stdout
+        run.stderr
     );
-    let run = repl(&[], "set name 'never closed\n");
+    let run = repl(&["--keep-going"], "register\nset a \\\nb 'never\nclosed\n");
     assert_eq!(run.code, 0);
-    assert!(run.stdout.contains("ParseError"));
+    assert!(
+        run.stderr.contains("lines 2-4: ParseError"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
 fn empty_input_exits_0_and_prints_nothing() {
-    let run = repl(&["--fail-fast"], "");
+    let run = repl(&[], "");
     assert_eq!(run.code, 0);
     assert_eq!(run.stdout, "");
 }

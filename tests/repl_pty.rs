@@ -168,3 +168,78 @@ fn ctrl_c_interrupts_a_running_request() {
     pty.exp_string(PROMPT).unwrap();
     leave(pty);
 }
+
+#[test]
+fn a_second_tab_lists_the_candidates() {
+    let home = tempfile::tempdir().unwrap();
+    let mut pty = repl(home.path());
+    // `re` is the start of refresh and register: the second Tab lists both, rather than
+    // cycling through them on the line.
+    keys(&mut pty, &format!("re{TAB}"));
+    keys(&mut pty, TAB);
+    let listed = pty.exp_string("register").expect("the list");
+    // Listed side by side, not shown one after another on the prompt line.
+    let after_refresh = listed.rsplit_once("refresh").map(|(_, rest)| rest);
+    assert!(
+        after_refresh.is_some_and(|rest| !rest.contains(PROMPT)),
+        "{listed:?}"
+    );
+    pty.exp_string(&format!("{PROMPT}re"))
+        .expect("the line comes back as typed");
+    pty.send_control('c').unwrap();
+    pty.exp_string(PROMPT).unwrap();
+    leave(pty);
+}
+
+#[test]
+fn an_unfinished_line_gets_the_continuation_prompt() {
+    let home = tempfile::tempdir().unwrap();
+    let mut pty = repl(home.path());
+    // An open quote.
+    keys(&mut pty, &format!("set note \"two{ENTER}"));
+    pty.exp_string("...> ").expect("an open quote continues");
+    keys(&mut pty, &format!("lines\"{ENTER}"));
+    pty.exp_string(PROMPT).unwrap();
+    // A trailing backslash, then Ctrl-C drops the whole unfinished cell.
+    keys(&mut pty, &format!("set dropped \\{ENTER}"));
+    pty.exp_string("...> ").expect("a backslash continues");
+    pty.send_control('c').unwrap();
+    pty.exp_string(PROMPT).unwrap();
+    keys(&mut pty, &format!("vars{ENTER}"));
+    pty.exp_string("note")
+        .expect("the two lines made one command");
+    let shown = pty.exp_string(PROMPT).unwrap();
+    assert!(shown.contains("lines"), "{shown:?}");
+    assert!(!shown.contains("dropped"), "{shown:?}");
+    leave(pty);
+}
+
+#[test]
+fn ctrl_c_at_a_question_is_an_interrupt() {
+    let home = tempfile::tempdir().unwrap();
+    let mut pty = repl(home.path());
+    keys(&mut pty, &format!("register{ENTER}"));
+    pty.exp_string("Response status code: 201").unwrap();
+    pty.exp_string(PROMPT).unwrap();
+
+    keys(&mut pty, &format!("authorize --as daniel-adams{ENTER}"));
+    pty.exp_string("Password for daniel-adams: ")
+        .expect("the password question");
+    pty.send_control('c').unwrap();
+    let said = pty
+        .exp_string("Interrupted: stopped before it finished")
+        .expect("Ctrl-C at the password is an interrupt");
+    assert!(!said.contains("MissingArgument"), "{said:?}");
+    pty.exp_string(PROMPT).expect("the prompt comes back");
+
+    keys(&mut pty, &format!("exchange{ENTER}"));
+    pty.exp_string("Authorization code")
+        .expect("the code question");
+    pty.send_control('c').unwrap();
+    let said = pty
+        .exp_string("Interrupted: stopped before it finished")
+        .expect("Ctrl-C at the code is an interrupt");
+    assert!(!said.contains("MissingArgument"), "{said:?}");
+    pty.exp_string(PROMPT).unwrap();
+    leave(pty);
+}

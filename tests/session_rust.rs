@@ -138,6 +138,15 @@ fn rust_cells_in_a_session() {
     );
     let gone = fails(&mut session, "kept");
     assert_eq!(gone.kind, "CompilationError", "{gone:?}");
+    // A lost Rust value is never taken for a misspelt helper command (`s`, `sets` ~ `set`);
+    // a one-word near miss of a long helper name is pointed at it.
+    for lost in ["s", "sets"] {
+        let gone = fails(&mut session, lost);
+        assert_eq!(gone.kind, "CompilationError", "{gone:?}");
+        assert!(!gone.hint.unwrap_or_default().contains("did you mean"));
+    }
+    let typo = fails(&mut session, "regster");
+    assert!(typo.hint.unwrap_or_default().contains("`register`"));
 }
 
 /// Records outputs and passing statuses apart.

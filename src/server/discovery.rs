@@ -16,6 +16,10 @@ use super::oauth::client_keys::ALGORITHMS;
 use super::oidc;
 use super::state::AppState;
 
+/// The configuration field that says the server is smartnb (its value: the version), so
+/// a client knows the sign-in and consent pages are smartnb's own.
+pub const SMARTNB_FIELD: &str = "smartnb_version";
+
 /// SMART capabilities that work on this server, and only those.
 pub const CAPABILITIES: &[&str] = &[
     "launch-ehr",
@@ -117,5 +121,6 @@ pub fn configuration(state: &AppState) -> Value {
         "scopes_supported": SCOPES_SUPPORTED,
         "code_challenge_methods_supported": ["S256"],
         "capabilities": CAPABILITIES,
+        SMARTNB_FIELD: env!("CARGO_PKG_VERSION"),
     })
 }

@@ -77,6 +77,7 @@ impl Ctx<'_> {
     {
         let reply = self.wait(future)?.map_err(|e| {
             let hint = match &e {
+                ClientError::Refused { .. } => "check that the server is running and the port is right; `connect` shows the target",
                 ClientError::Unreachable { .. } => "check that the server is running and the URL is right; `connect` shows the target",
                 ClientError::Timeout { .. } => "the server is slow or stuck; try again, or interrupt",
                 ClientError::BadUrl(_) => "give an absolute http:// or https:// URL, or a path starting with /",

@@ -300,15 +300,13 @@ impl Drop for Session {
     }
 }
 
-/// "Did you mean `register`?" when a cell that went to Rust starts with a near-miss of a
-/// helper command's name.
+/// "Did you mean `register`?" when a cell that went to Rust is one word a single edit from
+/// a helper command's name (a line of several words never reaches Rust: parse sends it to
+/// the helpers). A short or distant name (a lost `s` or `sets`) earns no hint.
 fn helper_hint(code: &str) -> Option<String> {
     let line = code.lines().map(str::trim).find(|l| !l.is_empty())?;
-    // Only a line that reads like a command (no Rust punctuation) earns the hint.
-    if line.contains([';', '(', ')', '{', '}', '=', '!', '<', '>', ':']) {
-        return None;
-    }
-    let first = line.split_whitespace().next().unwrap_or_default();
-    spec::did_you_mean(first, parse::HELPERS.iter().copied())
-        .map(|near| format!("did you mean the helper command `{near}`? `help` lists them all"))
+    let near = parse::near_helper(line)?;
+    Some(format!(
+        "did you mean the helper command `{near}`? `help` lists them all"
+    ))
 }

@@ -113,7 +113,9 @@ pub fn classify(cell: &str) -> Result<Cell, ParseError> {
         .find(|l| !l.is_empty() && !l.starts_with('#'));
     match first {
         None => Ok(Cell::Empty),
-        Some(line) if is_helper_line(line) => Ok(Cell::Helper(commands(cell)?)),
+        Some(line) if is_helper_line(line) || is_command_shaped(line) => {
+            Ok(Cell::Helper(commands(cell)?))
+        }
         Some(_) => Ok(Cell::Rust(cell.to_string())),
     }
 }
@@ -133,6 +135,117 @@ pub fn is_helper_line(line: &str) -> bool {
     }
     let rest = line[name_len..].trim_start();
     !rest.starts_with(['(', '=', '.', '!', ':', ';', '['])
+}
+
+/// Rust's keywords (strict, reserved and contextual): a line that starts with one is Rust
+/// even when a word follows (`let x`, `union U`, `macro_rules! m`).
+const RUST_KEYWORDS: &[&str] = &[
+    "as",
+    "async",
+    "auto",
+    "await",
+    "become",
+    "box",
+    "break",
+    "const",
+    "continue",
+    "crate",
+    "default",
+    "do",
+    "dyn",
+    "else",
+    "enum",
+    "extern",
+    "false",
+    "final",
+    "fn",
+    "for",
+    "gen",
+    "if",
+    "impl",
+    "in",
+    "let",
+    "loop",
+    "macro",
+    "macro_rules",
+    "match",
+    "mod",
+    "move",
+    "mut",
+    "override",
+    "priv",
+    "pub",
+    "raw",
+    "ref",
+    "return",
+    "safe",
+    "self",
+    "Self",
+    "static",
+    "struct",
+    "super",
+    "trait",
+    "true",
+    "try",
+    "type",
+    "typeof",
+    "union",
+    "unsafe",
+    "unsized",
+    "use",
+    "virtual",
+    "where",
+    "while",
+    "yield",
+];
+
+/// A line shaped like a command though it names no helper: a word that is not a Rust
+/// keyword, a space, then an argument (`fecth Patient/x`, `frobnicate Patient`). Rust never
+/// puts two such words side by side, so the line is a mistyped command, not Rust.
+pub fn is_command_shaped(line: &str) -> bool {
+    let line = line.trim_start();
+    if !line.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return false;
+    }
+    let name_len = line
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .unwrap_or(line.len());
+    let (name, rest) = line.split_at(name_len);
+    let argument = rest.trim_start();
+    if RUST_KEYWORDS.contains(&name) || argument.len() == rest.len() || argument.is_empty() {
+        return false;
+    }
+    // `x as u8` is a cast; `x - 1`, `x / 2` and the like are arithmetic.
+    let second = argument
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .next()
+        .unwrap_or_default();
+    if second == "as" {
+        return false;
+    }
+    let mut chars = argument.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphanumeric() => true,
+        Some('_' | '$' | '"' | '\'' | '%') => true,
+        Some('-') => {
+            chars.next() == Some('-') && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        }
+        _ => false,
+    }
+}
+
+/// The helper a single mistyped word most likely meant: one edit from a helper name of five
+/// letters or more. Kept this tight so a Rust value's name (`s`, `sets`, `val`) never looks
+/// like a misspelt `set`.
+pub fn near_helper(word: &str) -> Option<&'static str> {
+    if word.len() < 5 {
+        return None;
+    }
+    HELPERS
+        .iter()
+        .copied()
+        .filter(|name| name.len() >= 5 && *name != word)
+        .find(|name| strsim::damerau_levenshtein(word, name) == 1)
 }
 
 /// Whether a cell is complete: helper cells need closed quotes and no trailing `\`; Rust
@@ -469,6 +582,52 @@ mod tests {
             "println!(\"hi\")",
         ] {
             assert!(matches!(classify(line), Ok(Cell::Rust(_))), "{line}");
+        }
+    }
+
+    #[test]
+    fn command_shaped_lines_are_helpers_even_when_mistyped() {
+        for line in [
+            "fecth Patient/x",
+            "frobnicate Patient",
+            "fecth Patient?family=Adams",
+            "regster --name x",
+            "tokn --user joseph-ross",
+            "id-tokn $id_token",
+            "frob 'a b'",
+        ] {
+            match classify(line) {
+                Ok(Cell::Helper(c)) => assert_eq!(c.len(), 1, "{line}"),
+                other => panic!("{line}: {other:?}"),
+            }
+        }
+        for line in [
+            "x as u8",
+            "x - 1",
+            "x / 2",
+            "x -1",
+            "let x = 1;",
+            "union U { a: u8 }",
+            "macro_rules! m { () => {} }",
+            "pub fn f() {}",
+            "async move {}",
+            "x",
+            "regster",
+            "foo(1)",
+            "foo::bar baz",
+            "v .len()",
+        ] {
+            assert!(matches!(classify(line), Ok(Cell::Rust(_))), "{line}");
+        }
+    }
+
+    #[test]
+    fn a_near_helper_is_one_edit_from_a_long_name() {
+        assert_eq!(near_helper("fecth"), Some("fetch"));
+        assert_eq!(near_helper("regster"), Some("register"));
+        assert_eq!(near_helper("fetch"), None);
+        for lost in ["s", "st", "sets", "val", "x", "res", "vals", "help_me"] {
+            assert_eq!(near_helper(lost), None, "{lost}");
         }
     }
 

@@ -123,7 +123,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Mint tokens without the browser (POST /oauth/debug/token).",
         flags: &[
             valued("user", "U", "username (default daniel-adams)"),
-            valued("patient", "P", "patient id (default smart-1288992)"),
+            valued("patient", "P", "patient id (default: the user's own record, smart-1288992 for daniel-adams)"),
             valued("lifetime", "DURATION", "access token lifetime: 3600, 90m, 3h, 2d"),
             valued("approval-expires", "WHEN", "approval end: a duration from now (180d) or a Unix time"),
             valued("scope", "S", "scopes (default: the client's)"),
@@ -171,7 +171,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "authorize",
         usage: "authorize [--redirect-uri U] [--scope S] [--state S] [--aud A] [--pkce] [--nonce N] [--launch [ID]] [--as USER[:PASSWORD] [--patient P] [--encounter E] | --listen [--timeout S]]",
-        summary: "Build the authorize link; --as approves as that participant through the embedded server's pages; --listen catches the browser's redirect, and also the EHR opening the app's launch URL ($launch_uri on the same host). --launch spends an EHR launch (launch= and the launch scope). A scope with openid also sends a random nonce (bound as $nonce); without openid no nonce is sent and $nonce is unbound.",
+        summary: "Build the authorize link; --as approves as that participant through smartnb's own pages (the embedded server, or a smartnb serve reached with connect); --listen catches the browser's redirect, and also the EHR opening the app's launch URL ($launch_uri on the same host). --launch spends an EHR launch (launch= and the launch scope). A scope with openid also sends a random nonce (bound as $nonce); without openid no nonce is sent and $nonce is unbound.",
         flags: &[
             valued("redirect-uri", "U", "redirect URI (default $redirect_uri)"),
             valued("scope", "S", "scopes (default: the client's registration)"),

@@ -66,37 +66,53 @@ impl Vars {
         Ok(out)
     }
 
+    /// A bound name one edit from `name` (two for names past six letters), so `$nope` is
+    /// not taken for `$scope`.
+    fn near(&self, name: &str) -> Option<&str> {
+        let allowed = if name.len() > 6 { 2 } else { 1 };
+        self.values
+            .keys()
+            .map(|bound| (strsim::damerau_levenshtein(name, bound), bound.as_str()))
+            .filter(|(d, _)| *d <= allowed)
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, bound)| bound)
+    }
+
     fn lookup(&self, name: &str, path: &[String]) -> Result<&Value, CommandError> {
         let mut value = self.get(name).ok_or_else(|| {
-            let hint = match name {
-                "client_id" | "client_secret" => {
+            // Past the names commands bind, a bound name a typo away is the likeliest
+            // meaning (`$acess_token`).
+            let near = self.near(name);
+            let hint = match (name, near) {
+                ("client_id" | "client_secret", _) => {
                     "run `register` first (it binds client_id and client_secret)".to_string()
                 }
-                "access_token" | "refresh_token" => "run `token` or `exchange` first".to_string(),
-                "code" => {
+                ("access_token" | "refresh_token", _) => "run `token` or `exchange` first".to_string(),
+                ("code", _) => {
                     "run `authorize --as USER` or `authorize --listen` first, or `set code VALUE`"
                         .to_string()
                 }
-                "id_token" => {
+                ("id_token", _) => {
                     "authorize with openid and fhirUser in --scope, then `exchange` binds it"
                         .to_string()
                 }
-                "nonce" => {
+                ("nonce", _) => {
                     "`authorize` binds it when the scope has openid (or with --nonce N)".to_string()
                 }
-                "launch" | "iss" => {
+                ("launch" | "iss", _) => {
                     "run `launch` first (it mints an EHR launch), or `authorize --listen` under the EHR"
                         .to_string()
                 }
-                "launch_uri" | "launch_url" => {
+                ("launch_uri" | "launch_url", _) => {
                     "register the app's launch URL with `register --launch-uri URL`".to_string()
                 }
-                "encounter" | "fhir_context" | "intent" => {
+                ("encounter" | "fhir_context" | "intent", _) => {
                     "`exchange` binds it when the token answer carries that launch context (an EHR launch: `launch`, then `authorize --launch`)"
                         .to_string()
                 }
-                "response" | "status" => "run a command that makes a request first".to_string(),
-                _ => format!("set it with `set {name} VALUE`; `vars` lists what is bound"),
+                ("response" | "status", _) => "run a command that makes a request first".to_string(),
+                (_, Some(near)) => format!("did you mean `${near}`? `vars` lists what is bound"),
+                (_, _) => format!("set it with `set {name} VALUE`; `vars` lists what is bound"),
             };
             CommandError::new("UndefinedVariable", format!("${name} is not set")).hint(hint)
         })?;
@@ -203,6 +219,27 @@ mod tests {
         assert_eq!(err.kind, "UndefinedVariable");
         let err = vars.resolve(&var("encounter", &[])).unwrap_err();
         assert!(err.hint.unwrap().contains("authorize --launch"));
+    }
+
+    #[test]
+    fn a_mistyped_name_suggests_the_bound_one() {
+        let mut vars = Vars::default();
+        vars.set_str("access_token", "abc");
+        vars.set_str("state", "s1");
+        let err = vars.resolve(&var("acess_token", &[])).unwrap_err();
+        assert_eq!(err.message, "$acess_token is not set");
+        assert_eq!(
+            err.hint.as_deref(),
+            Some("did you mean `$access_token`? `vars` lists what is bound")
+        );
+        // A name a command binds keeps its own advice, even a typo away from a bound one.
+        let err = vars.resolve(&var("status", &[])).unwrap_err();
+        assert!(err.hint.unwrap().contains("makes a request"));
+        vars.set_str("scope", "openid");
+        let err = vars.resolve(&var("nope", &[])).unwrap_err();
+        assert!(err.hint.unwrap().contains("set nope VALUE"));
+        let err = vars.resolve(&var("zzz", &[])).unwrap_err();
+        assert!(err.hint.unwrap().contains("set zzz VALUE"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod session_id_token;
 mod session_launch;
 mod session_launch_listen;
 mod session_listen;
+mod session_rough_edges;
 mod session_simulate;
 mod session_simulate_server;
 mod session_walkthrough;

@@ -116,9 +116,12 @@ fn connect_discovers_a_remote_server_and_commands_go_there() {
     assert_eq!(the_json(&out)["id"], SEED_PATIENT);
     assert_eq!(s.embedded_url(), None, "the embedded server never started");
 
-    // --as drives the embedded server's own pages only.
-    let error = fails(&mut s, "authorize --as daniel-adams:demo-password");
-    assert_eq!(error.kind, "NotEmbedded");
+    // A `smartnb serve` says so in its configuration: --as fills in its pages too, and the
+    // code it brings back is the remote server's.
+    ok(&mut s, "authorize --as daniel-adams:demo-password");
+    let out = ok(&mut s, "exchange");
+    assert_eq!(statuses(&out), [200]);
+    assert!(remote.knows_token(&var(&s, "access_token")));
 
     // Back to the embedded server, which knows nothing of that token.
     let out = ok(&mut s, "connect embedded");
@@ -157,10 +160,28 @@ fn connect_to_nothing_fails_and_keeps_the_target() {
     register(&mut s);
     let client_id = var(&s, "client_id");
     let port = dead_port();
-    let error = fails(&mut s, &format!("connect http://127.0.0.1:{port}"));
+    let typed = format!("http://127.0.0.1:{port}");
+    let error = fails(&mut s, &format!("connect {typed}"));
     assert_eq!(error.kind, "ConnectError");
-    assert!(error.message.contains("cannot reach"), "{error}");
-    assert!(error.hint.is_some());
+    // The URL as typed, not the well-known address tried for it; and the reason in words.
+    assert_eq!(
+        error.message,
+        format!("cannot reach {typed}: connection refused")
+    );
+    let hint = error.hint.clone().unwrap_or_default();
+    assert!(hint.contains("nothing listens"), "{hint}");
+    assert!(!hint.contains("base URL"), "{hint}");
+
+    // No scheme: `localhost:9000` would otherwise parse with `localhost` as its scheme.
+    let error = fails(&mut s, &format!("connect 127.0.0.1:{port}"));
+    assert_eq!(error.kind, "ConnectError");
+    assert!(error.message.contains("no http://"), "{error}");
+    assert_eq!(
+        error.hint.as_deref(),
+        Some(format!("add http:// (connect http://127.0.0.1:{port})").as_str())
+    );
+    let error = fails(&mut s, "connect localhost:9000");
+    assert!(error.hint.unwrap().contains("add http://"));
 
     // Still on the embedded server, with every variable.
     let embedded = s.embedded_url().unwrap().to_string();

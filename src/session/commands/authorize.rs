@@ -7,7 +7,6 @@ use sha2::{Digest, Sha256};
 use super::super::args::Args;
 use super::super::context::Ctx;
 use super::super::output::{CommandError, Output};
-use super::super::target::Target;
 use super::register::DEFAULT_SCOPE;
 use super::{listen, participant};
 
@@ -210,9 +209,9 @@ pub(super) fn authorize(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> 
         url: url.clone(),
     });
     let code = if let Some(who) = args.value("as") {
-        if !matches!(ctx.state.target, Target::Embedded) {
-            return Err(CommandError::new("NotEmbedded", "--as drives the embedded server's own sign-in and consent pages")
-                .hint("for a remote server, open the link in a browser and use --listen, or paste the code into `exchange CODE`"));
+        if !endpoints.smartnb_pages {
+            return Err(CommandError::new("NotSmartnb", format!("--as fills in smartnb's own sign-in and consent pages, and {} is another server", endpoints.base))
+                .hint("open the link in a browser and use --listen, or paste the code into `exchange CODE`"));
         }
         let (user, password) = match who.split_once(':') {
             Some((u, p)) => (u.to_string(), p.to_string()),

@@ -1,7 +1,8 @@
 //! `authorize --as`: do what a participant does in a browser, over HTTP: follow the
 //! redirects, fill in the sign-in form, pick the patient (and, for a standalone
 //! `launch/encounter`, the encounter), press Approve, and read the code
-//! from the final redirect. Only the embedded server's own pages are driven this way.
+//! from the final redirect. Only smartnb's own pages (the embedded server, or a `smartnb
+//! serve` whose configuration says so) are driven this way.
 
 use scraper::{Html, Selector};
 

@@ -113,10 +113,9 @@ pub(super) fn connect(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> {
         }
         Some(url) => {
             let client = ctx.state.client.clone();
-            let found = ctx.wait(Endpoints::discover(&client, url))?.map_err(|e| {
-                CommandError::new("ConnectError", e.to_string())
-                    .hint("give the server's base URL or its FHIR base URL")
-            })?;
+            let found = ctx
+                .wait(Endpoints::discover(&client, url))?
+                .map_err(|e| CommandError::new("ConnectError", e.to_string()).hint(e.hint()))?;
             let note = format!(
                 "Target: {} (FHIR base {}, authorize {}, token {})",
                 found.base, found.fhir, found.authorize, found.token

@@ -7,9 +7,33 @@ use super::super::context::{http_failure, Ctx};
 use super::super::output::{CommandError, Output, Table};
 use crate::server::clock;
 
-/// The seed's user and patient.
+/// The seed's user.
 const DEFAULT_USER: &str = "daniel-adams";
-const DEFAULT_PATIENT: &str = "smart-1288992";
+
+/// The shipped users' own patient records: `--patient`'s default for each.
+const OWN_PATIENT: &[(&str, &str)] = &[
+    ("daniel-adams", "smart-1288992"),
+    ("joseph-ross", "smart-1081332"),
+];
+
+/// The practitioner among the shipped users, who has no record of their own.
+const PRACTITIONER: (&str, &str) = ("dr-carter", "smart-1288992, smart-1032702 or smart-1081332");
+
+/// The patient a token is for when `--patient` is not given: the user's own record. `None`
+/// for a user this session does not know (the server then names the users it has).
+fn default_patient(user: &str) -> Result<Option<&'static str>, CommandError> {
+    if let Some((_, patient)) = OWN_PATIENT.iter().find(|(name, _)| *name == user) {
+        return Ok(Some(patient));
+    }
+    if user == PRACTITIONER.0 {
+        return Err(CommandError::new(
+            "MissingArgument",
+            format!("{user} has no patient record of their own; name one with --patient"),
+        )
+        .hint(format!("{user} treats {}", PRACTITIONER.1)));
+    }
+    Ok(None)
+}
 
 /// Seconds in a duration written `3600`, `90s`, `30m`, `3h`, `180d` or `1y`.
 pub fn parse_duration(text: &str) -> Option<i64> {
@@ -39,14 +63,15 @@ pub(super) fn token(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> {
     };
     let mut body = Map::new();
     body.insert("client_id".into(), json!(client_id));
-    body.insert(
-        "username".into(),
-        json!(args.value("user").unwrap_or(DEFAULT_USER)),
-    );
-    body.insert(
-        "patient_id".into(),
-        json!(args.value("patient").unwrap_or(DEFAULT_PATIENT)),
-    );
+    let user = args.value("user").unwrap_or(DEFAULT_USER);
+    body.insert("username".into(), json!(user));
+    let patient = match args.value("patient") {
+        Some(patient) => Some(patient),
+        None => default_patient(user)?,
+    };
+    if let Some(patient) = patient {
+        body.insert("patient_id".into(), json!(patient));
+    }
     if let Some(text) = args.value("lifetime") {
         let seconds = parse_duration(text).ok_or_else(|| {
             CommandError::new("BadValue", format!("--lifetime {text:?} is not a duration"))
@@ -79,7 +104,7 @@ pub(super) fn token(ctx: &mut Ctx, args: &Args) -> Result<(), CommandError> {
     let reply = ctx.request(client.post_json(&endpoints.debug_token, &Value::Object(body)))?;
     ctx.show(&reply);
     if !reply.ok() {
-        return Err(http_failure(&reply, "the debug token request").hint("the shipped users are daniel-adams (smart-1288992, smart-1032702) and joseph-ross (smart-1081332)"));
+        return Err(http_failure(&reply, "the debug token request").hint("the shipped users are daniel-adams (smart-1288992, smart-1032702), joseph-ross (smart-1081332) and dr-carter (a practitioner: give --patient)"));
     }
     for name in ["access_token", "refresh_token"] {
         if let Some(value) = reply.field(name).map(str::to_string) {

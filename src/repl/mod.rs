@@ -1,12 +1,16 @@
 //! `smartnb repl`: the terminal front end (rustyline), thin over the session.
 //!
-//! Interactive: history in the user's data directory, completion, hints, multi-line input
-//! with the kernel's is_complete rules, Ctrl-C cancels the line or the running request,
-//! Ctrl-D exits. Piped: reads cells line by line, prints plain text, exits 0 at the end
-//! (or 1 at the first failure with `--fail-fast`).
+//! Interactive: history in the user's data directory, completion (a second Tab lists the
+//! candidates), hints, multi-line input with the kernel's is_complete rules under a `...> `
+//! prompt, Ctrl-C cancels the line, the running request or a question, Ctrl-D exits.
+//! Piped: reads cells line by line, prints plain text, names each failing line on stderr
+//! and stops there with exit status 1 (`--keep-going` runs every line and exits 0).
+
+mod piped;
+mod printer;
 
 use std::borrow::Cow;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -14,78 +18,35 @@ use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
-use rustyline::validate::{ValidationContext, ValidationResult, Validator};
-use rustyline::{Context, Editor};
+use rustyline::validate::Validator;
+use rustyline::{CompletionType, Config, Context, Editor};
 
-use crate::render::terminal::{render, Style};
+use crate::render::terminal::Style;
 use crate::session::vars::Vars;
-use crate::session::{
-    complete, is_complete, spec, Completeness, Frontend, Outcome, Output, Session,
-};
+use crate::session::{complete, is_complete, spec, Completeness, Outcome, Session};
+use piped::piped_loop;
+use printer::Printer;
+
+/// The prompt for a new cell.
+const PROMPT: &str = "smartnb> ";
+/// The prompt for the next line of a cell that is not finished (an open quote, a trailing
+/// `\`, an open bracket).
+const CONTINUATION: &str = "...> ";
 
 /// Options of `smartnb repl`.
 #[derive(Debug, Clone, Default)]
 pub struct ReplOptions {
-    /// With piped input, stop at the first failing cell and exit 1.
-    pub fail_fast: bool,
+    /// With piped input, run every line even after a failure (each is still named on
+    /// stderr) and exit 0; without it the first failure stops the run with exit status 1.
+    pub keep_going: bool,
 }
 
-struct Printer {
-    style: Style,
-}
-
-impl Frontend for Printer {
-    fn emit(&mut self, output: Output) {
-        // Streams from Rust cells pass through exactly as printed, each to its own stream.
-        match &output {
-            Output::Stdout(text) => {
-                let mut out = std::io::stdout().lock();
-                let _ = out.write_all(text.as_bytes());
-                let _ = out.flush();
-            }
-            Output::Stderr(text) => {
-                let mut err = std::io::stderr().lock();
-                let _ = err.write_all(text.as_bytes());
-                let _ = err.flush();
-            }
-            _ => {
-                let text = render(&output, self.style);
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{text}");
-                let _ = out.flush();
-            }
-        }
-    }
-
-    /// The terminal keeps the status as a line on stderr: the output that follows shows
-    /// the step is over.
-    fn progress(&mut self, note: Option<&str>) {
-        if let Some(note) = note {
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "{note}");
-            let _ = err.flush();
-        }
-    }
-
-    fn ask(&mut self, prompt: &str, secret: bool) -> Option<String> {
-        if !std::io::stdin().is_terminal() {
-            return None;
-        }
-        let mut editor = rustyline::DefaultEditor::new().ok()?;
-        if secret {
-            // Echo is not hidden by rustyline; say so rather than pretend.
-            eprintln!(
-                "(the password will be visible as you type; the demo password is demo-password)"
-            );
-        }
-        editor.readline(prompt).ok()
-    }
-}
-
-/// Completion, hints and multi-line validation for the editor.
+/// Completion and hints for the editor.
 #[derive(rustyline::Helper)]
 struct ReplHelper {
     vars: Arc<Mutex<Vars>>,
+    /// The lines of the unfinished cell above the one being edited.
+    pending: Arc<Mutex<String>>,
 }
 
 impl Completer for ReplHelper {
@@ -98,7 +59,11 @@ impl Completer for ReplHelper {
         _ctx: &Context<'_>,
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let vars = self.vars.lock().unwrap_or_else(|e| e.into_inner());
-        let found = complete::complete(&vars, line, pos);
+        // A continuation line completes as part of its cell (`--user` after `token \`).
+        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let cell = format!("{pending}{line}");
+        let found = complete::complete(&vars, &cell, pending.len() + pos);
+        let start = found.start.saturating_sub(pending.len());
         let pairs = found
             .matches
             .into_iter()
@@ -107,7 +72,7 @@ impl Completer for ReplHelper {
                 replacement: m,
             })
             .collect();
-        Ok((found.start, pairs))
+        Ok((start, pairs))
     }
 }
 
@@ -116,6 +81,14 @@ impl Hinter for ReplHelper {
 
     fn hint(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> Option<String> {
         if pos != line.len() || !line.ends_with(' ') || line.contains('\n') {
+            return None;
+        }
+        if !self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+        {
             return None;
         }
         let mut words = line.split_whitespace();
@@ -136,14 +109,8 @@ impl Highlighter for ReplHelper {
     }
 }
 
-impl Validator for ReplHelper {
-    fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
-        Ok(match is_complete(ctx.input()) {
-            Completeness::Complete => ValidationResult::Valid(None),
-            Completeness::Incomplete => ValidationResult::Incomplete,
-        })
-    }
-}
+/// Lines are gathered into cells by the loop, under the continuation prompt, not here.
+impl Validator for ReplHelper {}
 
 /// Run the REPL until Ctrl-D or end of input; the process exit code.
 pub fn run(mut session: Session, options: ReplOptions) -> i32 {
@@ -218,9 +185,15 @@ fn banner(session: &Session) -> String {
     )
 }
 
-fn execute(session: &mut Session, running: &AtomicBool, cell: &str, style: Style) -> Outcome {
+/// Run one cell with `running` set, so Ctrl-C interrupts it rather than the REPL.
+fn execute(
+    session: &mut Session,
+    running: &AtomicBool,
+    cell: &str,
+    mut printer: Printer,
+) -> Outcome {
     running.store(true, Ordering::SeqCst);
-    let outcome = session.execute(cell, &mut Printer { style });
+    let outcome = session.execute(cell, &mut printer);
     running.store(false, Ordering::SeqCst);
     outcome
 }
@@ -234,34 +207,69 @@ fn history_path() -> Option<std::path::PathBuf> {
 fn interactive_loop(session: &mut Session, running: &AtomicBool) -> i32 {
     println!("{}", banner(session));
     let vars = Arc::new(Mutex::new(session.vars().clone()));
-    let mut editor: Editor<ReplHelper, rustyline::history::DefaultHistory> = match Editor::new() {
-        Ok(editor) => editor,
-        Err(e) => {
-            eprintln!(
-                "smartnb: cannot open the terminal editor ({e}); reading plain lines instead"
-            );
-            return piped_loop(session, running, &ReplOptions::default());
-        }
-    };
-    editor.set_helper(Some(ReplHelper { vars: vars.clone() }));
+    let pending = Arc::new(Mutex::new(String::new()));
+    let config = Config::builder()
+        .completion_type(CompletionType::List)
+        .build();
+    let mut editor: Editor<ReplHelper, rustyline::history::DefaultHistory> =
+        match Editor::with_config(config) {
+            Ok(editor) => editor,
+            Err(e) => {
+                eprintln!(
+                    "smartnb: cannot open the terminal editor ({e}); reading plain lines instead"
+                );
+                return piped_loop(session, running, &ReplOptions { keep_going: true });
+            }
+        };
+    editor.set_helper(Some(ReplHelper {
+        vars: vars.clone(),
+        pending: pending.clone(),
+    }));
     let history = history_path();
     if let Some(path) = &history {
         let _ = editor.load_history(path);
     }
+    let set_pending = |text: &str| {
+        *pending.lock().unwrap_or_else(|e| e.into_inner()) = text.to_string();
+    };
+    let mut cell = String::new();
     loop {
-        match editor.readline("smartnb> ") {
-            Ok(cell) => {
-                if cell.trim().is_empty() {
+        let prompt = if cell.is_empty() {
+            PROMPT
+        } else {
+            CONTINUATION
+        };
+        match editor.readline(prompt) {
+            Ok(line) => {
+                if cell.is_empty() && line.trim().is_empty() {
                     continue;
                 }
+                cell.push_str(&line);
+                if is_complete(&cell) == Completeness::Incomplete {
+                    cell.push('\n');
+                    set_pending(&cell);
+                    continue;
+                }
+                set_pending("");
                 let _ = editor.add_history_entry(cell.as_str());
                 if let Some(path) = &history {
                     let _ = editor.append_history(path);
                 }
-                execute(session, running, &cell, Style::Color);
+                execute(session, running, &cell, Printer::new(Style::Color, None));
+                cell.clear();
                 *vars.lock().unwrap_or_else(|e| e.into_inner()) = session.vars().clone();
             }
-            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Interrupted) => {
+                // Ctrl-C drops the line, and the unfinished cell above it.
+                cell.clear();
+                set_pending("");
+            }
+            Err(ReadlineError::Eof) if !cell.is_empty() => {
+                // Ctrl-D inside an unfinished cell: run it, so its error says what is open.
+                set_pending("");
+                execute(session, running, &cell, Printer::new(Style::Color, None));
+                cell.clear();
+            }
             Err(ReadlineError::Eof) => return 0,
             Err(e) => {
                 eprintln!("smartnb: cannot read input: {e}");
@@ -269,33 +277,4 @@ fn interactive_loop(session: &mut Session, running: &AtomicBool) -> i32 {
             }
         }
     }
-}
-
-fn piped_loop(session: &mut Session, running: &AtomicBool, options: &ReplOptions) -> i32 {
-    let stdin = std::io::stdin();
-    let mut cell = String::new();
-    let mut failed = false;
-    for line in stdin.lock().lines() {
-        let Ok(line) = line else { break };
-        cell.push_str(&line);
-        cell.push('\n');
-        if is_complete(&cell) == Completeness::Incomplete {
-            continue;
-        }
-        let outcome = execute(session, running, &cell, Style::Plain);
-        cell.clear();
-        if outcome == Outcome::Failed {
-            failed = true;
-            if options.fail_fast {
-                return 1;
-            }
-        }
-    }
-    if !cell.trim().is_empty() {
-        // The input ended inside a quote or after a backslash: run it so the error shows.
-        if execute(session, running, &cell, Style::Plain) == Outcome::Failed {
-            failed = true;
-        }
-    }
-    i32::from(failed && options.fail_fast)
 }
