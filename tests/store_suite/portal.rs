@@ -34,7 +34,10 @@ pub async fn sessions(stores: Vec<Arc<dyn Store>>) {
     let user = format!("user-{}", uuid::Uuid::new_v4());
     let first = session(&user, t - 10);
     one.insert_session(first.clone(), CAPS, 3600).await.unwrap();
-    assert_eq!(other.session(&first.id_sha256).await.unwrap(), Some(first.clone()));
+    assert_eq!(
+        other.session(&first.id_sha256).await.unwrap(),
+        Some(first.clone())
+    );
     let mut later = Vec::new();
     for n in 0..3 {
         let s = session(&user, t - 5 + n);
@@ -47,7 +50,9 @@ pub async fn sessions(stores: Vec<Arc<dyn Store>>) {
         "the user's oldest made room"
     );
     let kept = &later[0];
-    one.set_notice(&kept.id_sha256, "Revoked: app").await.unwrap();
+    one.set_notice(&kept.id_sha256, "Revoked: app")
+        .await
+        .unwrap();
     let (a, b) = tokio::join!(
         one.take_notice(&kept.id_sha256),
         other.take_notice(&kept.id_sha256)
@@ -63,7 +68,9 @@ pub async fn sessions(stores: Vec<Arc<dyn Store>>) {
     assert!(one.session(&kept.id_sha256).await.unwrap().is_none());
     // The sweep goes by the lifetime it is given.
     let old = session(&format!("old-{user}"), t - 13 * 3600);
-    one.insert_session(old.clone(), CAPS, 12 * 3600).await.unwrap();
+    one.insert_session(old.clone(), CAPS, 12 * 3600)
+        .await
+        .unwrap();
     let swept = other.sweep(t, KEEP).await.unwrap();
     assert!(swept.sessions >= 1, "{swept:?}");
     assert!(one.session(&old.id_sha256).await.unwrap().is_none());
@@ -114,7 +121,10 @@ pub async fn pending(stores: Vec<Arc<dyn Store>>) {
     let bounds = PendingBounds::default();
     let mut kept = request(&client, t);
     one.insert_pending(kept.clone(), bounds).await.unwrap();
-    assert_eq!(other.pending(&kept.id, t).await.unwrap(), Some(kept.clone()));
+    assert_eq!(
+        other.pending(&kept.id, t).await.unwrap(),
+        Some(kept.clone())
+    );
     kept.username = Some("daniel-adams".into());
     kept.patient_id = Some("smart-1288992".into());
     assert!(other.update_pending(kept.clone()).await.unwrap());
@@ -190,7 +200,11 @@ pub async fn failures(stores: Vec<Arc<dyn Store>>) {
         seen.push(racer.await.unwrap());
     }
     seen.sort_unstable();
-    assert_eq!(seen, (1..=40).collect::<Vec<u32>>(), "every failure counted once");
+    assert_eq!(
+        seen,
+        (1..=40).collect::<Vec<u32>>(),
+        "every failure counted once"
+    );
     let count = other
         .failure_count(FailureScope::User, &name, &wide, t)
         .await
@@ -210,7 +224,11 @@ pub async fn failures(stores: Vec<Arc<dyn Store>>) {
             .await
             .unwrap();
         assert_eq!(after.failures, n as u32 + 1);
-        assert_eq!(after.paused_for(t + n).is_some(), n == 4, "paused at the fifth");
+        assert_eq!(
+            after.paused_for(t + n).is_some(),
+            n == 4,
+            "paused at the fifth"
+        );
     }
     let during = one
         .add_failure(FailureScope::Address, &paused, &five, t + 100, 10_000)
@@ -240,7 +258,9 @@ pub async fn failures(stores: Vec<Arc<dyn Store>>) {
         .await
         .unwrap();
     assert_eq!((fresh.failures, fresh.paused_until), (1, 0));
-    one.clear_failures(FailureScope::User, &name, t).await.unwrap();
+    one.clear_failures(FailureScope::User, &name, t)
+        .await
+        .unwrap();
     assert_eq!(
         other
             .failure_count(FailureScope::User, &name, &wide, t)

@@ -49,10 +49,13 @@ impl Pending {
     /// Replace a request with an updated copy (its client stays the one it was kept
     /// under); false if it is gone or the store failed (logged).
     pub async fn update(&self, request: PendingAuthorization) -> bool {
-        self.store.update_pending(request).await.unwrap_or_else(|e| {
-            tracing::warn!("updating a pending authorize request failed: {e}");
-            false
-        })
+        self.store
+            .update_pending(request)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!("updating a pending authorize request failed: {e}");
+                false
+            })
     }
 
     /// Remove and return a request: it is answered exactly once, whichever replica the

@@ -27,7 +27,11 @@ pub async fn show(
     let pairs = form_pairs(query.unwrap_or_default().as_bytes());
     // A refused `next` is not an error: sign-in goes on, to the default page instead.
     let (next, refused) = next::or_default(&state.base_url, field(&pairs, "next"));
-    let (session, cookie) = match state.sessions.ensure(&headers, state.secure_cookies()).await {
+    let (session, cookie) = match state
+        .sessions
+        .ensure(&headers, state.secure_cookies())
+        .await
+    {
         Ok(found) => found,
         Err(e) => return store_trouble(&e),
     };

@@ -307,7 +307,7 @@ fn cookie_value(headers: &HeaderMap) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::store::{MemoryStore, Retention};
+    use crate::server::store::{MemoryStore, Retention, SessionState};
 
     fn with_cookie(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();

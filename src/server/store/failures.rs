@@ -66,8 +66,8 @@ pub struct FailureRow {
 impl FailureRow {
     /// Whether the counts start afresh at `now`: a pause is over, or the window has passed.
     pub fn lapsed(&self, limit: &Limit, now: i64) -> bool {
-        (self.paused_until != 0 && self.paused_until <= now)
-            || (self.paused_until <= now && self.window_start <= now - limit.window)
+        self.paused_until <= now
+            && (self.paused_until != 0 || self.window_start <= now - limit.window)
     }
 
     /// What the row means at `now`.
@@ -151,7 +151,11 @@ impl FailureTable {
 
     /// Forget a key's failures unless it is paused at `now`.
     pub fn clear(&mut self, key: &str, now: i64) {
-        if self.rows.get(key).is_some_and(|row| row.paused_until <= now) {
+        if self
+            .rows
+            .get(key)
+            .is_some_and(|row| row.paused_until <= now)
+        {
             self.rows.remove(key);
         }
     }

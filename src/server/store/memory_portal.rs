@@ -9,7 +9,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use super::failures::{FailureCount, FailureScope, FailureTable, Limit};
 use super::memory::MemoryStore;
-use super::pending::{live, PendingTable, PendingAuthorization, PendingBounds, PENDING_LIFETIME};
+use super::pending::{live, PendingAuthorization, PendingBounds, PendingTable, PENDING_LIFETIME};
 use super::portal::{FailureCounts, PendingState, SessionState, StoredSession};
 use super::sessions_table::{Caps, Table};
 use super::{Retention, StoreResult};
@@ -140,11 +140,7 @@ impl PendingState for MemoryStore {
         Ok(self.portal.pending.update(request))
     }
 
-    async fn take_pending(
-        &self,
-        id: &str,
-        now: i64,
-    ) -> StoreResult<Option<PendingAuthorization>> {
+    async fn take_pending(&self, id: &str, now: i64) -> StoreResult<Option<PendingAuthorization>> {
         Ok(self
             .portal
             .pending

@@ -19,9 +19,9 @@ mod sql;
 
 pub use failures::{FailureCount, FailureScope, Limit};
 pub use location::{LocationError, StateLocation};
+pub use memory::MemoryStore;
 pub use pending::{PendingAuthorization, PendingBounds, SignInRule};
 pub use portal::{Caps, FailureCounts, PendingState, SessionState, StoredSession};
-pub use memory::MemoryStore;
 pub use sql::SqlStore;
 
 use std::sync::Arc;

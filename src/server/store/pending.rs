@@ -491,6 +491,8 @@ mod tests {
         }
         assert_eq!(pending.len(), 25);
         assert_eq!(pending.take(&victim.id), Some(victim));
-        assert!(pending.bytes_held() <= 24 * PendingTable::weight(&with_client(0, "client-a")) + 1000);
+        assert!(
+            pending.bytes_held() <= 24 * PendingTable::weight(&with_client(0, "client-a")) + 1000
+        );
     }
 }

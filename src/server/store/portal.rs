@@ -67,8 +67,7 @@ pub trait PendingState: Send + Sync {
     /// Replace a request (found by its id; its client stays); false if it is gone.
     async fn update_pending(&self, request: PendingAuthorization) -> StoreResult<bool>;
     /// Remove and return a request live at `now`: of racing takers exactly one gets it.
-    async fn take_pending(&self, id: &str, now: i64)
-        -> StoreResult<Option<PendingAuthorization>>;
+    async fn take_pending(&self, id: &str, now: i64) -> StoreResult<Option<PendingAuthorization>>;
     /// How many requests are kept, and about how many bytes they hold.
     async fn pending_size(&self) -> StoreResult<(usize, usize)>;
 }

@@ -355,13 +355,12 @@ impl Throttle {
                     continue;
                 }
                 let fits = |scope, key: &str, count: FailureCount, limit: Limit| {
-                    limit.failures == 0
-                        || count.failures + in_play.of(scope, key) < limit.failures
+                    limit.failures == 0 || count.failures + in_play.of(scope, key) < limit.failures
                 };
                 let user_fits = fits(FailureScope::User, &user, by_user, user_limit);
-                let address_fits = address.as_deref().is_none_or(|key| {
-                    fits(FailureScope::Address, key, by_address, address_limit)
-                });
+                let address_fits = address
+                    .as_deref()
+                    .is_none_or(|key| fits(FailureScope::Address, key, by_address, address_limit));
                 if user_fits && address_fits {
                     if user_limit.failures > 0 {
                         in_play.add(FailureScope::User, &user);
@@ -399,8 +398,8 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::keys::address_key;
-    use crate::server::store::MemoryStore;
     use super::*;
+    use crate::server::store::MemoryStore;
     use std::time::Duration;
 
     const START: i64 = 1_800_000_000;
@@ -475,7 +474,11 @@ mod tests {
             .begin("daniel-adams", None)
             .await
             .expect("the pause is over");
-        assert_eq!(attempt.failed().await, Standing::Left(4), "and counting restarts");
+        assert_eq!(
+            attempt.failed().await,
+            Standing::Left(4),
+            "and counting restarts"
+        );
     }
 
     #[tokio::test]
@@ -493,7 +496,11 @@ mod tests {
         fail(&t, "u", "10.0.0.1").await;
         fail(&t, "u", "10.0.0.1").await;
         fail(&t, "v", "10.0.0.1").await;
-        t.begin("u", ip("10.0.0.1")).await.unwrap().succeeded().await;
+        t.begin("u", ip("10.0.0.1"))
+            .await
+            .unwrap()
+            .succeeded()
+            .await;
         assert_eq!(
             fail(&t, "u", "10.0.0.1").await,
             Standing::Paused(Paused::Address(600))

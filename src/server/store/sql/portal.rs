@@ -81,13 +81,12 @@ impl SessionState for SqlStore {
     ) -> StoreResult<()> {
         let per_user = i64::try_from(caps.per_user.max(1)).unwrap_or(i64::MAX);
         let total = i64::try_from(caps.total.max(1)).unwrap_or(i64::MAX);
-        let theirs: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM browser_sessions WHERE username = $1",
-        )
-        .bind(&session.username)
-        .fetch_one(&self.writer)
-        .await
-        .map_err(backend)?;
+        let theirs: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM browser_sessions WHERE username = $1")
+                .bind(&session.username)
+                .fetch_one(&self.writer)
+                .await
+                .map_err(backend)?;
         // Expired sessions are the oldest: dropping the oldest drops them first.
         if theirs >= per_user {
             sqlx::query(
@@ -217,9 +216,9 @@ impl SessionState for SqlStore {
             .fetch_one(&self.writer)
             .await
             .map_err(backend)?;
-        from_hex(&hex)
-            .map(|key| key.to_vec())
-            .ok_or_else(|| StoreError::Backend("the anonymous CSRF key is not 32 bytes of hex".into()))
+        from_hex(&hex).map(|key| key.to_vec()).ok_or_else(|| {
+            StoreError::Backend("the anonymous CSRF key is not 32 bytes of hex".into())
+        })
     }
 }
 
@@ -313,20 +312,17 @@ impl PendingState for SqlStore {
     }
 
     async fn update_pending(&self, request: PendingAuthorization) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE pending_authorizations SET request = $1 WHERE id_sha256 = $2")
-            .bind(to_json(&request))
-            .bind(id_hash(&request.id))
-            .execute(&self.writer)
-            .await
-            .map_err(backend)?;
+        let done =
+            sqlx::query("UPDATE pending_authorizations SET request = $1 WHERE id_sha256 = $2")
+                .bind(to_json(&request))
+                .bind(id_hash(&request.id))
+                .execute(&self.writer)
+                .await
+                .map_err(backend)?;
         Ok(done.rows_affected() > 0)
     }
 
-    async fn take_pending(
-        &self,
-        id: &str,
-        now: i64,
-    ) -> StoreResult<Option<PendingAuthorization>> {
+    async fn take_pending(&self, id: &str, now: i64) -> StoreResult<Option<PendingAuthorization>> {
         // One statement: of racing takers, one deletes the row and gets it.
         let row = sqlx::query(
             "DELETE FROM pending_authorizations WHERE id_sha256 = $1 \
