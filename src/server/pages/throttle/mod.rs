@@ -593,6 +593,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn servers_sharing_a_store_count_each_others_failures_and_pause_together() {
+        let clock = Clock::manual(START);
+        let limits = LoginLimits {
+            clock: clock.clone(),
+            ..LoginLimits::default()
+        };
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let one = Throttle::new(limits.clone(), store.clone());
+        let other = Throttle::new(limits, store);
+        for n in 0..4 {
+            let t = if n % 2 == 0 { &one } else { &other };
+            assert_eq!(
+                fail(t, "joseph-ross", "10.0.0.1").await,
+                Standing::Left(4 - n)
+            );
+        }
+        assert_eq!(
+            fail(&other, "joseph-ross", "10.0.0.2").await,
+            Standing::Paused(Paused::User(900))
+        );
+        assert_eq!(
+            one.begin("joseph-ross", None).await.unwrap_err(),
+            Paused::User(900)
+        );
+    }
+
+    #[tokio::test]
     async fn ipv6_neighbours_share_a_count_and_mapped_ipv4_is_ipv4() {
         let (t, _) = throttle(100, 2, 100);
         fail(&t, "a", "2001:db8:1:2::1").await;
