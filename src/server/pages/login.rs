@@ -136,7 +136,12 @@ pub async fn submit(
     }
     attempt.succeeded().await;
     // A new session id at sign-in, so an id planted before cannot be ridden after.
-    let started = match state.sessions.end(&session.id).await {
+    // (An anonymous browser's nonce names no stored session: nothing to end.)
+    let ended = match session.username {
+        Some(_) => state.sessions.end(&session.id).await,
+        None => Ok(()),
+    };
+    let started = match ended {
         Ok(()) => state.sessions.start(&username).await,
         Err(e) => Err(e),
     };

@@ -39,7 +39,7 @@ pub trait SessionState: Send + Sync {
     ) -> StoreResult<()>;
     /// The session with this id hash, live or not (the caller applies the lifetime).
     async fn session(&self, id_sha256: &[u8; 32]) -> StoreResult<Option<StoredSession>>;
-    /// End a session (and its notice); whether there was one.
+    /// End a session; whether there was one (its notice may stay until the sweep).
     async fn end_session(&self, id_sha256: &[u8; 32]) -> StoreResult<bool>;
     /// Keep a one-time message for the session's next page, replacing any before.
     async fn set_notice(&self, id_sha256: &[u8; 32], notice: &str) -> StoreResult<()>;

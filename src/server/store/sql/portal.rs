@@ -147,14 +147,10 @@ impl SessionState for SqlStore {
     }
 
     async fn end_session(&self, id_sha256: &[u8; 32]) -> StoreResult<bool> {
-        let hex = to_hex(id_sha256);
-        sqlx::query("DELETE FROM session_notices WHERE id_sha256 = $1")
-            .bind(&hex)
-            .execute(&self.writer)
-            .await
-            .map_err(backend)?;
+        // Its notice, if any, goes with the next sweep (nothing can take it meanwhile: the
+        // id is never handed out again).
         let done = sqlx::query("DELETE FROM browser_sessions WHERE id_sha256 = $1")
-            .bind(&hex)
+            .bind(to_hex(id_sha256))
             .execute(&self.writer)
             .await
             .map_err(backend)?;
