@@ -9,6 +9,7 @@
 #[macro_use]
 mod store_suite;
 mod portal;
+mod replica_browser;
 
 use std::time::Duration;
 

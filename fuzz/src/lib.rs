@@ -671,8 +671,17 @@ fn next_fixture() -> &'static NextFixture {
     static FIXTURE: OnceLock<NextFixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let (state, router) = new_app();
-        let signed_in = state.sessions.start(NEXT_SIGNED_IN);
-        let (anonymous, _) = state.sessions.ensure(&axum::http::HeaderMap::new(), false);
+        let (signed_in, (anonymous, _)) = server().runtime.block_on(async {
+            let signed_in = state.sessions.start(NEXT_SIGNED_IN).await;
+            let anonymous = state
+                .sessions
+                .ensure(&axum::http::HeaderMap::new(), false)
+                .await;
+            (
+                signed_in.expect("the memory store keeps a session"),
+                anonymous.expect("the memory store has a CSRF key"),
+            )
+        });
         NextFixture {
             router,
             signed_in: signed_in.id,

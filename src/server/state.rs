@@ -29,11 +29,11 @@ pub struct AppState {
     pub users: Users,
     /// The bundled FHIR charts.
     pub data: DataStore,
-    /// Browser sessions of the portal pages.
+    /// Browser sessions of the portal pages (kept in the store).
     pub sessions: Sessions,
-    /// Authorize requests waiting for the participant.
+    /// Authorize requests waiting for the participant (kept in the store).
     pub pending: Pending,
-    /// Failed sign-ins, for pausing brute force.
+    /// Failed sign-ins, for pausing brute force (counted in the store).
     pub throttle: Throttle,
     /// The FHIR server reads and searches are forwarded to, if not the bundled charts.
     pub upstream: Option<Upstream>,
@@ -49,15 +49,15 @@ impl AppState {
     /// State over an opened store, with the shipped fixtures.
     pub fn new(config: Config, base_url: String, addr: SocketAddr, store: Arc<dyn Store>) -> Self {
         AppState {
-            throttle: Throttle::new(config.login_limits.clone()),
-            sessions: Sessions::new(config.session_lifetime),
+            throttle: Throttle::new(config.login_limits.clone(), store.clone()),
+            sessions: Sessions::new(store.clone(), config.session_lifetime),
+            pending: Pending::new(store.clone()),
             config,
             base_url,
             addr,
             store,
             users: Users::shipped(),
             data: DataStore::shipped(),
-            pending: Pending::default(),
             upstream: None,
             scope_cache: ScopeCache::default(),
             keys: KeyRing::default(),

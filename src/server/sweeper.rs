@@ -1,6 +1,6 @@
 //! The periodic sweep: expired codes, tokens, approvals, pending authorize requests,
-//! browser sessions and registrations never used are forgotten, so memory and tables stay
-//! bounded by what is live.
+//! browser sessions, sign-in failure counts and registrations never used are forgotten (all
+//! in the store), so memory and tables stay bounded by what is live.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,10 +17,6 @@ use super::store::{code_replay_memory, Retention, StoreError, Swept};
 pub struct SweepReport {
     /// Rows or entries removed from the store.
     pub store: Swept,
-    /// Authorize requests nobody finished in time.
-    pub pending: usize,
-    /// Browser sessions past their lifetime.
-    pub sessions: usize,
 }
 
 /// How long a launch is remembered after it expires: ten minutes, so an app that comes
@@ -39,25 +35,22 @@ pub fn signing_key_memory(config: &crate::server::Config) -> i64 {
 /// Sweep everything once, now.
 pub async fn sweep_once(state: &AppState) -> Result<SweepReport, StoreError> {
     let now = clock::now();
-    let pending = state.pending.sweep(now);
-    let sessions = state.sessions.sweep(now);
+    let limits = &state.config.login_limits;
     let idle = state.config.client_idle_lifetime;
     let retention = Retention {
         code_memory: code_replay_memory(state.config.code_lifetime),
         client_idle: (idle > 0).then(|| i64::try_from(idle).unwrap_or(i64::MAX)),
         signing_key_memory: signing_key_memory(&state.config),
         launch_memory: LAUNCH_MEMORY,
+        session_lifetime: state.sessions.lifetime(),
+        failure_window: limits.per_user.window.max(limits.per_address.window),
     };
     let store = state.store.sweep(now, retention).await?;
     // A rotation by another server on the same database takes effect here.
     if let Err(e) = state.keys.reload(state.store.as_ref()).await {
         tracing::warn!("reloading the signing key failed: {e}");
     }
-    Ok(SweepReport {
-        store,
-        pending,
-        sessions,
-    })
+    Ok(SweepReport { store })
 }
 
 /// The sweep at start, before the first connection is accepted: what an earlier run left
@@ -94,7 +87,7 @@ pub fn spawn(state: Arc<AppState>, every: Duration) -> JoinHandle<()> {
 mod tests {
     use super::*;
     use crate::server::oauth::pending::{PendingAuthorization, PENDING_LIFETIME};
-    use crate::server::store::MemoryStore;
+    use crate::server::store::{MemoryStore, Store};
     use crate::server::Config;
 
     fn pending(id: &str, created: i64) -> PendingAuthorization {
@@ -118,25 +111,37 @@ mod tests {
     #[tokio::test]
     async fn a_sweep_forgets_stale_authorize_requests_and_sessions() {
         let addr = "127.0.0.1:9".parse().unwrap();
+        let store = Arc::new(MemoryStore::new());
         let state = AppState::new(
             Config::default(),
             "http://localhost:9".into(),
             addr,
-            Arc::new(MemoryStore::new()),
+            store.clone(),
         );
         let now = clock::now();
         state
             .pending
-            .insert(pending("stale", now - PENDING_LIFETIME - 1));
-        state.pending.insert(pending("live", now));
-        state.sessions.start("daniel-adams");
+            .insert(pending("stale", now - PENDING_LIFETIME - 1))
+            .await
+            .unwrap();
+        state.pending.insert(pending("live", now)).await.unwrap();
+        state.sessions.start("daniel-adams").await.unwrap();
 
         let report = sweep_once(&state).await.unwrap();
-        assert_eq!((report.pending, report.sessions), (1, 0));
-        assert_eq!(state.pending.len(), 1);
-        assert!(state.pending.get("live").is_some());
+        assert_eq!((report.store.pending, report.store.sessions), (1, 0));
+        assert_eq!(state.pending.len().await.unwrap(), 1);
+        assert!(state.pending.get("live").await.is_some());
         // Twelve hours on, the session is gone too.
-        assert_eq!(state.sessions.sweep(now + 12 * 3600 + 1), 1);
-        assert!(state.sessions.is_empty());
+        let later = Retention {
+            code_memory: 0,
+            client_idle: None,
+            signing_key_memory: 0,
+            launch_memory: 0,
+            session_lifetime: state.sessions.lifetime(),
+            failure_window: 0,
+        };
+        let swept = store.sweep(now + 12 * 3600 + 1, later).await.unwrap();
+        assert_eq!(swept.sessions, 1);
+        assert!(state.sessions.is_empty().await.unwrap());
     }
 }

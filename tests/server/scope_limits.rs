@@ -43,7 +43,7 @@ async fn sixteen_thousand_scopes_are_refused_at_every_endpoint() {
     assert_eq!(callback.param("error").as_deref(), Some("invalid_scope"));
     assert_names_the_limit(&callback.param("error_description").unwrap());
     assert_eq!(callback.param("state").as_deref(), Some(SEED_STATE));
-    assert_eq!(server.running().pending().len(), 0);
+    assert_eq!(server.running().pending().len().await.unwrap(), 0);
 
     let body = json!({"client_id": app.client_id, "username": "joseph-ross",
         "patient_id": "smart-1081332", "scope": huge});

@@ -60,6 +60,34 @@ macro_rules! store_suite {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn browser_sessions_are_shared_and_bounded() {
+                let fresh = $fresh.await;
+                let stores = vec![fresh.store.clone(), fresh.second().await];
+                store_suite::portal::sessions(stores).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn the_anonymous_csrf_key_is_made_once() {
+                let fresh = $fresh.await;
+                let stores = vec![fresh.store.clone(), fresh.second().await];
+                store_suite::portal::anonymous_key(stores).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn pending_requests_are_taken_once() {
+                let fresh = $fresh.await;
+                let stores = vec![fresh.store.clone(), fresh.second().await];
+                store_suite::portal::pending(stores).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn failure_counts_are_never_undercounted() {
+                let fresh = $fresh.await;
+                let stores = vec![fresh.store.clone(), fresh.second().await];
+                store_suite::portal::failures(stores).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn signing_keys_rotate_and_age_out() {
                 let fresh = $fresh.await;
                 store_suite::signing_keys::signing_keys(fresh.store.clone()).await;

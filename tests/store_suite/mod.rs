@@ -9,6 +9,7 @@ pub mod faults;
 pub mod fresh;
 pub mod jtis;
 pub mod launches;
+pub mod portal;
 pub mod process;
 pub mod signing_keys;
 pub mod sweeps;
@@ -43,6 +44,8 @@ pub const KEEP: Retention = Retention {
     client_idle: None,
     signing_key_memory: 3600,
     launch_memory: 600,
+    session_lifetime: 12 * 3600,
+    failure_window: 900,
 };
 
 /// A confidential client with metadata beyond the basics.

@@ -54,6 +54,9 @@ pub async fn sweep(store: Arc<dyn Store>) {
             launches: 0,
             jtis: 0,
             faults: 0,
+            sessions: 0,
+            pending: 0,
+            failures: 0,
         }
     );
     assert!(store.approval(&live.id).await.unwrap().is_some());

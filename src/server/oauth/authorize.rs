@@ -157,7 +157,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
                     )
                 }
             };
-            let session = state.sessions.current(headers);
+            let session = state.sessions.current(headers).await;
             let fresh_enough = session
                 .as_ref()
                 .is_some_and(|s| s.username.is_some() && sign_in.accepts(s.created, now));
@@ -213,7 +213,9 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
                 created: now,
             };
             let consent = format!("/oauth/consent?request={}", request.id);
-            state.pending.insert(request);
+            if let Err(e) = state.pending.insert(request).await {
+                return unavailable(&e);
+            }
             let signed_in_as = session.as_ref().and_then(|s| s.username.clone());
             // The consent page would send a browser that is not signed in (or not recently
             // enough, or as someone other than the launch's user) on to sign in: send it

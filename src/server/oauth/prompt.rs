@@ -5,16 +5,9 @@
 
 use crate::server::oauth::form::Form;
 
-/// What the request demands of the participant's sign-in.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SignInRule {
-    /// `prompt=none`: no page may be shown.
-    pub no_pages: bool,
-    /// `prompt=login`: only a sign-in at or after this Unix time will do.
-    pub signed_in_since: Option<i64>,
-    /// `max_age`: only a sign-in at most this many seconds old will do.
-    pub max_age: Option<i64>,
-}
+/// What the request demands of the participant's sign-in (kept with the pending request,
+/// so defined beside it in the store).
+pub use crate::server::store::SignInRule;
 
 impl SignInRule {
     /// The rule an authorize request's `prompt` and `max_age` make, at Unix time `now`;

@@ -297,7 +297,7 @@ async fn refresh(
     let approval = own_approval(state, client, &old.approval_id).await?;
     still_live(&approval)?;
     if let Some(session) = &old.session_sha256 {
-        if !state.sessions.is_signed_in(session) {
+        if !state.sessions.is_signed_in(session).await {
             // The refresh token can never work again: drop it now (the access token lives
             // out its lifetime, then the sweep takes the pair) rather than keep it for the
             // approval's whole life.

@@ -74,6 +74,7 @@ pub async fn show(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
     let Some((session, username)) = state
         .sessions
         .current(&headers)
+        .await
         .and_then(|s| s.username.clone().map(|u| (s, u)))
     else {
         return see_other("/login?next=/apps", None);
@@ -108,7 +109,7 @@ pub async fn show(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
             id: newest.id.clone(),
         });
     }
-    let notice = state.sessions.take_notice(&session.id);
+    let notice = state.sessions.take_notice(&session.id).await;
     html(
         StatusCode::OK,
         &AppsPage {
@@ -128,7 +129,7 @@ pub async fn revoke(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let Some(session) = state.sessions.current(&headers) else {
+    let Some(session) = state.sessions.current(&headers).await else {
         return csrf_failure();
     };
     let pairs = form_pairs(&body.unwrap_or_default());
@@ -177,6 +178,7 @@ pub async fn revoke(
             "Revoked: {app} no longer has access to {}'s records{times}; the tokens it was given for them have stopped working.",
             patient_name(&state, &chosen.patient_id)
         ),
-    );
+    )
+    .await;
     see_other("/apps", None)
 }

@@ -54,12 +54,16 @@ struct Consent {
 }
 
 /// The pending request and signed-in user, or the response that stands instead.
-fn context(
+async fn context(
     state: &AppState,
     session: Option<BrowserSession>,
     request_id: &str,
 ) -> Result<Consent, Halt> {
-    let mut pending = state.pending.get(request_id).ok_or_else(expired_request)?;
+    let mut pending = state
+        .pending
+        .get(request_id)
+        .await
+        .ok_or_else(expired_request)?;
     crate::server::request_log::note_client(&pending.client_id);
     let next = format!("/oauth/consent?request={request_id}");
     // An EHR launch belongs to the user who launched it: whoever else is signed in here is
@@ -98,7 +102,7 @@ fn context(
             if let [only] = user.patients.as_slice() {
                 pending.patient_id = Some(only.id.clone());
             }
-            state.pending.update(pending.clone());
+            state.pending.update(pending.clone()).await;
         }
     }
     Ok(Consent {
@@ -116,7 +120,7 @@ pub async fn show(
 ) -> Response {
     let pairs = form_pairs(query.unwrap_or_default().as_bytes());
     let id = field(&pairs, "request").unwrap_or_default();
-    match context(&state, state.sessions.current(&headers), id) {
+    match context(&state, state.sessions.current(&headers).await, id).await {
         Ok(c) => {
             page(
                 &state,
@@ -289,12 +293,16 @@ fn name_of(state: &AppState, patient_id: &str) -> String {
 }
 
 /// Read a page form: its session must be live and its CSRF token right.
-fn checked_form(
+async fn checked_form(
     state: &AppState,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(BrowserSession, Vec<(String, String)>), Halt> {
-    let session = state.sessions.current(headers).ok_or_else(csrf_failure)?;
+    let session = state
+        .sessions
+        .current(headers)
+        .await
+        .ok_or_else(csrf_failure)?;
     let pairs = form_pairs(&body.map_err(|_| csrf_failure())?);
     if !session.csrf_matches(field(&pairs, "csrf")) {
         return Err(csrf_failure().into());
@@ -303,14 +311,14 @@ fn checked_form(
 }
 
 /// A posted page form, its CSRF token checked, with the pending request it answers.
-fn posted(
+async fn posted(
     state: &AppState,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(Consent, Vec<(String, String)>), Halt> {
-    let (session, pairs) = checked_form(state, headers, body)?;
+    let (session, pairs) = checked_form(state, headers, body).await?;
     let id = field(&pairs, "request").unwrap_or_default().to_string();
-    Ok((context(state, Some(session), &id)?, pairs))
+    Ok((context(state, Some(session), &id).await?, pairs))
 }
 
 /// POST /oauth/consent/patient: the picker's answer, checked against the user's patients.
@@ -326,7 +334,7 @@ pub async fn choose_patient(
             user,
         },
         pairs,
-    ) = match posted(&state, &headers, body) {
+    ) = match posted(&state, &headers, body).await {
         Ok(found) => found,
         Err(halt) => return halt.into_response(),
     };
@@ -353,13 +361,13 @@ pub async fn choose_patient(
         pending.context = None;
     }
     pending.patient_id = Some(chosen.to_string());
-    state.pending.update(pending);
+    state.pending.update(pending).await;
     see_other(&format!("/oauth/consent?request={id}"), None)
 }
 
 /// End the request with `access_denied` for the app.
-fn deny(state: &AppState, pending: &PendingAuthorization) -> Response {
-    if state.pending.take(&pending.id).is_none() {
+async fn deny(state: &AppState, pending: &PendingAuthorization) -> Response {
+    if state.pending.take(&pending.id).await.is_none() {
         return expired_request();
     }
     let params = [
@@ -384,12 +392,12 @@ pub async fn choose_encounter(
             user,
         },
         pairs,
-    ) = match posted(&state, &headers, body) {
+    ) = match posted(&state, &headers, body).await {
         Ok(found) => found,
         Err(halt) => return halt.into_response(),
     };
     if field(&pairs, "decision") == Some("deny") {
-        return deny(&state, &pending);
+        return deny(&state, &pending).await;
     }
     let id = pending.id.clone();
     let back = see_other(&format!("/oauth/consent?request={id}"), None);
@@ -428,7 +436,7 @@ pub async fn choose_encounter(
         need_patient_banner: true,
         ..LaunchContext::default()
     });
-    state.pending.update(pending);
+    state.pending.update(pending).await;
     back
 }
 
@@ -445,14 +453,14 @@ pub async fn decide(
             user,
         },
         pairs,
-    ) = match posted(&state, &headers, body) {
+    ) = match posted(&state, &headers, body).await {
         Ok(found) => found,
         Err(halt) => return halt.into_response(),
     };
     let id = pending.id.as_str();
     if field(&pairs, "decision") == Some("deny") {
         // Deny works from the picker too: no patient needs choosing to say no.
-        return deny(&state, &pending);
+        return deny(&state, &pending).await;
     }
     let Some(patient_id) = pending.patient_id.clone() else {
         return see_other(&format!("/oauth/consent?request={id}"), None);
@@ -501,7 +509,7 @@ pub async fn decide(
                 let all: Vec<&str> = offered.iter().map(|c| c.resource_type).collect();
                 requested.restrict_types(&ticked, &all).to_string()
             };
-            if state.pending.take(id).is_none() {
+            if state.pending.take(id).await.is_none() {
                 return expired_request();
             }
             approve(

@@ -93,8 +93,8 @@ impl Filled {
 }
 
 /// The signed-in user of a request, or None.
-fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<(BrowserSession, User)> {
-    let session = state.sessions.current(headers)?;
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<(BrowserSession, User)> {
+    let session = state.sessions.current(headers).await?;
     let user = state.users.get(session.username.as_deref()?)?.clone();
     Some((session, user))
 }
@@ -107,7 +107,7 @@ pub async fn show(
 ) -> Response {
     let pairs = form_pairs(query.unwrap_or_default().as_bytes());
     let filled = Filled::from_query(&pairs);
-    let Some((session, user)) = signed_in(&state, &headers) else {
+    let Some((session, user)) = signed_in(&state, &headers).await else {
         return see_other(&sign_in_first(&return_path(&filled)), None);
     };
     form(&state, &session, &user, &filled, None, StatusCode::OK).await
@@ -258,7 +258,7 @@ pub async fn launch(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let Some((session, user)) = signed_in(&state, &headers) else {
+    let Some((session, user)) = signed_in(&state, &headers).await else {
         return csrf_failure();
     };
     let pairs = form_pairs(&body.unwrap_or_default());

@@ -27,7 +27,14 @@ pub async fn show(
     let pairs = form_pairs(query.unwrap_or_default().as_bytes());
     // A refused `next` is not an error: sign-in goes on, to the default page instead.
     let (next, refused) = next::or_default(&state.base_url, field(&pairs, "next"));
-    let (session, cookie) = state.sessions.ensure(&headers, state.secure_cookies());
+    let (session, cookie) = match state
+        .sessions
+        .ensure(&headers, state.secure_cookies())
+        .await
+    {
+        Ok(found) => found,
+        Err(e) => return store_trouble(&e),
+    };
     let again = field(&pairs, "again") == Some("1");
     if session.username.is_some() && !again {
         return see_other(&next, cookie);
@@ -70,7 +77,7 @@ pub async fn submit(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     // Signed in already, or an anonymous browser whose nonce the CSRF token is made from.
-    let Some(session) = state.sessions.visitor(&headers) else {
+    let Some(session) = state.sessions.visitor(&headers).await else {
         return csrf_failure();
     };
     let Ok(body) = body else {
@@ -116,7 +123,7 @@ pub async fn submit(
     };
     let verified = state.users.verify_login(&username, &password).await;
     if !verified {
-        let message = match attempt.failed() {
+        let message = match attempt.failed().await {
             Standing::Paused(paused) => format!("{BAD_LOGIN} {}", paused.message()),
             Standing::Left(left @ 1..=2) => {
                 let tries = if left == 1 { "try" } else { "tries" };
@@ -127,11 +134,32 @@ pub async fn submit(
         };
         return form_again(StatusCode::OK, &message);
     }
-    attempt.succeeded();
+    attempt.succeeded().await;
     // A new session id at sign-in, so an id planted before cannot be ridden after.
-    state.sessions.end(&session.id);
-    let signed_in = state.sessions.start(&username);
+    // (An anonymous browser's nonce names no stored session: nothing to end.)
+    let ended = match session.username {
+        Some(_) => state.sessions.end(&session.id).await,
+        None => Ok(()),
+    };
+    let started = match ended {
+        Ok(()) => state.sessions.start(&username).await,
+        Err(e) => Err(e),
+    };
+    let signed_in = match started {
+        Ok(signed_in) => signed_in,
+        Err(e) => return store_trouble(&e),
+    };
     see_other(&next, Some(set_cookie(&signed_in, state.secure_cookies())))
+}
+
+/// A 503 for a store that did not answer: nothing was changed, trying again may work.
+fn store_trouble(e: &crate::server::store::StoreError) -> Response {
+    error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Try again shortly",
+        &e.to_string(),
+        "The server's store did not answer.",
+    )
 }
 
 /// A 429 that says when to come back.
@@ -144,7 +172,7 @@ fn paused_page(mut response: Response, paused: Paused) -> Response {
 
 /// GET /logout: a confirmation form (signing out changes state, so it is a POST).
 pub async fn show_logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    match state.sessions.current(&headers) {
+    match state.sessions.current(&headers).await {
         Some(session) if session.username.is_some() => html(
             StatusCode::OK,
             &LogoutPage {
@@ -163,13 +191,15 @@ pub async fn submit_logout(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let Some(session) = state.sessions.current(&headers) else {
+    let Some(session) = state.sessions.current(&headers).await else {
         return see_other("/login", Some(clear_cookie(state.secure_cookies())));
     };
     let pairs = form_pairs(&body.unwrap_or_default());
     if !session.csrf_matches(field(&pairs, "csrf")) {
         return csrf_failure();
     }
-    state.sessions.end(&session.id);
+    if let Err(e) = state.sessions.end(&session.id).await {
+        return store_trouble(&e);
+    }
     see_other("/login", Some(clear_cookie(state.secure_cookies())))
 }

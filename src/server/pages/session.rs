@@ -2,19 +2,17 @@
 //!
 //! Nothing is stored for a browser until it signs in. An anonymous browser gets a cookie
 //! holding a random nonce, and the CSRF token its forms carry is an HMAC-SHA256 of that
-//! nonce under a random key made when the process starts (never stored or sent): checking
-//! a form recomputes it and compares in constant time. So any number of visitors to the
-//! sign-in page cost no memory and cannot push anyone's sign-in out of the table. The key
-//! being per process, an anonymous form is valid only on the replica that drew it (and not
-//! after a restart: the form says it expired and a reload fixes it).
+//! nonce under a random key kept in the store (made by whichever server asks first, then
+//! read back by every other sharing the store, never sent): checking a form recomputes it
+//! and compares in constant time. So any number of visitors to the sign-in page cost no
+//! memory and cannot push anyone's sign-in out, and a form drawn from one replica is good
+//! on another. (With the in-memory state the key lives as long as the process.)
 //!
 //! A sign-in starts a stored session with a fresh cookie id (so an id planted before cannot
-//! be ridden after) and a random CSRF token. The table keys sessions by the SHA-256 of
-//! their id, and is bounded in all and per user (see `table::Caps`).
+//! be ridden after) and a random CSRF token. The store keys sessions by the SHA-256 of
+//! their id, and bounds them in all and per user (see [`Caps`]).
 
-mod table;
-
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use axum::http::{header, HeaderMap, HeaderValue};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -24,10 +22,11 @@ use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tokio::sync::OnceCell;
 
 use crate::server::clock;
-pub use table::Caps;
-use table::Table;
+pub use crate::server::store::Caps;
+use crate::server::store::{Store, StoreResult, StoredSession};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "smartnb_session";
@@ -65,94 +64,109 @@ impl BrowserSession {
     }
 }
 
-/// The signed-in sessions, and the key anonymous CSRF tokens are made with.
+/// The signed-in sessions (in the store), and the key anonymous CSRF tokens are made with.
 pub struct Sessions {
     lifetime: i64,
-    csrf_key: hmac::Key,
+    caps: Caps,
+    store: Arc<dyn Store>,
+    csrf_key: OnceCell<hmac::Key>,
     random: SystemRandom,
-    table: Mutex<Table>,
-}
-
-impl Default for Sessions {
-    fn default() -> Self {
-        Sessions::new(DEFAULT_LIFETIME)
-    }
 }
 
 impl Sessions {
-    /// No sessions yet; each will last `lifetime` seconds (at least 1); default caps.
-    pub fn new(lifetime: i64) -> Sessions {
-        Sessions::with_caps(lifetime, Caps::default())
+    /// The sessions kept in `store`; each will last `lifetime` seconds (at least 1); default
+    /// caps.
+    pub fn new(store: Arc<dyn Store>, lifetime: i64) -> Sessions {
+        Sessions::with_caps(store, lifetime, Caps::default())
     }
 
-    /// No sessions yet, with these bounds on how many signed-in sessions are kept.
-    pub fn with_caps(lifetime: i64, caps: Caps) -> Sessions {
-        let random = SystemRandom::new();
-        let csrf_key = hmac::Key::new(hmac::HMAC_SHA256, &random_bytes(&random));
+    /// The sessions kept in `store`, with these bounds on how many are kept.
+    pub fn with_caps(store: Arc<dyn Store>, lifetime: i64, caps: Caps) -> Sessions {
         Sessions {
             lifetime: lifetime.max(1),
-            csrf_key,
-            random,
-            table: Mutex::new(Table::new(caps)),
+            caps,
+            store,
+            csrf_key: OnceCell::new(),
+            random: SystemRandom::new(),
         }
     }
 
-    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
-        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    /// The anonymous CSRF key: the store's, fetched once (every replica gets the same).
+    async fn key(&self) -> StoreResult<&hmac::Key> {
+        self.csrf_key
+            .get_or_try_init(|| async {
+                let candidate = random_bytes(&self.random);
+                let key = self.store.anonymous_key(&candidate).await?;
+                Ok(hmac::Key::new(hmac::HMAC_SHA256, &key))
+            })
+            .await
+    }
+
+    /// The live signed-in session with this id hash; `None` also when the store cannot be
+    /// read (logged): the pages then ask to sign in, and that sign-in reports the trouble.
+    async fn live(&self, id_sha256: &[u8; 32]) -> Option<StoredSession> {
+        match self.store.session(id_sha256).await {
+            Ok(found) => found.filter(|s| s.created + self.lifetime > clock::now()),
+            Err(e) => {
+                tracing::warn!("reading a browser session failed: {e}");
+                None
+            }
+        }
     }
 
     /// The signed-in session the request's cookie names, if it is live.
-    pub fn current(&self, headers: &HeaderMap) -> Option<BrowserSession> {
+    pub async fn current(&self, headers: &HeaderMap) -> Option<BrowserSession> {
         let id = cookie_value(headers)?;
-        let table = self.table();
-        let entry = table
-            .get(&sha256(&id))
-            .filter(|e| e.created + self.lifetime > clock::now())?;
+        let entry = self.live(&sha256(&id)).await?;
         Some(BrowserSession {
-            csrf: entry.csrf.clone(),
-            username: Some(entry.username.clone()),
+            csrf: entry.csrf,
+            username: Some(entry.username),
             created: entry.created,
             id,
         })
     }
 
     /// The signed-in session, or else the anonymous browser its cookie's nonce makes;
-    /// `None` without a well-formed cookie. Nothing is stored.
-    pub fn visitor(&self, headers: &HeaderMap) -> Option<BrowserSession> {
-        if let Some(session) = self.current(headers) {
+    /// `None` without a well-formed cookie (or when the store cannot be read, logged).
+    /// Nothing is stored.
+    pub async fn visitor(&self, headers: &HeaderMap) -> Option<BrowserSession> {
+        if let Some(session) = self.current(headers).await {
             return Some(session);
         }
-        cookie_value(headers)
-            .filter(|v| is_well_formed(v))
-            .map(|nonce| self.anonymous(nonce))
-    }
-
-    /// The request's visitor, or a new anonymous browser with the cookie to set.
-    pub fn ensure(
-        &self,
-        headers: &HeaderMap,
-        secure: bool,
-    ) -> (BrowserSession, Option<HeaderValue>) {
-        match self.visitor(headers) {
-            Some(session) => (session, None),
-            None => {
-                let session = self.anonymous(self.new_id());
-                let cookie = set_cookie(&session, secure);
-                (session, Some(cookie))
+        let nonce = cookie_value(headers).filter(|v| is_well_formed(v))?;
+        match self.anonymous(nonce).await {
+            Ok(session) => Some(session),
+            Err(e) => {
+                tracing::warn!("reading the anonymous CSRF key failed: {e}");
+                None
             }
         }
     }
 
-    fn anonymous(&self, nonce: String) -> BrowserSession {
+    /// The request's visitor, or a new anonymous browser with the cookie to set.
+    pub async fn ensure(
+        &self,
+        headers: &HeaderMap,
+        secure: bool,
+    ) -> StoreResult<(BrowserSession, Option<HeaderValue>)> {
+        if let Some(session) = self.visitor(headers).await {
+            return Ok((session, None));
+        }
+        let session = self.anonymous(self.new_id()).await?;
+        let cookie = set_cookie(&session, secure);
+        Ok((session, Some(cookie)))
+    }
+
+    async fn anonymous(&self, nonce: String) -> StoreResult<BrowserSession> {
         let mut message = CSRF_LABEL.to_vec();
         message.extend_from_slice(nonce.as_bytes());
-        let tag = hmac::sign(&self.csrf_key, &message);
-        BrowserSession {
+        let tag = hmac::sign(self.key().await?, &message);
+        Ok(BrowserSession {
             id: nonce,
             csrf: URL_SAFE_NO_PAD.encode(tag.as_ref()),
             username: None,
             created: clock::now(),
-        }
+        })
     }
 
     fn new_id(&self) -> String {
@@ -160,7 +174,7 @@ impl Sessions {
     }
 
     /// Start a signed-in session for `username` (after a login).
-    pub fn start(&self, username: &str) -> BrowserSession {
+    pub async fn start(&self, username: &str) -> StoreResult<BrowserSession> {
         let now = clock::now();
         let session = BrowserSession {
             id: self.new_id(),
@@ -168,61 +182,67 @@ impl Sessions {
             username: Some(username.to_string()),
             created: now,
         };
-        self.table().insert(
-            session.id_sha256(),
-            username,
-            session.csrf.clone(),
-            now,
-            self.lifetime,
-        );
-        session
+        let stored = StoredSession {
+            id_sha256: session.id_sha256(),
+            username: username.to_string(),
+            csrf: session.csrf.clone(),
+            created: now,
+        };
+        self.store
+            .insert_session(stored, self.caps, self.lifetime)
+            .await?;
+        Ok(session)
     }
 
-    /// Whether a live signed-in session has a cookie id whose SHA-256 is `id_sha256`.
-    pub fn is_signed_in(&self, id_sha256: &[u8; 32]) -> bool {
-        self.table()
-            .get(id_sha256)
-            .is_some_and(|e| e.created + self.lifetime > clock::now())
+    /// Whether a live signed-in session has a cookie id whose SHA-256 is `id_sha256` (false
+    /// when the store cannot be read, logged).
+    pub async fn is_signed_in(&self, id_sha256: &[u8; 32]) -> bool {
+        self.live(id_sha256).await.is_some()
     }
 
-    /// Forget sessions past their lifetime at Unix time `now`; how many.
-    pub fn sweep(&self, now: i64) -> usize {
-        self.table().sweep(now, self.lifetime)
+    /// Seconds a session lasts after its sign-in.
+    pub fn lifetime(&self) -> i64 {
+        self.lifetime
     }
 
     /// How many signed-in sessions are kept (anonymous browsers are never kept).
-    pub fn len(&self) -> usize {
-        self.table().len()
+    pub async fn len(&self) -> StoreResult<usize> {
+        self.store.session_count(None).await
     }
 
     /// How many signed-in sessions of this user are kept.
-    pub fn len_for(&self, username: &str) -> usize {
-        self.table().len_for(username)
+    pub async fn len_for(&self, username: &str) -> StoreResult<usize> {
+        self.store.session_count(Some(username)).await
     }
 
     /// Whether no session is kept.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    pub async fn is_empty(&self) -> StoreResult<bool> {
+        Ok(self.len().await? == 0)
     }
 
     /// Keep a one-time message for the signed-in session `id`'s next page (post, redirect,
-    /// then show: nothing in the URL that a link could forge).
-    pub fn set_notice(&self, id: &str, notice: String) {
-        if let Some(entry) = self.table().get_mut(&sha256(id)) {
-            entry.notice = Some(notice);
+    /// then show: nothing in the URL that a link could forge). A store failure is logged:
+    /// the message is only lost.
+    pub async fn set_notice(&self, id: &str, notice: String) {
+        if let Err(e) = self.store.set_notice(&sha256(id), &notice).await {
+            tracing::warn!("keeping a notice for a browser session failed: {e}");
         }
     }
 
     /// The signed-in session's one-time message, if any; taken, so it shows once.
-    pub fn take_notice(&self, id: &str) -> Option<String> {
-        self.table()
-            .get_mut(&sha256(id))
-            .and_then(|entry| entry.notice.take())
+    pub async fn take_notice(&self, id: &str) -> Option<String> {
+        self.store
+            .take_notice(&sha256(id))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!("taking a browser session's notice failed: {e}");
+                None
+            })
     }
 
     /// End a session (logout, or replaced at login); an anonymous id ends nothing.
-    pub fn end(&self, id: &str) {
-        self.table().remove(&sha256(id));
+    pub async fn end(&self, id: &str) -> StoreResult<()> {
+        self.store.end_session(&sha256(id)).await.map(|_| ())
     }
 }
 
@@ -287,6 +307,7 @@ fn cookie_value(headers: &HeaderMap) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::store::{MemoryStore, Retention, SessionState};
 
     fn with_cookie(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
@@ -297,68 +318,91 @@ mod tests {
         headers
     }
 
-    #[test]
-    fn a_cookie_finds_its_session_and_csrf_is_checked() {
-        let sessions = Sessions::default();
-        let s = sessions.start("daniel-adams");
+    fn sessions() -> Sessions {
+        Sessions::new(Arc::new(MemoryStore::new()), DEFAULT_LIFETIME)
+    }
+
+    #[tokio::test]
+    async fn a_cookie_finds_its_session_and_csrf_is_checked() {
+        let sessions = sessions();
+        let s = sessions.start("daniel-adams").await.unwrap();
         let headers = with_cookie(&s.id);
-        let found = sessions.current(&headers).unwrap();
+        let found = sessions.current(&headers).await.unwrap();
         assert_eq!(found.username.as_deref(), Some("daniel-adams"));
         assert!(found.csrf_matches(Some(&s.csrf)));
         assert!(!found.csrf_matches(Some("x")));
         assert!(!found.csrf_matches(None));
-        assert!(sessions.is_signed_in(&s.id_sha256()));
-        sessions.end(&s.id);
-        assert!(sessions.current(&headers).is_none());
-        assert!(!sessions.is_signed_in(&s.id_sha256()));
+        assert!(sessions.is_signed_in(&s.id_sha256()).await);
+        sessions.end(&s.id).await.unwrap();
+        assert!(sessions.current(&headers).await.is_none());
+        assert!(!sessions.is_signed_in(&s.id_sha256()).await);
     }
 
-    #[test]
-    fn anonymous_browsers_are_not_stored_and_their_tokens_are_their_own() {
-        let sessions = Sessions::default();
-        let (first, cookie) = sessions.ensure(&HeaderMap::new(), false);
+    #[tokio::test]
+    async fn anonymous_browsers_are_not_stored_and_their_tokens_are_their_own() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let sessions = Sessions::new(store.clone(), DEFAULT_LIFETIME);
+        let (first, cookie) = sessions.ensure(&HeaderMap::new(), false).await.unwrap();
         assert!(cookie.is_some() && first.username.is_none());
-        assert_eq!(sessions.len(), 0);
-        let again = sessions.visitor(&with_cookie(&first.id)).unwrap();
+        assert_eq!(sessions.len().await.unwrap(), 0);
+        let again = sessions.visitor(&with_cookie(&first.id)).await.unwrap();
         assert_eq!((&again.id, &again.csrf), (&first.id, &first.csrf));
-        let (other, _) = sessions.ensure(&HeaderMap::new(), false);
+        let (other, _) = sessions.ensure(&HeaderMap::new(), false).await.unwrap();
         assert_ne!(other.csrf, first.csrf);
         assert!(!again.csrf_matches(Some(&other.csrf)));
-        // Another process (replica, restart) makes other tokens for the same nonce.
-        let elsewhere = Sessions::default()
+        // Another server on the same store (a replica) makes the same token for the nonce.
+        let replica = Sessions::new(store, DEFAULT_LIFETIME);
+        let there = replica.visitor(&with_cookie(&first.id)).await.unwrap();
+        assert_eq!(there.csrf, first.csrf);
+        // Another store (a restarted in-memory server) makes other tokens.
+        let elsewhere = self::sessions()
             .visitor(&with_cookie(&first.id))
+            .await
             .unwrap();
         assert_ne!(elsewhere.csrf, first.csrf);
-        // Junk in the cookie is no visitor; the table keeps nothing of it.
-        assert!(sessions.visitor(&with_cookie("x")).is_none());
-        assert!(sessions.current(&with_cookie(&first.id)).is_none());
-        assert!(!sessions.is_signed_in(&first.id_sha256()));
-        assert_eq!(sessions.len(), 0);
+        // Junk in the cookie is no visitor; the store keeps nothing of it.
+        assert!(sessions.visitor(&with_cookie("x")).await.is_none());
+        assert!(sessions.current(&with_cookie(&first.id)).await.is_none());
+        assert!(!sessions.is_signed_in(&first.id_sha256()).await);
+        assert_eq!(sessions.len().await.unwrap(), 0);
     }
 
-    #[test]
-    fn the_table_holds_hashes_of_ids_not_ids() {
-        let sessions = Sessions::default();
-        let s = sessions.start("joseph-ross");
-        let table = sessions.table();
-        assert!(table.get(&sha256(&s.id)).is_some());
+    #[tokio::test]
+    async fn the_store_holds_hashes_of_ids_not_ids() {
+        let store = Arc::new(MemoryStore::new());
+        let sessions = Sessions::new(store.clone(), DEFAULT_LIFETIME);
+        let s = sessions.start("joseph-ross").await.unwrap();
+        assert!(store.session(&sha256(&s.id)).await.unwrap().is_some());
         let mut raw = [0u8; 32];
-        raw[..32].copy_from_slice(&s.id.as_bytes()[..32]);
-        assert!(table.get(&raw).is_none());
+        raw.copy_from_slice(&s.id.as_bytes()[..32]);
+        assert!(store.session(&raw).await.unwrap().is_none());
     }
 
-    #[test]
-    fn a_shorter_lifetime_is_what_the_sweep_goes_by() {
-        let sessions = Sessions::new(5);
-        let s = sessions.start("daniel-adams");
-        assert_eq!(sessions.sweep(s.created + 4), 0);
-        assert_eq!(sessions.sweep(s.created + 5), 1);
-        assert!(sessions.is_empty());
+    #[tokio::test]
+    async fn a_shorter_lifetime_is_what_the_sweep_goes_by() {
+        let store = Arc::new(MemoryStore::new());
+        let sessions = Sessions::new(store.clone(), 5);
+        let s = sessions.start("daniel-adams").await.unwrap();
+        let retention = Retention {
+            code_memory: 0,
+            client_idle: None,
+            signing_key_memory: 0,
+            launch_memory: 0,
+            session_lifetime: sessions.lifetime(),
+            failure_window: 0,
+        };
+        let swept = |now| {
+            let store = store.clone();
+            async move { store.sweep(now, retention).await.unwrap().sessions }
+        };
+        assert_eq!(swept(s.created + 4).await, 0);
+        assert_eq!(swept(s.created + 5).await, 1);
+        assert!(sessions.is_empty().await.unwrap());
     }
 
-    #[test]
-    fn the_cookie_is_http_only_and_lax() {
-        let (s, _) = Sessions::default().ensure(&HeaderMap::new(), false);
+    #[tokio::test]
+    async fn the_cookie_is_http_only_and_lax() {
+        let (s, _) = sessions().ensure(&HeaderMap::new(), false).await.unwrap();
         let value = set_cookie(&s, false);
         let text = value.to_str().unwrap();
         assert!(

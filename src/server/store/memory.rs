@@ -96,6 +96,8 @@ impl Tables {
 #[derive(Default)]
 pub struct MemoryStore {
     tables: Mutex<Tables>,
+    /// Sessions, waiting authorize requests and failure counts (see `memory_portal`).
+    pub(super) portal: super::memory_portal::PortalTables,
 }
 
 impl MemoryStore {
@@ -479,6 +481,8 @@ impl Store for MemoryStore {
             }
             keep
         });
+        drop(tables);
+        let (sessions, pending, failures) = self.portal.sweep(now, &retention);
         Ok(Swept {
             approvals,
             tokens,
@@ -488,6 +492,9 @@ impl Store for MemoryStore {
             launches,
             jtis,
             faults: gone,
+            sessions,
+            pending,
+            failures,
         })
     }
 }

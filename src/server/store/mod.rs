@@ -8,12 +8,20 @@
 //! every value is random with 122 bits of entropy (a UUIDv4): nothing can be guessed from
 //! its hash, and there is no dictionary of likely values to precompute.
 
+pub mod failures;
 mod location;
 mod memory;
+mod memory_portal;
+pub mod pending;
+mod portal;
+mod sessions_table;
 mod sql;
 
+pub use failures::{FailureCount, FailureScope, Limit};
 pub use location::{LocationError, StateLocation};
 pub use memory::MemoryStore;
+pub use pending::{PendingAuthorization, PendingBounds, SignInRule};
+pub use portal::{Caps, FailureCounts, PendingState, SessionState, StoredSession};
 pub use sql::SqlStore;
 
 use std::sync::Arc;
@@ -307,6 +315,10 @@ pub struct Retention {
     /// Seconds a launch is remembered past its expiry (so a late use is told "expired" or
     /// "already used", not "unknown").
     pub launch_memory: i64,
+    /// Seconds a browser session lasts after its sign-in.
+    pub session_lifetime: i64,
+    /// Seconds a failed sign-in counts (the longest of the name's and address's windows).
+    pub failure_window: i64,
 }
 
 /// What one sweep removed.
@@ -328,6 +340,12 @@ pub struct Swept {
     pub jtis: u64,
     /// Simulated faults used up, or of clients that are gone.
     pub faults: u64,
+    /// Browser sessions past their lifetime.
+    pub sessions: u64,
+    /// Authorize requests nobody finished in time.
+    pub pending: u64,
+    /// Failed sign-in counts whose window and pause are over.
+    pub failures: u64,
 }
 
 impl Swept {
@@ -358,9 +376,10 @@ pub async fn open(location: &StateLocation) -> StoreResult<Arc<dyn Store>> {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// The server's memory. Every method is atomic on its own. Tokens and codes are named by
-/// their SHA-256 (see the module's documentation).
+/// their SHA-256 (see the module's documentation). The portal's sessions, waiting authorize
+/// requests and sign-in failure counts are in the supertraits (see `portal`).
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: SessionState + PendingState + FailureCounts + Send + Sync {
     /// Save a newly registered client.
     async fn insert_client(&self, client: Client) -> StoreResult<()>;
     /// Look a client up by id.
@@ -459,7 +478,9 @@ pub trait Store: Send + Sync {
     /// clients that never got an approval registered `retention.client_idle` seconds ago,
     /// signing keys retired `retention.signing_key_memory` seconds ago, launches
     /// `retention.launch_memory` seconds past expiry, and simulated faults used up or of
-    /// clients that are gone.
+    /// clients that are gone; and browser sessions `retention.session_lifetime` seconds
+    /// old, authorize requests older than `pending::PENDING_LIFETIME`, and failure counts
+    /// whose pause and window (`retention.failure_window`) are over.
     async fn sweep(&self, now: i64, retention: Retention) -> StoreResult<Swept>;
 }
 

@@ -14,7 +14,7 @@ async fn cookie_less_visits_store_nothing_and_sign_nobody_out() {
     // A table of 10 in all: 2,000 visits are 200 times what it holds.
     let portal = Portal::with_caps(10, 3);
     let joseph = portal.sign_in("joseph-ross").await;
-    assert_eq!(portal.state.sessions.len(), 1);
+    assert_eq!(portal.state.sessions.len().await.unwrap(), 1);
     let mut cookies = std::collections::HashSet::new();
     for _ in 0..2_000 {
         let login = portal.get("/login", None).await;
@@ -23,29 +23,30 @@ async fn cookie_less_visits_store_nothing_and_sign_nobody_out() {
     }
     assert_eq!(cookies.len(), 2_000, "each browser its own nonce");
     assert_eq!(
-        portal.state.sessions.len(),
+        portal.state.sessions.len().await.unwrap(),
         1,
         "nothing held for anonymous visitors"
     );
     assert!(portal.signed_in(&joseph).await);
 }
 
-#[test]
-fn two_hundred_thousand_anonymous_browsers_leave_a_sign_in_alone() {
-    let sessions = Sessions::default();
-    let signed_in = sessions.start("daniel-adams");
+#[tokio::test]
+async fn two_hundred_thousand_anonymous_browsers_leave_a_sign_in_alone() {
+    let store = std::sync::Arc::new(smartnb::server::store::MemoryStore::new());
+    let sessions = Sessions::new(store, smartnb::server::pages::session::DEFAULT_LIFETIME);
+    let signed_in = sessions.start("daniel-adams").await.unwrap();
     for _ in 0..200_000 {
-        let (visitor, cookie) = sessions.ensure(&HeaderMap::new(), false);
+        let (visitor, cookie) = sessions.ensure(&HeaderMap::new(), false).await.unwrap();
         assert!(visitor.username.is_none() && cookie.is_some());
     }
-    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions.len().await.unwrap(), 1);
     let mut headers = HeaderMap::new();
     headers.insert(
         axum::http::header::COOKIE,
         format!("{COOKIE}={}", signed_in.id).parse().unwrap(),
     );
     assert_eq!(
-        sessions.current(&headers).and_then(|s| s.username),
+        sessions.current(&headers).await.and_then(|s| s.username),
         Some("daniel-adams".to_string())
     );
 }
@@ -69,7 +70,7 @@ async fn failed_sign_ins_and_refused_forms_store_nothing_either() {
         )
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
-    assert_eq!(portal.state.sessions.len(), 0);
+    assert_eq!(portal.state.sessions.len().await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -87,8 +88,8 @@ async fn a_flood_of_one_users_sign_ins_only_evicts_that_users_own_sessions() {
         daniels.push(answer.cookie().expect("a session cookie"));
     }
     let sessions = &portal.state.sessions;
-    assert_eq!(sessions.len_for("daniel-adams"), 5);
-    assert_eq!(sessions.len(), 6);
+    assert_eq!(sessions.len_for("daniel-adams").await.unwrap(), 5);
+    assert_eq!(sessions.len().await.unwrap(), 6);
     assert!(
         portal.signed_in(&joseph).await,
         "joseph-ross is still signed in"
@@ -108,7 +109,8 @@ async fn csrf_is_refused_when_missing_wrong_or_another_browsers() {
     let (a, a_csrf) = portal.anonymous().await;
     let (b, b_csrf) = portal.anonymous().await;
     assert_ne!(a_csrf, b_csrf);
-    // The same nonce on another replica (or after a restart) has another token.
+    // The same nonce on another in-memory server (or after a restart) has another token;
+    // replicas sharing a durable store share the key (the store suite checks that).
     let replica = Portal::new();
     let there = replica.get("/login", Some(&a)).await;
     assert!(there.cookie().is_none(), "the nonce is kept");
@@ -124,7 +126,7 @@ async fn csrf_is_refused_when_missing_wrong_or_another_browsers() {
         ),
         ("empty", Some(&a), Some("")),
         ("another browser's", Some(&a), Some(&b_csrf)),
-        ("another replica's", Some(&a), Some(&replica_csrf)),
+        ("another server's", Some(&a), Some(&replica_csrf)),
         ("no cookie", None, Some(&a_csrf)),
         ("a junk cookie", Some("smartnb_session=x"), Some(&a_csrf)),
         ("the other cookie", Some(&b), Some(&a_csrf)),
@@ -143,12 +145,12 @@ async fn csrf_is_refused_when_missing_wrong_or_another_browsers() {
         );
         assert!(answer.cookie().is_none(), "{how}");
     }
-    assert_eq!(portal.state.sessions.len(), 0);
+    assert_eq!(portal.state.sessions.len().await.unwrap(), 0);
     let answer = portal
         .sign_in_from(&a, &a_csrf, "joseph-ross", PASSWORD)
         .await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER);
-    assert_eq!(portal.state.sessions.len(), 1);
+    assert_eq!(portal.state.sessions.len().await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -161,9 +163,13 @@ async fn is_signed_in_knows_live_sign_ins_by_the_hash_of_their_cookie() {
     let (anonymous, _) = portal.anonymous().await;
     let signed_in = portal.sign_in("joseph-ross").await;
     let sessions = &portal.state.sessions;
-    assert_eq!(sessions.len(), 1, "the anonymous browser is not held");
-    assert!(sessions.is_signed_in(&sha(&signed_in)));
-    assert!(!sessions.is_signed_in(&sha(&anonymous)));
+    assert_eq!(
+        sessions.len().await.unwrap(),
+        1,
+        "the anonymous browser is not held"
+    );
+    assert!(sessions.is_signed_in(&sha(&signed_in)).await);
+    assert!(!sessions.is_signed_in(&sha(&anonymous)).await);
     // Signing out ends it.
     let logout = portal.get("/logout", Some(&signed_in)).await;
     let csrf = logout.hidden("csrf").unwrap();
@@ -171,6 +177,6 @@ async fn is_signed_in_knows_live_sign_ins_by_the_hash_of_their_cookie() {
         .post("/logout", Some(&signed_in), &[("csrf", &csrf)])
         .await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);
-    assert!(!sessions.is_signed_in(&sha(&signed_in)));
+    assert!(!sessions.is_signed_in(&sha(&signed_in)).await);
     assert!(!portal.signed_in(&signed_in).await);
 }

@@ -67,26 +67,23 @@ pub struct Portal {
 impl Portal {
     /// The default state.
     pub fn new() -> Portal {
-        Portal::with_sessions(Sessions::default())
+        Portal::with_caps_of(Caps::default())
     }
 
     /// A state whose sessions are bounded by these caps.
     pub fn with_caps(total: usize, per_user: usize) -> Portal {
-        Portal::with_sessions(Sessions::with_caps(
-            smartnb::server::pages::session::DEFAULT_LIFETIME,
-            Caps { total, per_user },
-        ))
+        Portal::with_caps_of(Caps { total, per_user })
     }
 
-    fn with_sessions(sessions: Sessions) -> Portal {
+    fn with_caps_of(caps: Caps) -> Portal {
         let addr = SocketAddr::from(([127, 0, 0, 1], 9000));
-        let mut state = AppState::new(
-            Config::default(),
-            BASE.to_string(),
-            addr,
-            Arc::new(MemoryStore::new()),
+        let store = Arc::new(MemoryStore::new());
+        let mut state = AppState::new(Config::default(), BASE.to_string(), addr, store.clone());
+        state.sessions = Sessions::with_caps(
+            store,
+            smartnb::server::pages::session::DEFAULT_LIFETIME,
+            caps,
         );
-        state.sessions = sessions;
         let state = Arc::new(state);
         Portal {
             router: server::router(state.clone()),

@@ -44,6 +44,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "simulated faults",
         include_str!("../migrations/0007_simulated_faults.sql"),
     ),
+    (
+        8,
+        "portal state",
+        include_str!("../migrations/0008_portal_state.sql"),
+    ),
 ];
 
 /// The migrations above as a source for sqlx's `Migrator`.

@@ -7,6 +7,7 @@ mod conversions;
 mod credentials;
 mod migrations;
 mod ops;
+mod portal;
 mod probe;
 mod rows;
 

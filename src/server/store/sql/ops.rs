@@ -445,6 +445,32 @@ impl Store for SqlStore {
         .await
         .map_err(backend)?
         .rows_affected();
+        let sessions = run(
+            "DELETE FROM browser_sessions WHERE created <= $1",
+            now.saturating_sub(retention.session_lifetime.max(1)),
+        )
+        .await?;
+        sqlx::query(
+            "DELETE FROM session_notices WHERE NOT EXISTS (SELECT 1 FROM browser_sessions \
+             WHERE browser_sessions.id_sha256 = session_notices.id_sha256)",
+        )
+        .execute(&self.writer)
+        .await
+        .map_err(backend)?;
+        let pending = run(
+            "DELETE FROM pending_authorizations WHERE created <= $1",
+            now.saturating_sub(crate::server::store::pending::PENDING_LIFETIME),
+        )
+        .await?;
+        let failures = sqlx::query(
+            "DELETE FROM sign_in_failures WHERE paused_until <= $1 AND window_start <= $2",
+        )
+        .bind(now)
+        .bind(now.saturating_sub(retention.failure_window))
+        .execute(&self.writer)
+        .await
+        .map_err(backend)?
+        .rows_affected();
         Ok(Swept {
             approvals,
             tokens,
@@ -454,6 +480,9 @@ impl Store for SqlStore {
             launches,
             jtis,
             faults,
+            sessions,
+            pending,
+            failures,
         })
     }
 }

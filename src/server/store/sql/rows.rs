@@ -191,7 +191,8 @@ pub fn to_hex_opt(bytes: Option<&[u8; 32]>) -> Option<String> {
     bytes.map(to_hex)
 }
 
-fn from_hex(text: &str) -> Option<[u8; 32]> {
+/// A SHA-256 (or other 32 bytes) from lowercase hex.
+pub fn from_hex(text: &str) -> Option<[u8; 32]> {
     if text.len() != 64 || !text.is_ascii() {
         return None;
     }

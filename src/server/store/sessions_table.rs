@@ -1,4 +1,4 @@
-//! The signed-in sessions, by the SHA-256 of their cookie id (the ids themselves are not
+//! The in-memory backend's signed-in sessions, by the SHA-256 of their cookie id (the ids themselves are not
 //! kept), with the order they started in overall and per user, so that the oldest is found
 //! in O(1) when a bound is reached (a scan of 100,000 sessions on every sign-in made the
 //! server's throughput collapse once a long load test filled the table).
@@ -78,6 +78,14 @@ impl Table {
             users: HashMap::new(),
             serial: 0,
         }
+    }
+
+    /// Change the bounds (each at least 1); they apply from the next insert.
+    pub fn set_caps(&mut self, caps: Caps) {
+        self.caps = Caps {
+            total: caps.total.max(1),
+            per_user: caps.per_user.max(1),
+        };
     }
 
     /// The session with this key, live or not.
