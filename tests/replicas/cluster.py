@@ -151,12 +151,13 @@ class Proxy:
 class Cluster:
     """`count` replicas on a fresh database behind one nginx."""
 
-    def __init__(self, binary, server_url, psql, nginx, count=3):
+    def __init__(self, binary, server_url, psql, nginx, count=3, extra=()):
         self.work = tempfile.mkdtemp(prefix="smartnb-replicas-")
+        self.psql = psql
         self.database = create_database(server_url, psql)
         proxy_port = free_port()
         self.base = f"http://127.0.0.1:{proxy_port}"
-        self.replicas = [Replica(binary, self.database, free_port(), self.base, self.work)
+        self.replicas = [Replica(binary, self.database, free_port(), self.base, self.work, extra)
                          for _ in range(count)]
         # The first migrates the new database; the others then start together.
         self.replicas[0].start()
@@ -168,6 +169,20 @@ class Cluster:
         """The replica nginx named in X-Smartnb-Replica (the last one it tried)."""
         last = address.split(",")[-1].strip()
         return next(r for r in self.replicas if r.address == last)
+
+    def table_rows(self):
+        """Rows in every table of the database, by table name."""
+        names = subprocess.run(
+            [self.psql, self.database, "-At", "-c",
+             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"],
+            check=True, capture_output=True, text=True).stdout.split()
+        counts = {}
+        for name in names:
+            out = subprocess.run([self.psql, self.database, "-At", "-c",
+                                  f'SELECT count(*) FROM "{name}"'],
+                                 check=True, capture_output=True, text=True).stdout
+            counts[name] = int(out.strip())
+        return counts
 
     def logs(self):
         """Every replica's stderr, for a failure's report."""

@@ -65,7 +65,7 @@ def follow(browser, response, step):
     raise FlowError(f"{step}: more than ten redirects")
 
 
-def submit(browser, page, action, fields, step):
+def submit(browser, page, action, fields, step, refused_ok=False):
     """Post the page's form for `action` with these fields; the response, followed."""
     if isinstance(page, str):
         raise FlowError(f"{step}: redirected to the app before the {action} form")
@@ -76,7 +76,17 @@ def submit(browser, page, action, fields, step):
     names = {name for name, _ in fields}
     body = [(k, v) for k, v in found["fields"] if k not in names] + list(fields)
     response = browser.post(urljoin(page.url, found["action"]), data=body, allow_redirects=False)
-    return follow(browser, response, step)
+    landed = follow(browser, response, step)
+    if not refused_ok and not isinstance(landed, str) and landed.status_code >= 400:
+        raise FlowError(f"{step}: status {landed.status_code} "
+                        f"(replica {landed.headers.get('X-Smartnb-Replica')}): {title(landed.text)}")
+    return landed
+
+
+def title(html):
+    """A page's <title>, to name an error page in a report."""
+    found = re.search(r"<title>(.*?)</title>", html, re.S)
+    return found.group(1).strip() if found else html[:200]
 
 
 def register(base, name):
@@ -90,11 +100,12 @@ def register(base, name):
     return expect("register", response, 201).json()
 
 
-def sign_in(base, browser, user, password=PASSWORD):
+def sign_in(base, browser, user, password=PASSWORD, refused_ok=False):
     """Sign the browser in at /login directly; the page it lands on."""
     page = browser.get(f"{base}/login", allow_redirects=False)
     return submit(browser, expect("login page", page, 200), "/login",
-                  [("username", user), ("password", password)], f"{user}: sign-in")
+                  [("username", user), ("password", password)], f"{user}: sign-in",
+                  refused_ok=refused_ok)
 
 
 def authorize(base, browser, app, user, patient, signed_in=False):
