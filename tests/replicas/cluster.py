@@ -39,6 +39,7 @@ class Replica:
     """One `smartnb serve` process on a fixed port, started and killed at will."""
 
     def __init__(self, binary, state, port, public_url, log_dir, extra=()):
+        """A replica of `binary` on `port` (`state` None: in memory)."""
         self.binary, self.state, self.port = binary, state, port
         self.public_url, self.extra = public_url, list(extra)
         self.log_path = os.path.join(log_dir, f"replica-{port}.log")
@@ -54,8 +55,8 @@ class Replica:
         log = open(self.log_path, "a")
         self.process = subprocess.Popen(
             [self.binary, "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--state", self.state, "--public-url", self.public_url,
-             *self.extra, *extra],
+             *(["--state", self.state] if self.state else []),
+             "--public-url", self.public_url, *self.extra, *extra],
             stdout=subprocess.PIPE, stderr=log, text=True)
         line = self.process.stdout.readline()
         if not line.startswith("http"):
