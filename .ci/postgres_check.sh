@@ -4,7 +4,10 @@
 # directory on a free loopback port (as the postgres user when run as root: initdb refuses
 # root), then stopped and deleted however the run ends. Runs tests/store_backends.rs and
 # tests/store_postgres.rs (the PostgreSQL suite plus two `smartnb serve` processes on one
-# database) with SMARTNB_TEST_POSTGRES pointing at the cluster.
+# database) with SMARTNB_TEST_POSTGRES pointing at the cluster. Then tests/replicas/check.py:
+# three `smartnb serve` replicas on one database behind Debian's nginx in plain round robin
+# (started on loopback by the check), complete flows through it, replicas killed with
+# SIGKILL, failure counting across replicas, key rotation, and the flow load generator.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,3 +46,19 @@ echo "postgres_check: PostgreSQL $("$bin/postgres" --version | awk '{print $3}')
 
 export SMARTNB_TEST_POSTGRES="postgres://smartnb:$password@127.0.0.1:$port/postgres"
 cargo test --release --locked --test store_backends --test store_postgres
+
+echo "postgres_check: replicas behind nginx round robin"
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || {
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y nginx-light
+}
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+venv="$target_dir/replicas-venv"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check requests
+cargo build --release --locked
+flows=$(cargo bench --locked --bench flows --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)
+[ -x "$flows" ] || { echo "postgres_check: could not find the flows bench executable" >&2; exit 1; }
+"$venv/bin/python" tests/replicas/check.py --bin "$target_dir/release/smartnb" \
+  --postgres "$SMARTNB_TEST_POSTGRES" --psql "$bin/psql" --nginx "$nginx_bin" --flows-bin "$flows"
