@@ -3,12 +3,12 @@
 replica and two behind nginx's round robin, measured side by side in one run.
 
     benches/replicas.py --bin SMARTNB --flows-bin FLOWS --postgres URL --psql PSQL \\
-        --nginx NGINX [--rounds 3] [--seconds 8] [--clients 32]
+        --nginx NGINX [--baseline OLD_SMARTNB] [--rounds 3] [--seconds 8] [--clients 32]
 
 Configurations, interleaved round by round: memory (1 replica, direct), SQLite (1, direct),
 PostgreSQL (1, direct), PostgreSQL (1, through nginx: the proxy's own cost), PostgreSQL
 (2 through nginx). Each round starts fresh processes (and a fresh database) and runs the
-flow load generator (benches/flows, `--people all`). CPU is read from /proc before and
+flow load generator (benches/flows, `--people joseph` as benches/server.sh runs it). CPU is read from /proc before and
 after the measured window for every smartnb replica, every PostgreSQL server process and
 nginx, and divided by the flows completed: where a flow's time goes. Prints one line per
 configuration with medians. Exits 1 if any run had an error or a 5xx.
@@ -50,7 +50,7 @@ def pids_of(user=None, name=None):
     return [int(p) for p in out.split()]
 
 
-def measure(args, kind, count, proxied, work):
+def measure(args, binary, kind, count, proxied, work):
     """One run of the generator against a fresh deployment; a dict of figures."""
     state = {"memory": None, "sqlite": os.path.join(work, f"s{time.time_ns()}.db"),
              "postgres": None}[kind]
@@ -59,7 +59,7 @@ def measure(args, kind, count, proxied, work):
     front = free_port() if proxied else None
     ports = [free_port() for _ in range(count)]
     public = f"http://127.0.0.1:{front or ports[0]}"
-    replicas = [Replica(args.bin, state, p, public, work, ["--quiet"]) for p in ports]
+    replicas = [Replica(binary, state, p, public, work, ["--quiet"]) for p in ports]
     proxy = None
     try:
         for r in replicas:
@@ -71,7 +71,7 @@ def measure(args, kind, count, proxied, work):
                    "nginx": pids_of(name="nginx") if proxied else []}
         generator = subprocess.Popen(
             [args.flows_bin, "--url", public, "--clients", str(args.clients),
-             "--seconds", str(args.seconds), "--warmup", "1", "--people", "all",
+             "--seconds", str(args.seconds), "--warmup", "1", "--people", args.people,
              "--pid", str(replicas[0].process.pid)],
             stdout=subprocess.PIPE, text=True)
         time.sleep(1.0)  # the warm-up
@@ -110,15 +110,23 @@ def main():
     parser.add_argument("--postgres", required=True)
     parser.add_argument("--psql", default="psql")
     parser.add_argument("--nginx", default="nginx")
+    parser.add_argument("--baseline", help="another smartnb binary to measure beside --bin")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--people", default="joseph", help="the generator's --people")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="smartnb-replicas-bench-")
-    runs = {name: [] for name, *_ in CONFIGS}
+    configs = [(name, args.bin, kind, count, proxied) for name, kind, count, proxied in CONFIGS]
+    if args.baseline:
+        # The baseline binary beside this one, one replica, each kind of state it keeps.
+        configs = [(f"baseline: {name}", args.baseline, kind, count, proxied)
+                   for name, kind, count, proxied in CONFIGS if count == 1 and not proxied
+                   ] + configs
+    runs = {name: [] for name, *_ in configs}
     for round_ in range(args.rounds):
-        for name, kind, count, proxied in CONFIGS:
-            figures = measure(args, kind, count, proxied, work)
+        for name, binary, kind, count, proxied in configs:
+            figures = measure(args, binary, kind, count, proxied, work)
             runs[name].append(figures)
             print(f"round {round_ + 1}: {name}: {figures['rate']:.0f} flows/s, "
                   f"smartnb {figures['smartnb']:.0f} µs, postgres {figures['postgres']:.0f} µs, "
@@ -127,7 +135,7 @@ def main():
     print("\nmedians: configuration | flows/s | CPU per flow: smartnb (all replicas), "
           "PostgreSQL, nginx, generator")
     failed = False
-    for name, *_ in CONFIGS:
+    for name, *_ in configs:
         median = {k: statistics.median(r[k] for r in runs[name])
                   for k in ("rate", "smartnb", "postgres", "nginx", "generator")}
         errors = sum(r["errors"] for r in runs[name])
