@@ -104,16 +104,22 @@ http {{
     }}
     server {{
         listen 127.0.0.1:{port};
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $http_host;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_connect_timeout 2s;
+        add_header X-Smartnb-Replica $upstream_addr always;
         location / {{
             proxy_pass http://smartnb;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $http_host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
             proxy_next_upstream error timeout;
-            proxy_connect_timeout 2s;
-            add_header X-Smartnb-Replica $upstream_addr always;
+        }}
+        # A sign-in or a choice on the picker cut off by a dying replica may be sent
+        # again (deploy/README.md).
+        location ~ ^/(login|oauth/consent/patient|oauth/consent/encounter)$ {{
+            proxy_pass http://smartnb;
+            proxy_next_upstream error timeout non_idempotent;
         }}
     }}
 }}
