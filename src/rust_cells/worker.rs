@@ -15,6 +15,7 @@ use evcxr::{CommandContext, EvalContextOutputs};
 use serde_json::{Map, Value};
 
 use super::diagnostics::compile_error;
+use super::prelude;
 use super::protocol::{encode, Event, Request};
 use crate::session::complete::Completion;
 use crate::session::CommandError;
@@ -30,13 +31,18 @@ pub fn serve() -> i32 {
             return 1;
         }
     };
-    send(&Event::Ready);
+    let mut context = context;
+    let without_serde_json = setup(&mut context).err();
     let requests = read_requests();
     let mut worker = Worker {
         context: Arc::new(Mutex::new(context)),
         outputs,
         requests,
     };
+    // What the setup cell printed (cargo's progress) is not any cell's output.
+    while worker.outputs.stdout.try_recv().is_ok() {}
+    while worker.outputs.stderr.try_recv().is_ok() {}
+    send(&Event::Ready { without_serde_json });
     while let Ok(request) = worker.requests.recv() {
         match request {
             Request::Execute {
@@ -55,6 +61,34 @@ pub fn serve() -> i32 {
         }
     }
     0
+}
+
+/// Add `serde_json` (offline first when its source is in the local cargo cache, else from
+/// crates.io) and define `smart`; evcxr's build cache keeps serde_json's build for the next
+/// worker. `Err` says why serde_json could not be had.
+fn setup(context: &mut CommandContext) -> Result<(), String> {
+    let _ = context.execute(":cache 256");
+    let cell = format!("{}\n{}", prelude::SERDE_JSON_DEP, prelude::items());
+    let cached = prelude::serde_json_cached();
+    if cached {
+        let _ = context.execute(":offline 1");
+        let built = context.execute(&cell).is_ok();
+        // A cell's own `:dep` may need crates.io; `:offline 1` in a cell asks otherwise.
+        let _ = context.execute(":offline 0");
+        if built {
+            return Ok(());
+        }
+    }
+    context.execute(&cell).map(|_| ()).map_err(|e| {
+        let why = e.to_string();
+        let why = why.trim();
+        let place = if cached {
+            "its source in the local cargo registry cache did not build offline"
+        } else {
+            "it is not in the local cargo registry cache"
+        };
+        format!("{place}, and cargo could not fetch it from crates.io: {why}")
+    })
 }
 
 struct Worker {
