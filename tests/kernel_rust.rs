@@ -149,19 +149,24 @@ async fn the_worker_starts_when_rust_is_needed_and_run_all_looks_ahead() {
 async fn rust_completion_before_any_rust_cell_starts_the_worker() {
     let mut kernel = Kernel::start().await;
     assert!(rust_workers(&kernel).is_empty());
-    let complete: JupyterMessage = CompleteRequest {
-        code: "let v: Vec<u8> = Vec::new(); v.".into(),
-        cursor_pos: 31,
-    }
-    .into();
-    let reply = kernel.ask(complete).await;
+    let complete = || -> JupyterMessage {
+        CompleteRequest {
+            code: "let v: Vec<u8> = Vec::new(); v.".into(),
+            cursor_pos: 31,
+        }
+        .into()
+    };
+    let reply = kernel.ask(complete()).await;
     assert_eq!(reply["status"], "ok", "{reply}");
-    assert_eq!(
-        rust_workers(&kernel).len(),
-        1,
-        "the completion started the worker"
-    );
-    let matches = reply["matches"].to_string();
+    assert_eq!(rust_workers(&kernel).len(), 1, "the completion started the worker");
+    // The first request waits a bounded time for the evaluator (which a loaded machine may
+    // exceed): ask again until it answers.
+    let mut matches = reply["matches"].to_string();
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !matches.contains("push") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        matches = kernel.ask(complete()).await["matches"].to_string();
+    }
     assert!(matches.contains("push"), "evcxr's completions: {matches}");
     kernel.shutdown().await;
 }
