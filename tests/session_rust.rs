@@ -202,7 +202,7 @@ fn typed_helper_variables_and_helper_calls_from_rust() {
     // response is serde_json::Value, status u16, tokens String: this compiles only so.
     let typed = ok(
         &mut session,
-        "let code: u16 = status;\nlet kind: &serde_json::Value = &response[\"resourceType\"];\nlet token: &String = &access_token;\nprintln!(\"{} {} {} {}\", code, kind.as_str().unwrap(), response[\"id\"], token.len());",
+        "{\nlet code: u16 = status;\nlet kind: &serde_json::Value = &response[\"resourceType\"];\nlet token: &String = &access_token;\nprintln!(\"{} {} {} {}\", code, kind.as_str().unwrap(), response[\"id\"], token.len());\n}",
     );
     let token = var(&session, "access_token");
     assert_eq!(
