@@ -158,7 +158,11 @@ async fn rust_completion_before_any_rust_cell_starts_the_worker() {
     };
     let reply = kernel.ask(complete()).await;
     assert_eq!(reply["status"], "ok", "{reply}");
-    assert_eq!(rust_workers(&kernel).len(), 1, "the completion started the worker");
+    assert_eq!(
+        rust_workers(&kernel).len(),
+        1,
+        "the completion started the worker"
+    );
     // The first request waits a bounded time for the evaluator (which a loaded machine may
     // exceed): ask again until it answers.
     let mut matches = reply["matches"].to_string();

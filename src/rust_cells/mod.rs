@@ -343,6 +343,10 @@ impl RustCells {
                 Ok(Event::Stdout { line }) => frontend.emit(Output::Stdout(format!("{line}\n"))),
                 Ok(Event::Stderr { line }) => frontend.emit(Output::Stderr(format!("{line}\n"))),
                 Ok(Event::Done { result }) => return result,
+                Ok(Event::Untyped { why }) => {
+                    tracing::warn!("Rust cells without serde_json: {why}");
+                    worker.typed = false;
+                }
                 Ok(_) => {}
                 Err(_) => return Err(self.worker_gone()),
             }
