@@ -459,13 +459,17 @@ fn unavailable(message: String) -> CommandError {
     .hint("Rust cells need cargo and rustc on PATH; helper commands still work")
 }
 
-/// Only `text/plain` is the trailing expression's value (execute_result); anything richer
-/// was displayed by the cell (display_data).
+/// Only `text/plain` is the trailing expression's value (execute_result), unless it is `()`;
+/// anything richer was displayed by the cell (display_data).
 fn emit_content(content: Map<String, Value>, frontend: &mut dyn Frontend) {
     if content.is_empty() {
         return;
     }
     if content.len() == 1 && content.contains_key("text/plain") {
+        // A cell ending in a loop or a `match` of statements has the value `()`: nothing.
+        if content.get("text/plain").and_then(Value::as_str) == Some("()") {
+            return;
+        }
         frontend.emit(Output::Value(content));
     } else {
         frontend.emit(Output::Rich(content));
@@ -517,5 +521,20 @@ mod tests {
         let (untyped, _) = cells.prelude(&vars, false);
         assert!(untyped.contains("let status: String = \"200\".to_string();"));
         assert!(!untyped.contains("response"));
+    }
+
+    #[test]
+    fn a_unit_value_is_not_shown() {
+        let mut shown = crate::session::Collect::default();
+        let unit: Map<String, Value> = [("text/plain".to_string(), Value::from("()"))]
+            .into_iter()
+            .collect();
+        emit_content(unit, &mut shown);
+        assert!(shown.0.is_empty(), "{:?}", shown.0);
+        let value: Map<String, Value> = [("text/plain".to_string(), Value::from("42"))]
+            .into_iter()
+            .collect();
+        emit_content(value.clone(), &mut shown);
+        assert_eq!(shown.0, [Output::Value(value)]);
     }
 }
