@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Kernel benchmarks (benches/kernel.py): start-up against ipykernel, the walkthrough's FHIR
-# read as a `fetch` cell against the seed's `requests` cell, idle memory, the first Rust
-# cell against evcxr_jupyter, and `smartnb run` of the smart-examples notebook.
+# read as a `fetch` cell against the seed's `requests` cell, idle tree memory and CPU, the first Rust
+# cell (first, and after five helper cells) against evcxr_jupyter, and `smartnb run` of the
+# smart-examples notebook.
 #
 #   benches/kernel.sh            the full run (builds evcxr_jupyter 0.22.0 once, ~10 minutes)
 #   benches/kernel.sh --quick    one run of each, smartnb's Rust cell without the comparison
@@ -23,5 +24,5 @@ else
   if [ ! -x "$evcxr" ]; then
     cargo install --locked --root target/bench-tools evcxr_jupyter --version 0.22.0
   fi
-  "$venv/bin/python" benches/kernel.py --runs 7 --rust-runs 5 --evcxr "$evcxr"
+  "$venv/bin/python" benches/kernel.py --runs 7 --rust-runs 5 --idle-runs 3 --evcxr "$evcxr"
 fi

@@ -8,7 +8,7 @@ mod session_support;
 
 use std::time::Duration;
 
-use session_support::{fails, ok, run, var};
+use session_support::{fails, ok, run, var, SEED_PATIENT};
 use smartnb::server::Config;
 use smartnb::session::{Outcome, Output, RustStart, Session, SessionOptions};
 
@@ -187,4 +187,97 @@ fn the_evaluator_starting_is_a_passing_status_not_stderr() {
     );
     assert_eq!(stderr(&watch.outputs), "", "{:#?}", watch.outputs);
     assert_eq!(stdout(&watch.outputs), "ready\n");
+}
+
+#[test]
+fn typed_helper_variables_and_helper_calls_from_rust() {
+    let mut session = Session::new(SessionOptions {
+        server: Config {
+            port: 0,
+            ..Default::default()
+        },
+        rust: RustStart::OnFirstUse,
+        rust_program: Some(env!("CARGO_BIN_EXE_smartnb").into()),
+    })
+    .expect("the session starts");
+    ok(&mut session, "register");
+    ok(&mut session, &format!("token --patient {SEED_PATIENT}"));
+    ok(&mut session, &format!("fetch Patient/{SEED_PATIENT}"));
+    assert!(
+        session.rust_worker().is_none(),
+        "helper cells never start the Rust worker"
+    );
+
+    // response is serde_json::Value, status u16, tokens String: this compiles only so.
+    let typed = ok(
+        &mut session,
+        "{\nlet code: u16 = status;\nlet kind: &serde_json::Value = &response[\"resourceType\"];\nlet token: &String = &access_token;\nprintln!(\"{} {} {} {}\", code, kind.as_str().unwrap(), response[\"id\"], token.len());\n}",
+    );
+    let token = var(&session, "access_token");
+    assert_eq!(
+        stdout(&typed),
+        format!("200 Patient \"{SEED_PATIENT}\" {}\n", token.len()),
+        "{typed:#?}"
+    );
+    assert!(session.rust_worker().is_some(), "the worker runs now");
+
+    // A helper command from Rust: its JSON comes back, and it binds helper variables.
+    let called = ok(
+        &mut session,
+        "let bundle = smart(\"fetch Observation?patient=smart-1288992&code=8867-4\").unwrap();\nprintln!(\"{} {}\", bundle[\"resourceType\"].as_str().unwrap(), bundle[\"entry\"].as_array().map_or(0, |e| e.len()) > 0);",
+    );
+    assert_eq!(stdout(&called), "Bundle true\n", "{called:#?}");
+    let bound = session.vars().get("response").expect("response is bound");
+    assert_eq!(bound["resourceType"], "Bundle", "smart bound $response");
+
+    // A failing helper command is an Err with the helper's message; a non-command too.
+    let failed = ok(
+        &mut session,
+        "match smart(\"fetch Patient/no-such-patient\") { Ok(v) => println!(\"ok {}\", v), Err(e) => println!(\"{} | {}\", e.kind, e.message) }\nmatch smart(\"regster\") { Ok(_) => println!(\"ok\"), Err(e) => println!(\"{} | {:?}\", e.kind, e.hint) }",
+    );
+    let printed = stdout(&failed);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 2, "{failed:#?}");
+    assert!(lines[0].starts_with("HttpError | "), "{}", lines[0]);
+    assert!(lines[0].contains("404"), "{}", lines[0]);
+    assert!(lines[1].starts_with("NotAHelper | "), "{}", lines[1]);
+    assert!(lines[1].contains("register"), "did you mean: {}", lines[1]);
+
+    // A Rust variable of a helper variable's name is replaced only with a note saying so.
+    ok(&mut session, "let status = \"mine\";");
+    ok(&mut session, &format!("fetch Patient/{SEED_PATIENT}"));
+    let refreshed = ok(&mut session, "println!(\"{}\", status + 1);");
+    assert_eq!(stdout(&refreshed), "201\n");
+    let note = refreshed
+        .iter()
+        .find_map(|o| match o {
+            Output::Note(note) => Some(note.clone()),
+            _ => None,
+        })
+        .expect("a note names the refreshed variables");
+    assert!(
+        note.contains("response: serde_json::Value") && note.contains("status: u16"),
+        "{note}"
+    );
+
+    // `vars` shows each variable's Rust type.
+    let vars = ok(&mut session, "vars");
+    let table = vars
+        .iter()
+        .find_map(|o| match o {
+            Output::Table(t) => Some(t.clone()),
+            _ => None,
+        })
+        .expect("vars is a table");
+    assert_eq!(table.columns.last().map(String::as_str), Some("Rust type"));
+    let row = |name: &str| {
+        table
+            .rows
+            .iter()
+            .find(|r| r[0] == name)
+            .map(|r| r[2].clone())
+    };
+    assert_eq!(row("response").as_deref(), Some("serde_json::Value"));
+    assert_eq!(row("status").as_deref(), Some("u16"));
+    assert_eq!(row("access_token").as_deref(), Some("String"));
 }

@@ -70,7 +70,7 @@ pub fn complete(session: &mut Session, request: &CompleteRequest) -> CompleteRep
 }
 
 /// inspect_reply: the help text of the command under the cursor.
-pub fn inspect(session: &Session, request: &InspectRequest) -> InspectReply {
+pub fn inspect(session: &mut Session, request: &InspectRequest) -> InspectReply {
     let code = &request.code;
     match session.inspect(code, byte_offset(code, request.cursor_pos)) {
         Some(help) => InspectReply {

@@ -44,10 +44,11 @@ pub enum KernelError {
 /// embedded server starts with `server` (its `--state`, for one).
 pub fn run(connection_file: &Path, server: crate::server::Config) -> Result<(), KernelError> {
     let info = connection::read(connection_file)?;
-    // The Rust evaluator starts in the background: kernel_info and helper cells never wait.
+    // The Rust evaluator starts only when Rust is needed, or a queued cell is Rust (the
+    // shell loop looks ahead): a kernel that runs helper cells only never pays for it.
     let session = Session::new(SessionOptions {
         server,
-        rust: RustStart::Background,
+        rust: RustStart::OnFirstUse,
         ..SessionOptions::default()
     })?;
     let interrupter = session.interrupter();

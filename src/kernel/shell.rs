@@ -1,7 +1,11 @@
 //! The session thread: shell requests in arrival order, each between `status: busy` and
 //! `status: idle`. It owns the session, so a running cell never blocks the control channel.
 //! After a failed cell, stop_on_error.rs decides which execute requests are aborted.
+//! Look-ahead: every request already sent is read before the next one runs, and when a
+//! queued execute request is Rust (Run All sends a notebook's cells together) the Rust
+//! evaluator starts then, while the helper cells before it run.
 
+use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Instant;
 
@@ -31,6 +35,8 @@ pub struct ShellLoop {
     outbox: Outbox,
     stdin: Stdin,
     requests: Receiver<Request>,
+    /// Requests read ahead, in arrival order.
+    queued: VecDeque<Request>,
     /// The sessions whose cells failed, for stop-on-error.
     stop: StopOnError,
 }
@@ -50,6 +56,7 @@ impl ShellLoop {
             outbox,
             stdin,
             requests,
+            queued: VecDeque::new(),
             stop,
         }
     }
@@ -79,13 +86,39 @@ impl ShellLoop {
 
     /// The next request; `None` when the socket side is gone.
     fn next_request(&mut self) -> Option<Request> {
-        match self.requests.try_recv() {
-            Ok(request) => Some(request),
-            Err(TryRecvError::Disconnected) => None,
-            Err(TryRecvError::Empty) => {
-                // Nothing is queued: what arrives from now on is judged by its date alone.
-                self.stop.forget_before(Instant::now());
-                self.requests.recv().ok()
+        let gone = self.read_ahead();
+        if let Some(request) = self.queued.pop_front() {
+            return Some(request);
+        }
+        if gone {
+            return None;
+        }
+        // Nothing is queued: what arrives from now on is judged by its date alone.
+        self.stop.forget_before(Instant::now());
+        let request = self.requests.recv().ok()?;
+        self.look_ahead(&request);
+        Some(request)
+    }
+
+    /// Queue every request already sent, starting the Rust evaluator when one of them is
+    /// a Rust cell; whether the socket side is gone.
+    fn read_ahead(&mut self) -> bool {
+        loop {
+            match self.requests.try_recv() {
+                Ok(request) => {
+                    self.look_ahead(&request);
+                    self.queued.push_back(request);
+                }
+                Err(TryRecvError::Empty) => return false,
+                Err(TryRecvError::Disconnected) => return true,
+            }
+        }
+    }
+
+    fn look_ahead(&mut self, request: &Request) {
+        if let JupyterMessageContent::ExecuteRequest(execute) = &request.message.content {
+            if Session::is_rust(&execute.code) {
+                self.session.prepare_rust();
             }
         }
     }
@@ -125,7 +158,8 @@ impl ShellLoop {
                 self.reply(request, reply);
             }
             JupyterMessageContent::InspectRequest(inspect) => {
-                self.reply(request, handlers::inspect(&self.session, inspect));
+                let reply = handlers::inspect(&mut self.session, inspect);
+                self.reply(request, reply);
             }
             JupyterMessageContent::IsCompleteRequest(is_complete) => {
                 self.reply(request, handlers::is_complete(&is_complete.code));

@@ -113,6 +113,14 @@ impl Notebook {
     /// The outputs kept show the embedded server on its canonical port, whichever it got.
     pub fn run(&self, session: &mut Session, observer: &mut dyn CellObserver) -> Vec<CellRun> {
         let mut runs = Vec::new();
+        // The whole notebook is queued: start Rust now if any cell will need it.
+        if self
+            .code_cells()
+            .iter()
+            .any(|(_, code)| Session::is_rust(code))
+        {
+            session.prepare_rust();
+        }
         for (n, (index, source)) in self.code_cells().into_iter().enumerate() {
             let count = n + 1;
             let may_fail = self.cells()[index]["metadata"]["tags"]

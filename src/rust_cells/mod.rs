@@ -1,12 +1,15 @@
 //! Rust cells: the session's side of the evcxr worker (cargo feature "rust").
 //!
 //! evcxr runs in a child process of ours (`smartnb rust-worker`, see [`worker`]) that
-//! starts in the background, so helper cells and kernel_info never wait for it and the
-//! kernel itself stays small. Output streams back live while a cell runs; an interrupt
+//! starts only when Rust is needed (or a queued cell will need it), so a kernel that runs
+//! helper cells only never pays for it. Helper variables arrive typed ([`prelude`]), and a
+//! cell's `smart("…")` runs a helper command here through the [`bridge`]. Output streams back live while a cell runs; an interrupt
 //! asks the worker to stop evcxr's evaluation process, which evcxr restarts on the next cell
 //! (Rust variables are lost then, helper variables never are).
 
+pub mod bridge;
 mod diagnostics;
+pub mod prelude;
 pub mod protocol;
 pub mod worker;
 
@@ -14,27 +17,45 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use crossbeam_channel::{select, Receiver};
+use crossbeam_channel::{select, Receiver, RecvTimeoutError};
 use serde_json::{Map, Value};
 
 use crate::session::complete::Completion;
-use crate::session::vars::{as_text, Vars};
+use crate::session::vars::{rust_type, Vars};
 use crate::session::{CommandError, Frontend, Interrupter, Output, RustStart};
 use protocol::{encode, Event, Request};
 
 /// The subcommand that runs [`worker::serve`].
 pub const WORKER_SUBCOMMAND: &str = "rust-worker";
 
-/// How long a completion request may wait for the worker.
+/// How long a completion request may wait for an answer from a ready worker.
 const COMPLETION_WAIT: Duration = Duration::from_secs(3);
+
+/// How long the first completion of Rust text may wait for the worker to start.
+const COMPLETION_START_WAIT: Duration = Duration::from_secs(15);
+
+/// What a Rust cell needs from the session: its variables, and a way to run one helper
+/// command for `smart("…")`.
+pub trait Helpers {
+    /// The session's variables.
+    fn vars(&self) -> &Vars;
+    /// Run one helper command; the JSON it showed last, or its error.
+    fn run(&mut self, command: &str) -> Result<Value, CommandError>;
+}
 
 /// The worker process and what it has been told of the session's variables.
 pub struct RustCells {
     program: PathBuf,
     worker: Option<Worker>,
+    /// Each copied helper variable's JSON text, as last copied into this evaluator.
     synced: HashMap<String, String>,
+    /// No cell has run in this evaluator yet: it has no variables a copy could replace.
+    fresh: bool,
+    bridge: Option<bridge::Bridge>,
+    /// Why the new evaluator has no serde_json, until a cell has said so.
+    without_serde_json: Option<String>,
 }
 
 struct Worker {
@@ -42,6 +63,9 @@ struct Worker {
     stdin: ChildStdin,
     events: Receiver<Event>,
     ready: bool,
+    /// serde_json was added: helper variables are typed and `smart` exists.
+    typed: bool,
+    started: SystemTime,
 }
 
 impl Drop for Worker {
@@ -59,6 +83,9 @@ impl RustCells {
             program,
             worker: None,
             synced: HashMap::new(),
+            fresh: true,
+            bridge: None,
+            without_serde_json: None,
         };
         if start == RustStart::Background {
             // A failure to start is reported by the first Rust cell, which tries again.
@@ -67,13 +94,37 @@ impl RustCells {
         cells
     }
 
+    /// Start the worker in the background unless it is running or starting (a queued Rust
+    /// cell is coming); a failure is reported by the cell that needs it.
+    pub fn prepare(&mut self) {
+        if self.worker.is_none() {
+            let _ = self.begin();
+        }
+    }
+
+    /// The worker's process id and when it was started, while it runs.
+    pub fn worker(&self) -> Option<(u32, SystemTime)> {
+        self.worker.as_ref().map(|w| (w.child.id(), w.started))
+    }
+
     fn begin(&mut self) -> Result<(), CommandError> {
+        if self.bridge.is_none() {
+            // Without the bridge Rust cells still run; `smart` then says it cannot reach us.
+            self.bridge = bridge::open()
+                .map_err(|e| tracing::warn!("no helper bridge for Rust cells: {e}"))
+                .ok();
+        }
         let mut command = Command::new(&self.program);
         command
             .arg(WORKER_SUBCOMMAND)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if let Some(bridge) = &self.bridge {
+            command
+                .env(bridge::ADDR_VARIABLE, bridge.addr.to_string())
+                .env(bridge::TOKEN_VARIABLE, &bridge.token);
+        }
         // A process group of its own: Ctrl-C in a terminal reaches the REPL, which asks
         // the worker to stop the cell, instead of killing the worker and its variables.
         #[cfg(unix)]
@@ -111,7 +162,11 @@ impl RustCells {
             stdin,
             events,
             ready: false,
+            typed: false,
+            started: SystemTime::now(),
         });
+        self.synced.clear();
+        self.fresh = true;
         Ok(())
     }
 
@@ -143,8 +198,13 @@ impl RustCells {
         while let Some(worker) = self.worker.as_mut() {
             select! {
                 recv(worker.events) -> event => match event {
-                    Ok(Event::Ready) => {
+                    Ok(Event::Ready { without_serde_json }) => {
                         worker.ready = true;
+                        worker.typed = without_serde_json.is_none();
+                        if let Some(why) = without_serde_json {
+                            tracing::warn!("Rust cells without serde_json: {why}");
+                            self.without_serde_json = Some(why);
+                        }
                         return Ok(());
                     }
                     Ok(Event::StartFailed { message }) => {
@@ -174,27 +234,51 @@ impl RustCells {
     pub fn execute(
         &mut self,
         code: &str,
-        vars: &Vars,
+        helpers: &mut dyn Helpers,
         frontend: &mut dyn Frontend,
         interrupter: &Interrupter,
     ) -> Result<(), CommandError> {
-        let prelude = self.prelude(vars);
+        let typed = self.ready(frontend, interrupter)?.typed;
+        if let Some(why) = self.without_serde_json.take() {
+            frontend.emit(Output::Note(format!(
+                "serde_json could not be added to Rust cells ({why}); helper variables are Strings and smart(…) is not defined. Connect to the network, or run `cargo fetch` in a project that uses serde_json, then restart the kernel"
+            )));
+        }
+        // The variables as they are now: what `smart` binds during the cell is copied next time.
+        let vars = helpers.vars().clone();
+        let (prelude, copied) = self.prelude(&vars, typed);
+        if !self.fresh && !copied.is_empty() {
+            frontend.emit(Output::Note(format!(
+                "helper variables refreshed in Rust (earlier values of these names are replaced): {}",
+                copied.join(", ")
+            )));
+        }
         let result = if prelude.is_empty() {
-            self.run(code, 0, frontend, interrupter)
+            self.run(code, 0, helpers, frontend, interrupter)
         } else if code.trim_start().starts_with(':') {
             // evcxr runs `:` commands before any code of their cell, so the copies go first.
-            self.run(&prelude, 0, frontend, interrupter).map_err(|e| {
-                e.hint("this happened while copying helper variables into Rust; `vars` lists them")
-            })?;
-            self.mark_synced(vars);
-            self.run(code, 0, frontend, interrupter)
+            self.run(&prelude, 0, helpers, frontend, interrupter)
+                .map_err(|e| {
+                    e.hint(
+                        "this happened while copying helper variables into Rust; `vars` lists them",
+                    )
+                })?;
+            self.mark_synced(&vars, typed);
+            self.run(code, 0, helpers, frontend, interrupter)
         } else {
             let lines = prelude.lines().count();
-            self.run(&format!("{prelude}{code}"), lines, frontend, interrupter)
+            self.run(
+                &format!("{prelude}{code}"),
+                lines,
+                helpers,
+                frontend,
+                interrupter,
+            )
         };
         match result {
             Ok(content) => {
-                self.mark_synced(vars);
+                self.mark_synced(&vars, typed);
+                self.fresh = false;
                 emit_content(content, frontend);
                 Ok(())
             }
@@ -202,20 +286,27 @@ impl RustCells {
                 if e.kind == "Interrupted" || e.kind == "EvaluatorRestarted" {
                     // evcxr starts a fresh process: every variable must be copied in again.
                     self.synced.clear();
+                    self.fresh = true;
                 }
                 Err(e)
             }
         }
     }
 
-    /// Send one cell to the worker and relay what comes back until it is done.
+    /// Send one cell to the worker and relay what comes back until it is done, running
+    /// the helper commands the cell asks for meanwhile.
     fn run(
         &mut self,
         code: &str,
         prelude_lines: usize,
+        helpers: &mut dyn Helpers,
         frontend: &mut dyn Frontend,
         interrupter: &Interrupter,
     ) -> Result<Map<String, Value>, CommandError> {
+        let calls = self
+            .bridge
+            .as_ref()
+            .map_or_else(crossbeam_channel::never, |b| b.calls.clone());
         let worker = self.ready(frontend, interrupter)?;
         let request = Request::Execute {
             code: code.to_string(),
@@ -229,6 +320,17 @@ impl RustCells {
         loop {
             let event = select! {
                 recv(worker.events) -> event => event,
+                recv(calls) -> call => {
+                    if let Ok(call) = call {
+                        let result = if interrupted {
+                            Err(CommandError::new("Interrupted", "the cell was interrupted"))
+                        } else {
+                            helpers.run(&call.command)
+                        };
+                        call.answer(result);
+                    }
+                    continue;
+                }
                 default(Duration::from_millis(50)) => {
                     if !interrupted && interrupts.has_changed().unwrap_or(false) {
                         interrupted = true;
@@ -241,6 +343,10 @@ impl RustCells {
                 Ok(Event::Stdout { line }) => frontend.emit(Output::Stdout(format!("{line}\n"))),
                 Ok(Event::Stderr { line }) => frontend.emit(Output::Stderr(format!("{line}\n"))),
                 Ok(Event::Done { result }) => return result,
+                Ok(Event::Untyped { why }) => {
+                    tracing::warn!("Rust cells without serde_json: {why}");
+                    worker.typed = false;
+                }
                 Ok(_) => {}
                 Err(_) => return Err(self.worker_gone()),
             }
@@ -251,32 +357,73 @@ impl RustCells {
     fn worker_gone(&mut self) -> CommandError {
         self.worker = None;
         self.synced.clear();
+        self.fresh = true;
         CommandError::new(
             "EvaluatorRestarted",
             "the Rust evaluator's process ended, so the Rust variables of earlier cells are gone (helper variables are all kept); the next Rust cell starts a new one",
         )
     }
 
-    /// `let NAME: String = "…".to_string();` for each helper variable that changed.
-    fn prelude(&self, vars: &Vars) -> String {
-        vars.iter()
-            .filter(|(name, _)| is_rust_identifier(name))
-            .filter(|(name, value)| self.synced.get(*name) != Some(&as_text(value)))
-            .map(|(name, value)| {
-                format!("let {name}: String = {:?}.to_string();\n", as_text(value))
-            })
-            .collect()
+    /// A typed `let` for each helper variable that changed since it was last copied
+    /// (`response` is `Value::Null` until a request answers), and `name: Type` of each.
+    fn prelude(&self, vars: &Vars, typed: bool) -> (String, Vec<String>) {
+        let null = Value::Null;
+        let response = (typed && vars.get("response").is_none()).then_some(("response", &null));
+        let mut code = String::new();
+        let mut copied = Vec::new();
+        for (name, value) in vars.iter().map(|(n, v)| (n.as_str(), v)).chain(response) {
+            if self.synced.get(name) == Some(&synced_text(value, typed)) {
+                continue;
+            }
+            if let Some(line) = prelude::binding(name, value, typed) {
+                code.push_str(&line);
+                let kind = if typed {
+                    rust_type(name, value)
+                } else {
+                    "String"
+                };
+                copied.push(format!("{name}: {kind}"));
+            }
+        }
+        (code, copied)
     }
 
-    fn mark_synced(&mut self, vars: &Vars) {
+    fn mark_synced(&mut self, vars: &Vars, typed: bool) {
+        if typed && vars.get("response").is_none() {
+            self.synced
+                .insert("response".into(), synced_text(&Value::Null, typed));
+        }
         for (name, value) in vars.iter() {
-            self.synced.insert(name.clone(), as_text(value));
+            self.synced.insert(name.clone(), synced_text(value, typed));
         }
     }
 
-    /// Rust completions from evcxr (none until the evaluator is ready).
+    /// Rust completions from evcxr. The first one may start the worker and wait for it a
+    /// little; none while it is still starting after that.
     pub fn complete(&mut self, code: &str, cursor: usize) -> Option<Completion> {
-        let worker = self.worker.as_mut().filter(|w| w.ready)?;
+        self.prepare();
+        let worker = self.worker.as_mut()?;
+        if !worker.ready {
+            let deadline = std::time::Instant::now() + COMPLETION_START_WAIT;
+            loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                match worker.events.recv_timeout(left) {
+                    Ok(Event::Ready { without_serde_json }) => {
+                        worker.ready = true;
+                        worker.typed = without_serde_json.is_none();
+                        self.without_serde_json = without_serde_json;
+                        break;
+                    }
+                    Ok(Event::StartFailed { .. }) | Err(RecvTimeoutError::Disconnected) => {
+                        self.worker = None;
+                        return None;
+                    }
+                    Ok(_) => {}
+                    Err(RecvTimeoutError::Timeout) => return None,
+                }
+            }
+        }
+        let worker = self.worker.as_mut()?;
         let request = Request::Complete {
             code: code.to_string(),
             cursor,
@@ -290,6 +437,11 @@ impl RustCells {
             }
         }
     }
+}
+
+/// What is remembered of a copied variable: its JSON text and the type it was given.
+fn synced_text(value: &Value, typed: bool) -> String {
+    format!("{typed}:{value}")
 }
 
 impl Worker {
@@ -307,34 +459,21 @@ fn unavailable(message: String) -> CommandError {
     .hint("Rust cells need cargo and rustc on PATH; helper commands still work")
 }
 
-/// Only `text/plain` is the trailing expression's value (execute_result); anything richer
-/// was displayed by the cell (display_data).
+/// Only `text/plain` is the trailing expression's value (execute_result), unless it is `()`;
+/// anything richer was displayed by the cell (display_data).
 fn emit_content(content: Map<String, Value>, frontend: &mut dyn Frontend) {
     if content.is_empty() {
         return;
     }
     if content.len() == 1 && content.contains_key("text/plain") {
+        // A cell ending in a loop or a `match` of statements has the value `()`: nothing.
+        if content.get("text/plain").and_then(Value::as_str) == Some("()") {
+            return;
+        }
         frontend.emit(Output::Value(content));
     } else {
         frontend.emit(Output::Rich(content));
     }
-}
-
-fn is_rust_identifier(name: &str) -> bool {
-    const KEYWORDS: &[&str] = &[
-        "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum",
-        "extern", "false", "fn", "for", "gen", "if", "impl", "in", "let", "loop", "match", "mod",
-        "move", "mut", "pub", "ref", "return", "self", "static", "struct", "super", "trait",
-        "true", "type", "unsafe", "use", "where", "while", "abstract", "become", "box", "do",
-        "final", "macro", "override", "priv", "try", "typeof", "unsized", "virtual", "yield",
-    ];
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && name != "_"
-        && !KEYWORDS.contains(&name)
 }
 
 #[cfg(test)]
@@ -342,25 +481,60 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prelude_copies_changed_helper_variables_as_strings() {
+    fn prelude_copies_changed_helper_variables_typed() {
         let mut vars = Vars::default();
         vars.set_str("access_token", "a\"b");
         vars.set("status", Value::from(200));
         vars.set_str("type", "reserved word");
         let mut cells = RustCells::new(RustStart::OnFirstUse, PathBuf::from("smartnb"));
-        let prelude = cells.prelude(&vars);
+        assert!(cells.worker().is_none(), "nothing starts on first use");
+        let (prelude, copied) = cells.prelude(&vars, true);
         assert!(
             prelude.contains("let access_token: String = \"a\\\"b\".to_string();"),
             "{prelude}"
         );
-        assert!(prelude.contains("let status: String = \"200\".to_string();"));
+        assert!(prelude.contains("let status: u16 = 200;"), "{prelude}");
+        assert!(
+            prelude.contains("let response: serde_json::Value = serde_json::from_str(\"null\")"),
+            "{prelude}"
+        );
         assert!(!prelude.contains("let type"));
-        cells.mark_synced(&vars);
-        assert_eq!(cells.prelude(&vars), "");
+        assert_eq!(
+            copied,
+            [
+                "access_token: String",
+                "status: u16",
+                "response: serde_json::Value"
+            ]
+        );
+        cells.mark_synced(&vars, true);
+        assert_eq!(cells.prelude(&vars, true).0, "");
         vars.set_str("access_token", "new");
         assert_eq!(
-            cells.prelude(&vars),
-            "let access_token: String = \"new\".to_string();\n"
+            cells.prelude(&vars, true),
+            (
+                "let access_token: String = \"new\".to_string();\n".to_string(),
+                vec!["access_token: String".to_string()]
+            )
         );
+        // Without serde_json everything is text, and is copied again as text.
+        let (untyped, _) = cells.prelude(&vars, false);
+        assert!(untyped.contains("let status: String = \"200\".to_string();"));
+        assert!(!untyped.contains("response"));
+    }
+
+    #[test]
+    fn a_unit_value_is_not_shown() {
+        let mut shown = crate::session::Collect::default();
+        let unit: Map<String, Value> = [("text/plain".to_string(), Value::from("()"))]
+            .into_iter()
+            .collect();
+        emit_content(unit, &mut shown);
+        assert!(shown.0.is_empty(), "{:?}", shown.0);
+        let value: Map<String, Value> = [("text/plain".to_string(), Value::from("42"))]
+            .into_iter()
+            .collect();
+        emit_content(value.clone(), &mut shown);
+        assert_eq!(shown.0, [Output::Value(value)]);
     }
 }

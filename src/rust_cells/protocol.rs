@@ -24,8 +24,11 @@ pub enum Request {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
 pub enum Event {
-    /// The evaluator is ready for cells.
-    Ready,
+    /// The evaluator is ready for cells; `without_serde_json` says why `serde_json` (and so
+    /// typed helper variables and `smart`) could not be added, when it could not.
+    Ready { without_serde_json: Option<String> },
+    /// serde_json turned out unavailable after Ready: copy helper variables as Strings.
+    Untyped { why: String },
     /// The evaluator could not start; the worker exits after saying so.
     StartFailed { message: String },
     /// A line the cell printed on stdout.

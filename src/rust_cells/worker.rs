@@ -15,6 +15,7 @@ use evcxr::{CommandContext, EvalContextOutputs};
 use serde_json::{Map, Value};
 
 use super::diagnostics::compile_error;
+use super::prelude;
 use super::protocol::{encode, Event, Request};
 use crate::session::complete::Completion;
 use crate::session::CommandError;
@@ -30,20 +31,50 @@ pub fn serve() -> i32 {
             return 1;
         }
     };
-    send(&Event::Ready);
+    let mut context = context;
+    let _ = context.execute(":cache 256");
+    let cached = prelude::serde_json_cached();
+    if cached {
+        let _ = context.execute(":offline 1");
+    }
     let requests = read_requests();
     let mut worker = Worker {
         context: Arc::new(Mutex::new(context)),
         outputs,
         requests,
+        setup: Setup::Pending,
+        cached,
     };
-    while let Ok(request) = worker.requests.recv() {
+    send(&Event::Ready {
+        without_serde_json: None,
+    });
+    // The session sends its waiting cell as soon as it hears Ready: that cell then carries
+    // the setup (one build instead of two). When none comes, set up now, while the session
+    // runs helper cells (Run All's look-ahead started us).
+    let mut next = match worker.requests.recv_timeout(SETUP_GRACE) {
+        Ok(request) => Some(request),
+        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+            if let Err(why) = worker.setup_alone() {
+                send(&Event::Untyped { why });
+            }
+            None
+        }
+        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return 0,
+    };
+    loop {
+        let request = match next.take() {
+            Some(request) => request,
+            None => match worker.requests.recv() {
+                Ok(request) => request,
+                Err(_) => break,
+            },
+        };
         match request {
             Request::Execute {
                 code,
                 prelude_lines,
             } => {
-                let Some(result) = worker.execute(&code, prelude_lines) else {
+                let Some(result) = worker.execute_with_setup(&code, prelude_lines) else {
                     break;
                 };
                 send(&Event::Done { result });
@@ -57,13 +88,106 @@ pub fn serve() -> i32 {
     0
 }
 
+/// How long a new worker waits for a first cell to carry its setup.
+const SETUP_GRACE: Duration = Duration::from_millis(150);
+
+/// Whether serde_json and `smart` are in the evaluator yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Setup {
+    /// Not yet: the next cell carries them.
+    Pending,
+    /// Added.
+    Done,
+    /// serde_json could not be had; cells run without it.
+    Failed,
+}
+
 struct Worker {
     context: Arc<Mutex<CommandContext>>,
     outputs: EvalContextOutputs,
     requests: Receiver<Request>,
+    setup: Setup,
+    /// serde_json's source is in the local cargo cache (cargo runs `--offline` for setup).
+    cached: bool,
 }
 
 impl Worker {
+    /// Run a cell; while setup is pending, with `:dep serde_json` and the prelude's items
+    /// in front of it. A failure that is not the cell's own compile error may be serde_json
+    /// missing: then setup alone says so, and the cell's error explains.
+    fn execute_with_setup(
+        &mut self,
+        code: &str,
+        prelude_lines: usize,
+    ) -> Option<Result<Map<String, Value>, CommandError>> {
+        if self.setup != Setup::Pending {
+            return self.execute(code, prelude_lines);
+        }
+        let setup = setup_code();
+        let lines = setup.matches('\n').count();
+        let result = self.execute(&format!("{setup}{code}"), prelude_lines + lines)?;
+        match &result {
+            Ok(_) => self.setup_done(),
+            Err(e) if !matches!(e.kind.as_str(), "CompilationError" | "Interrupted") => {
+                if let Err(why) = self.setup_alone() {
+                    send(&Event::Untyped { why: why.clone() });
+                    return Some(Err(CommandError::new(
+                        "SerdeJsonUnavailable",
+                        format!("serde_json could not be added to Rust cells: {why}"),
+                    )
+                    .hint("run the cell again: Rust cells now run without serde_json (helper variables are Strings, smart(…) is not defined); with a network, or serde_json in the local cargo cache (`cargo fetch` in a project that uses it), restart the kernel to have them")));
+                }
+            }
+            Err(_) => {}
+        }
+        Some(result)
+    }
+
+    /// Add serde_json and the prelude's items by themselves (offline first when cached,
+    /// then from crates.io); `Err` says why serde_json could not be had.
+    fn setup_alone(&mut self) -> Result<(), String> {
+        let setup = setup_code();
+        let mut context = self.context.lock().map_err(|_| lost().message)?;
+        let mut outcome = context.execute(&setup).map(|_| ());
+        if outcome.is_err() && self.cached {
+            let _ = context.execute(":offline 0");
+            outcome = context.execute(&setup).map(|_| ());
+        }
+        drop(context);
+        // What the setup printed (cargo's progress) is not any cell's output.
+        while self.outputs.stdout.try_recv().is_ok() {}
+        while self.outputs.stderr.try_recv().is_ok() {}
+        match outcome {
+            Ok(()) => {
+                self.setup_done();
+                Ok(())
+            }
+            Err(e) => {
+                self.setup = Setup::Failed;
+                let why = e.to_string();
+                let place = if self.cached {
+                    "its source in the local cargo registry cache did not build offline"
+                } else {
+                    "it is not in the local cargo registry cache"
+                };
+                Err(format!(
+                    "{place}, and cargo could not fetch it from crates.io: {}",
+                    why.trim()
+                ))
+            }
+        }
+    }
+
+    fn setup_done(&mut self) {
+        self.setup = Setup::Done;
+        if self.cached {
+            // A cell's own `:dep` may need crates.io; `:offline 1` in a cell asks otherwise.
+            if let Ok(mut context) = self.context.lock() {
+                let _ = context.execute(":offline 0");
+            }
+        }
+    }
+
     /// Run one cell, streaming its output; `None` when the session went away meanwhile.
     fn execute(
         &mut self,
@@ -188,6 +312,15 @@ fn read_requests() -> Receiver<Request> {
         tracing::error!("rust worker: cannot read requests: {e}");
     }
     rx
+}
+
+/// `:dep serde_json` and the prelude's items, ending with a newline.
+fn setup_code() -> String {
+    let mut code = format!("{}\n{}", prelude::SERDE_JSON_DEP, prelude::items());
+    if !code.ends_with('\n') {
+        code.push('\n');
+    }
+    code
 }
 
 fn send(event: &Event) {

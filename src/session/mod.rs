@@ -207,9 +207,12 @@ impl Session {
     #[cfg(feature = "rust")]
     fn execute_rust(&mut self, code: &str, frontend: &mut dyn Frontend) -> Outcome {
         let interrupter = self.state.interrupter.clone();
+        let mut helpers = RustHelpers {
+            state: &mut self.state,
+        };
         match self
             .rust
-            .execute(code, &self.state.vars, frontend, &interrupter)
+            .execute(code, &mut helpers, frontend, &interrupter)
         {
             Ok(()) => Outcome::Ok,
             Err(mut error) => {
@@ -236,6 +239,28 @@ impl Session {
         ));
         frontend.emit(Output::Error(error));
         Outcome::Failed
+    }
+
+    /// Whether `cell` is Rust (not helper commands), so a queued copy of it will need the
+    /// Rust evaluator.
+    pub fn is_rust(cell: &str) -> bool {
+        matches!(parse::classify(cell), Ok(Cell::Rust(_)))
+    }
+
+    /// Start the Rust evaluator in the background now, because a cell that needs it is
+    /// coming (a queued Rust cell); nothing happens when it is running or starting, or in
+    /// builds without Rust.
+    pub fn prepare_rust(&mut self) {
+        #[cfg(feature = "rust")]
+        self.rust.prepare();
+    }
+
+    /// The Rust worker's process id and start time, while one runs.
+    pub fn rust_worker(&self) -> Option<(u32, std::time::SystemTime)> {
+        #[cfg(feature = "rust")]
+        return self.rust.worker();
+        #[cfg(not(feature = "rust"))]
+        None
     }
 
     /// Run a cell and return its outputs.
@@ -285,9 +310,91 @@ impl Session {
         helper
     }
 
-    /// Help for the command under the cursor, for inspect (Shift-Tab).
-    pub fn inspect(&self, code: &str, cursor: usize) -> Option<String> {
+    /// Help for the command under the cursor, for inspect (Shift-Tab). Inspecting Rust
+    /// text starts the Rust evaluator in the background: Rust cells are coming.
+    pub fn inspect(&mut self, code: &str, cursor: usize) -> Option<String> {
+        if Session::is_rust(code) {
+            self.prepare_rust();
+        }
         complete::inspect(code, cursor)
+    }
+}
+
+/// The session as a Rust cell sees it: variables to copy, and `smart("…")` to run.
+#[cfg(feature = "rust")]
+struct RustHelpers<'a> {
+    state: &'a mut State,
+}
+
+#[cfg(feature = "rust")]
+impl crate::rust_cells::Helpers for RustHelpers<'_> {
+    fn vars(&self) -> &Vars {
+        &self.state.vars
+    }
+
+    fn run(&mut self, command: &str) -> Result<serde_json::Value, CommandError> {
+        let commands =
+            match parse::classify(command) {
+                Ok(Cell::Helper(commands)) => commands,
+                Ok(Cell::Empty) => return Err(CommandError::new(
+                    "NotAHelper",
+                    "smart(\"\") has no command",
+                )
+                .hint("give it one helper command, e.g. smart(\"fetch Patient/smart-1288992\")")),
+                Ok(Cell::Rust(_)) => {
+                    return Err(CommandError::new(
+                        "NotAHelper",
+                        format!("`{}` is not a helper command", command.trim()),
+                    )
+                    .hint(
+                        helper_hint(command)
+                            .unwrap_or_else(|| "`help` lists the helper commands".into()),
+                    ))
+                }
+                Err(e) => return Err(CommandError::new("ParseError", e.to_string())),
+            };
+        let mut shown = Collect::default();
+        for command in commands {
+            let mut ctx = Ctx {
+                state: &mut *self.state,
+                frontend: &mut shown,
+            };
+            let result = commands::run(&mut ctx, &command);
+            self.state.simulated.clear();
+            result?;
+        }
+        let status = shown.0.iter().rev().find_map(|output| match output {
+            Output::Status(code) => Some(*code),
+            _ => None,
+        });
+        let json = |output: &Output| match output {
+            Output::Json(value) => Some(value.clone()),
+            _ => None,
+        };
+        let body = shown.0.iter().rev().find_map(json);
+        if let Some(code) = status.filter(|code| *code >= 400) {
+            // In Rust an error answer is an Err, not a value to be checked by hand.
+            let detail = body
+                .as_ref()
+                .and_then(|b| {
+                    b.pointer("/issue/0/diagnostics")
+                        .or_else(|| b.get("error_description"))
+                        .or_else(|| b.get("error"))
+                })
+                .and_then(serde_json::Value::as_str)
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default();
+            return Err(CommandError::new(
+                "HttpError",
+                format!("`{}` was answered with HTTP {code}{detail}", command.trim()),
+            )
+            .hint("$response and $status hold the answer"));
+        }
+        let table = shown.0.into_iter().rev().find_map(|output| match output {
+            Output::Table(table) => table.json,
+            _ => None,
+        });
+        Ok(body.or(table).unwrap_or(serde_json::Value::Null))
     }
 }
 

@@ -138,18 +138,35 @@ impl Vars {
         Ok(value)
     }
 
-    /// The variables as a table (long JSON values summarised).
+    /// The variables as a table (long JSON values summarised), with the Rust type each has
+    /// in a Rust cell.
     pub fn table(&self) -> Table {
         let rows = self
             .values
             .iter()
-            .map(|(name, value)| vec![name.clone(), summary(value)])
+            .map(|(name, value)| {
+                vec![
+                    name.clone(),
+                    summary(value),
+                    rust_type(name, value).to_string(),
+                ]
+            })
             .collect();
         Table {
-            columns: vec!["name".into(), "value".into()],
+            columns: vec!["name".into(), "value".into(), "Rust type".into()],
             rows,
             json: Some(Value::Object(self.values.clone().into_iter().collect())),
         }
+    }
+}
+
+/// The type a helper variable has in a Rust cell: `response` is the last answer's JSON
+/// body, `status` its HTTP status code, everything else text.
+pub fn rust_type(name: &str, value: &Value) -> &'static str {
+    match name {
+        "response" => "serde_json::Value",
+        "status" if value.as_u64().is_some_and(|n| n <= u64::from(u16::MAX)) => "u16",
+        _ => "String",
     }
 }
 
@@ -240,6 +257,30 @@ mod tests {
         assert!(err.hint.unwrap().contains("set nope VALUE"));
         let err = vars.resolve(&var("zzz", &[])).unwrap_err();
         assert!(err.hint.unwrap().contains("set zzz VALUE"));
+    }
+
+    #[test]
+    fn the_table_names_each_variables_rust_type() {
+        let mut vars = Vars::default();
+        vars.set("response", json!({"resourceType": "Bundle"}));
+        vars.set("status", json!(200));
+        vars.set_str("access_token", "abc");
+        let table = vars.table();
+        assert_eq!(table.columns[2], "Rust type");
+        let types: Vec<(&str, &str)> = table
+            .rows
+            .iter()
+            .map(|row| (row[0].as_str(), row[2].as_str()))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                ("access_token", "String"),
+                ("response", "serde_json::Value"),
+                ("status", "u16")
+            ]
+        );
+        assert_eq!(rust_type("status", &json!("weird")), "String");
     }
 
     #[test]

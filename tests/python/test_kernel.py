@@ -53,8 +53,8 @@ class SmartnbKernelTests(jkt.KernelTests):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        # The suite's own requests time out after 15 s; let the Rust evaluator finish
-        # starting first (it starts in the background with the kernel).
+        # The suite's own requests time out after 15 s; this first Rust cell starts the Rust
+        # evaluator (it starts only when Rust is needed) and waits for it.
         cls.kc.execute_interactive("let _warm = 0;", timeout=300)
 
     def run_cells(self, *cells):
