@@ -82,6 +82,9 @@ def measure(args, binary, kind, count, proxied, work):
         rate = float(re.search(r" rate=([0-9.]+)", out).group(1))
         completed, errors, fives = (int(g) for g in result.groups())
         figures = {"rate": rate, "errors": errors + fives}
+        for line in out.splitlines():
+            if line.strip().startswith("error:"):
+                print(f"   {kind} x{count}: {line.strip()[:300]}", flush=True)
         for k in watched:
             figures[k] = (after[k] - before[k]) * 1e6 / max(completed, 1)
         gen = re.search(r"generator (\d+) µs", out)
@@ -115,9 +118,11 @@ def main():
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--people", default="joseph", help="the generator's --people")
+    parser.add_argument("--only", help="measure only the configurations whose name has this")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="smartnb-replicas-bench-")
-    configs = [(name, args.bin, kind, count, proxied) for name, kind, count, proxied in CONFIGS]
+    configs = [(name, args.bin, kind, count, proxied) for name, kind, count, proxied in CONFIGS
+               if args.only is None or args.only in name]
     if args.baseline:
         # The baseline binary beside this one, one replica, each kind of state it keeps.
         configs = [(f"baseline: {name}", args.baseline, kind, count, proxied)

@@ -30,6 +30,21 @@ fn count(n: i64) -> usize {
     usize::try_from(n).unwrap_or(0)
 }
 
+/// The rows an eviction of the oldest rows deleted. Two replicas evicting the same oldest
+/// rows at once can deadlock on PostgreSQL, which then aborts one of them: the other did
+/// the eviction, so the aborted one counts as nothing deleted (a bound overshot by a row
+/// is trimmed by the next insert or the sweep), never as a failed request.
+fn evicted(result: Result<sqlx::any::AnyQueryResult, sqlx::Error>) -> StoreResult<u64> {
+    match result {
+        Ok(done) => Ok(done.rows_affected()),
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(DEADLOCK_DETECTED) => Ok(0),
+        Err(e) => Err(backend(e)),
+    }
+}
+
+/// PostgreSQL's SQLSTATE for a transaction aborted to break a deadlock.
+const DEADLOCK_DETECTED: &str = "40P01";
+
 fn id_hash(id: &str) -> String {
     to_hex(&Sha256::digest(id.as_bytes()).into())
 }
@@ -64,9 +79,8 @@ impl SqlStore {
         .bind(client_id)
         .bind(n)
         .execute(&self.writer)
-        .await
-        .map_err(backend)?;
-        Ok(done.rows_affected())
+        .await;
+        evicted(done)
     }
 }
 
@@ -89,28 +103,28 @@ impl SessionState for SqlStore {
                 .map_err(backend)?;
         // Expired sessions are the oldest: dropping the oldest drops them first.
         if theirs >= per_user {
-            sqlx::query(
+            let done = sqlx::query(
                 "DELETE FROM browser_sessions WHERE id_sha256 IN (SELECT id_sha256 \
                  FROM browser_sessions WHERE username = $1 ORDER BY created, id_sha256 LIMIT $2)",
             )
             .bind(&session.username)
             .bind(theirs - per_user + 1)
             .execute(&self.writer)
-            .await
-            .map_err(backend)?;
+            .await;
+            evicted(done)?;
         }
         let all = self
             .scalar("SELECT COUNT(*) FROM browser_sessions", None)
             .await?;
         if all >= total {
-            sqlx::query(
+            let done = sqlx::query(
                 "DELETE FROM browser_sessions WHERE id_sha256 IN (SELECT id_sha256 \
                  FROM browser_sessions ORDER BY created, id_sha256 LIMIT $1)",
             )
             .bind(all - total + 1)
             .execute(&self.writer)
-            .await
-            .map_err(backend)?;
+            .await;
+            evicted(done)?;
         }
         sqlx::query(
             "INSERT INTO browser_sessions (id_sha256, username, csrf, created) \
@@ -444,7 +458,7 @@ impl FailureCounts for SqlStore {
                 )
                 .await?;
             if left > capacity {
-                sqlx::query(
+                let done = sqlx::query(
                     "DELETE FROM sign_in_failures WHERE scope = $1 AND key IN (SELECT key \
                      FROM sign_in_failures WHERE scope = $2 AND key <> $3 \
                      ORDER BY last_seen, key LIMIT $4)",
@@ -454,8 +468,8 @@ impl FailureCounts for SqlStore {
                 .bind(key)
                 .bind(left - capacity)
                 .execute(&self.writer)
-                .await
-                .map_err(backend)?;
+                .await;
+                evicted(done)?;
             }
         }
         Ok(standing)
