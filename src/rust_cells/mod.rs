@@ -119,7 +119,10 @@ impl RustCells {
             .arg(WORKER_SUBCOMMAND)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::inherit())
+            // evcxr's cargo builds (adding serde_json, the prelude) would print their
+            // "Compiling …" lines on the terminal or the kernel's log; errors still show.
+            .env("CARGO_TERM_QUIET", "true");
         if let Some(bridge) = &self.bridge {
             command
                 .env(bridge::ADDR_VARIABLE, bridge.addr.to_string())
