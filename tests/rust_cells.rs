@@ -21,7 +21,7 @@ fn wait_for(lines: &mpsc::Receiver<String>, seen: &mut Vec<String>, needle: &str
 #[test]
 fn rust_cells_print_return_fail_remember_and_survive_interrupts() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_smartnb"))
-        .args(["repl", "--port", "0"])
+        .args(["repl", "--port", "0", "--keep-going"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
