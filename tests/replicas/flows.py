@@ -165,8 +165,9 @@ def revoke_at_apps(base, browser, app, user):
     response = browser.post(f"{base}/apps/revoke", data={"csrf": csrf, "approval": approval},
                             allow_redirects=False)
     page = follow(browser, response, f"{user}: revoke")
-    if isinstance(page, str) or page.status_code != 200:
-        raise FlowError(f"{user}: revoking did not come back to a page")
+    if isinstance(page, str):
+        raise FlowError(f"{user}: revoking redirected to the app: {page}")
+    expect(f"{user}: revoke", page, 200)
     if f"<strong>{app['client_name']}</strong>" in page.text:
         raise FlowError(f"{user}: /apps still lists {app['client_name']} after revoking")
 
