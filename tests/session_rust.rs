@@ -30,17 +30,22 @@ fn stderr(outputs: &[Output]) -> String {
     })
 }
 
-#[test]
-fn rust_cells_in_a_session() {
-    let mut session = Session::new(SessionOptions {
+/// A session on its own embedded server (a free port) whose Rust worker starts as `rust` says.
+fn rust_session(rust: RustStart) -> Session {
+    Session::new(SessionOptions {
         server: Config {
             port: 0,
             ..Default::default()
         },
-        rust: RustStart::Background,
+        rust,
         rust_program: Some(env!("CARGO_BIN_EXE_smartnb").into()),
     })
-    .expect("the session starts");
+    .expect("the session starts")
+}
+
+#[test]
+fn rust_cells_in_a_session() {
+    let mut session = rust_session(RustStart::Background);
 
     let first = ok(&mut session, "println!(\"hello, world\");");
     assert_eq!(stdout(&first), "hello, world\n", "{first:#?}");
@@ -168,15 +173,7 @@ impl smartnb::session::Frontend for Watch {
 #[test]
 fn the_evaluator_starting_is_a_passing_status_not_stderr() {
     // Started by the first Rust cell, so that cell always waits for it.
-    let mut session = Session::new(SessionOptions {
-        server: Config {
-            port: 0,
-            ..Default::default()
-        },
-        rust: RustStart::OnFirstUse,
-        rust_program: Some(env!("CARGO_BIN_EXE_smartnb").into()),
-    })
-    .expect("the session starts");
+    let mut session = rust_session(RustStart::OnFirstUse);
     let mut watch = Watch::default();
     let outcome = session.execute("println!(\"ready\");", &mut watch);
     assert_eq!(outcome, Outcome::Ok, "{:#?}", watch.outputs);
@@ -191,15 +188,7 @@ fn the_evaluator_starting_is_a_passing_status_not_stderr() {
 
 #[test]
 fn typed_helper_variables_and_helper_calls_from_rust() {
-    let mut session = Session::new(SessionOptions {
-        server: Config {
-            port: 0,
-            ..Default::default()
-        },
-        rust: RustStart::OnFirstUse,
-        rust_program: Some(env!("CARGO_BIN_EXE_smartnb").into()),
-    })
-    .expect("the session starts");
+    let mut session = rust_session(RustStart::OnFirstUse);
     ok(&mut session, "register");
     ok(&mut session, &format!("token --patient {SEED_PATIENT}"));
     ok(&mut session, &format!("fetch Patient/{SEED_PATIENT}"));
