@@ -8,6 +8,7 @@
 //! (Rust variables are lost then, helper variables never are).
 
 pub mod bridge;
+mod build_dir;
 mod diagnostics;
 pub mod prelude;
 pub mod protocol;
@@ -66,6 +67,9 @@ struct Worker {
     /// serde_json was added: helper variables are typed and `smart` exists.
     typed: bool,
     started: SystemTime,
+    /// The kept build directory it was given (released after the worker is killed), or
+    /// `None` for evcxr's temporary one.
+    _build_dir: Option<build_dir::BuildDir>,
 }
 
 impl Drop for Worker {
@@ -123,6 +127,14 @@ impl RustCells {
             // evcxr's cargo builds (adding serde_json, the prelude) would print their
             // "Compiling …" lines on the terminal or the kernel's log; errors still show.
             .env("CARGO_TERM_QUIET", "true");
+        // A directory the user chose for evcxr is theirs to manage.
+        let build_dir = std::env::var_os(build_dir::EVCXR_TMPDIR)
+            .is_none()
+            .then(build_dir::BuildDir::claim)
+            .flatten();
+        if let Some(dir) = &build_dir {
+            command.env(build_dir::EVCXR_TMPDIR, dir.path());
+        }
         if let Some(bridge) = &self.bridge {
             command
                 .env(bridge::ADDR_VARIABLE, bridge.addr.to_string())
@@ -167,6 +179,7 @@ impl RustCells {
             ready: false,
             typed: false,
             started: SystemTime::now(),
+            _build_dir: build_dir,
         });
         self.synced.clear();
         self.fresh = true;

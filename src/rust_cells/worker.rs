@@ -32,7 +32,6 @@ pub fn serve() -> i32 {
         }
     };
     let mut context = context;
-    let _ = context.execute(":cache 256");
     let cached = prelude::serde_json_cached();
     if cached {
         let _ = context.execute(":offline 1");
