@@ -194,7 +194,7 @@ pub fn parse_delay(text: &str) -> Option<u64> {
     let mut worth = scale;
     for digit in fraction.chars() {
         let d = u64::from(digit.to_digit(10)?);
-        if worth % 10 != 0 {
+        if !worth.is_multiple_of(10) {
             // Finer than a millisecond: only zeros may follow.
             if d != 0 {
                 return None;
@@ -211,7 +211,7 @@ pub fn parse_delay(text: &str) -> Option<u64> {
 pub fn delay_words(ms: u64) -> String {
     if ms < 1000 {
         format!("{ms}ms")
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         let text = format!("{}.{:03}", ms / 1000, ms % 1000);
