@@ -22,6 +22,8 @@ fn wait_for(lines: &mpsc::Receiver<String>, seen: &mut Vec<String>, needle: &str
 fn rust_cells_print_return_fail_remember_and_survive_interrupts() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_smartnb"))
         .args(["repl", "--port", "0", "--keep-going"])
+        // As a terminal starts it: without the library path `cargo test` sets.
+        .env_remove("LD_LIBRARY_PATH")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -77,22 +77,34 @@ impl BuildDir {
 }
 
 /// Remove the libraries evcxr renamed for loading (`libcode_N.so`, one per evaluated cell
-/// of the previous kernel), so a kept directory grows with what cells depend on, not with
-/// how many cells ran.
+/// of the previous kernel, next to cargo's output in `target/<host triple>/debug`), so a
+/// kept directory grows with what cells depend on, not with how many cells ran.
 fn remove_loaded_libraries(dir: &Path) {
-    for profile in ["debug", "release"] {
-        let deps = dir.join("target").join(profile).join("deps");
-        let Ok(entries) = std::fs::read_dir(&deps) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            let loaded = ["libcode_", "code_"].iter().any(|p| name.starts_with(p))
-                && [".so", ".dylib", ".dll"].iter().any(|s| name.ends_with(s));
-            if loaded {
-                let _ = std::fs::remove_file(entry.path());
+    let target = dir.join("target");
+    let mut outputs = vec![target.clone()];
+    if let Ok(entries) = std::fs::read_dir(&target) {
+        outputs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+    }
+    for output in outputs {
+        for profile in ["debug", "release"] {
+            for deps in [output.join(profile), output.join(profile).join("deps")] {
+                remove_cell_libraries_in(&deps);
             }
+        }
+    }
+}
+
+fn remove_cell_libraries_in(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let loaded = ["libcode_", "code_"].iter().any(|p| name.starts_with(p))
+            && [".so", ".dylib", ".dll"].iter().any(|s| name.ends_with(s));
+        if loaded {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }
@@ -120,24 +132,35 @@ mod tests {
     #[test]
     fn the_previous_kernels_loaded_libraries_are_removed_and_builds_kept() {
         let root = tempfile::tempdir().expect("tempdir");
-        let deps = root.path().join("slot-0/target/debug/deps");
+        // Where evcxr leaves them: cargo's output for the host triple, beside `deps`.
+        let debug = root
+            .path()
+            .join("slot-0/target/x86_64-unknown-linux-gnu/debug");
+        let deps = debug.join("deps");
         std::fs::create_dir_all(&deps).expect("deps");
-        for name in [
-            "libcode_1.so",
-            "libcode_27.so",
-            "libserde_json-ab12.rlib",
-            "ctx.d",
-        ] {
+        for name in ["libcode_1.so", "libcode_27.so", "libctx.d"] {
+            std::fs::write(debug.join(name), b"x").expect("write");
+        }
+        for name in ["libserde_json-ab12.rlib", "libctx-0f.so"] {
             std::fs::write(deps.join(name), b"x").expect("write");
         }
         let slot = BuildDir::claim_in(root.path(), 1).expect("slot");
-        let mut left: Vec<String> = std::fs::read_dir(slot.path().join("target/debug/deps"))
-            .expect("read")
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        left.sort();
-        assert_eq!(left, ["ctx.d", "libserde_json-ab12.rlib"]);
+        let names = |dir: &Path| {
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .expect("read")
+                .flatten()
+                .filter(|e| e.path().is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        let debug = slot.path().join("target/x86_64-unknown-linux-gnu/debug");
+        assert_eq!(names(&debug), ["libctx.d"]);
+        assert_eq!(
+            names(&debug.join("deps")),
+            ["libctx-0f.so", "libserde_json-ab12.rlib"]
+        );
     }
 
     #[test]

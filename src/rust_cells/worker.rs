@@ -22,6 +22,7 @@ use crate::session::CommandError;
 
 /// Run the worker until its stdin closes; the process exit code.
 pub fn serve() -> i32 {
+    find_rust_std();
     let (context, outputs) = match CommandContext::new() {
         Ok(started) => started,
         Err(e) => {
@@ -85,6 +86,50 @@ pub fn serve() -> i32 {
         }
     }
     0
+}
+
+/// Put the toolchain's standard library on the dynamic loader's path, for evcxr's child
+/// (it inherits this process's environment) to load each cell's library.
+///
+/// A cell's library links `libstd-*.so` dynamically and finds it through an rpath relative
+/// to where cargo built it, `target/<triple>/debug/deps`; evcxr then moves it up a
+/// directory to load it, one `..` short. In a build directory under `/tmp` the extra `..`
+/// stops at `/` and the path still works; in a kept directory (`build_dir`) it does not, and
+/// loading fails ("dlopen failed") unless the loader's path has the library. Under
+/// `cargo run` or `cargo test` cargo sets that path itself, which hid this; Jupyter does
+/// not. The toolchain is the one cargo uses in the build directory, asked there.
+fn find_rust_std() {
+    #[cfg(unix)]
+    {
+        let variable = if cfg!(target_os = "macos") {
+            "DYLD_FALLBACK_LIBRARY_PATH"
+        } else {
+            "LD_LIBRARY_PATH"
+        };
+        let build_dir = std::env::var_os(super::build_dir::EVCXR_TMPDIR)
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let asked = std::process::Command::new("rustc")
+            .args(["--print", "target-libdir"])
+            .current_dir(&build_dir)
+            .stderr(std::process::Stdio::null())
+            .output();
+        let libdir = match asked {
+            Ok(out) if out.status.success() => {
+                String::from_utf8_lossy(&out.stdout).trim().to_string()
+            }
+            // No rustc: evcxr's own start says so.
+            _ => return,
+        };
+        let mut paths = vec![std::path::PathBuf::from(libdir)];
+        if let Some(old) = std::env::var_os(variable) {
+            paths.extend(std::env::split_paths(&old));
+        }
+        if let Ok(joined) = std::env::join_paths(paths) {
+            // Before any thread of this process exists.
+            std::env::set_var(variable, joined);
+        }
+    }
 }
 
 /// How long a new worker waits for a first cell to carry its setup.

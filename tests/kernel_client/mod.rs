@@ -83,6 +83,8 @@ impl Kernel {
             Command::new(env!("CARGO_BIN_EXE_smartnb"))
                 .args(["kernel", "--connection-file"])
                 .arg(file)
+                // As Jupyter starts it: without the library path `cargo test` sets.
+                .env_remove("LD_LIBRARY_PATH")
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .spawn()
