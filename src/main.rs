@@ -203,6 +203,11 @@ struct ServeArgs {
     /// client_id).
     #[arg(long)]
     quiet: bool,
+    /// On SIGTERM, keep answering on open connections (each answer closing its connection)
+    /// for up to this many seconds until a proxy in front has closed them all, so a
+    /// rolling restart loses no request; 0 stops at once. Ctrl-C always stops at once.
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    drain: u64,
 }
 
 fn main() {
@@ -366,8 +371,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ..server::Config::default()
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let drain = std::time::Duration::from_secs(args.drain);
     runtime.block_on(async move {
-        let stop = shutdown_signal();
+        let mut signals = StopSignals::listen();
         let running = server::spawn(config).await?;
         // The first line of stdout is the base URL, printed once connections are accepted.
         let mut stdout = std::io::stdout();
@@ -381,38 +387,80 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ) {
             eprintln!("{line}");
         }
-        stop.await;
-        eprintln!("smartnb: shutting down");
-        running.shutdown().await;
+        match signals.next().await {
+            StopSignal::Terminate if !drain.is_zero() => {
+                eprintln!(
+                    "smartnb: draining (new connections refused, open ones closed after \
+                     their next answer; at most {} s; a second signal stops at once)",
+                    drain.as_secs()
+                );
+                tokio::select! {
+                    () = running.drain(drain) => {},
+                    _ = signals.next() => eprintln!("smartnb: stopping now"),
+                }
+            }
+            _ => {
+                eprintln!("smartnb: shutting down");
+                running.shutdown().await;
+            }
+        }
         Ok(())
     })
 }
 
-/// Ctrl-C or SIGTERM, listened for from the moment this is called: before the base URL is
+/// Which signal asked `serve` to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopSignal {
+    /// Ctrl-C at a terminal: stop at once.
+    Interrupt,
+    /// SIGTERM, as a service manager or a rolling restart sends: drain first.
+    Terminate,
+}
+
+/// Ctrl-C and SIGTERM, listened for from the moment this is made: before the base URL is
 /// printed, so a caller that signals as soon as it has read the URL is heard, not killed.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, Signal, SignalKind};
-        async fn received(signal: Option<Signal>) {
-            match signal {
-                Some(mut signal) => {
-                    signal.recv().await;
-                }
-                None => std::future::pending::<()>().await,
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            StopSignals {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
             }
         }
-        let interrupt = signal(SignalKind::interrupt()).ok();
-        let terminate = signal(SignalKind::terminate()).ok();
-        async move {
-            tokio::select! {
-                _ = received(interrupt) => {},
-                _ = received(terminate) => {},
-            }
-        }
+        #[cfg(not(unix))]
+        StopSignals {}
     }
-    #[cfg(not(unix))]
-    async {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// The next stop signal.
+    async fn next(&mut self) -> StopSignal {
+        #[cfg(unix)]
+        {
+            async fn received(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = received(&mut self.interrupt) => StopSignal::Interrupt,
+                () = received(&mut self.terminate) => StopSignal::Terminate,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            StopSignal::Interrupt
+        }
     }
 }

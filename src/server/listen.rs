@@ -1,14 +1,26 @@
 //! The accept loop: HTTP/1.1 connections with a header-read timeout, a cap on the request
 //! head's size and a cap on how many connections are open at once, so nothing a client
 //! sends before it is authenticated can hold memory without bound.
+//!
+//! Stopping comes in two kinds. `Stop::Now` stops accepting and closes every connection
+//! once its in-flight request is answered. `Stop::Drain` is for a replica behind a proxy
+//! that keeps connections to it alive: closing an idle kept-alive connection races with the
+//! proxy sending its next request on it, and a POST lost that way comes back as the proxy's
+//! 502 (a proxy does not resend a request it may have delivered). So a drain closes the
+//! listening socket (new connections are refused, which a proxy retries elsewhere), leaves
+//! open connections open, answers every request on them with `Connection: close`, and stops
+//! once the proxy has closed or used up every one of them, or when the drain's time is up.
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONNECTION};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::Request;
@@ -23,6 +35,19 @@ const MIN_BUF: usize = 8 * 1024;
 
 /// How long to wait before accepting again after `accept` failed (e.g. out of file handles).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How often a drain looks whether every connection has closed.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
+
+/// How to stop serving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Stop accepting and close every connection once its in-flight request is answered.
+    Now,
+    /// Stop accepting, keep open connections answering (each answer closing its
+    /// connection) until none is left or this long has passed, then stop as `Now` does.
+    Drain(Duration),
+}
 
 /// What each connection may hold and how many may be open.
 #[derive(Debug, Clone, Copy)]
@@ -43,25 +68,16 @@ impl ConnLimits {
     }
 }
 
-/// Serve `app` on `listener` until `shutdown` resolves, then stop accepting and wait for the
-/// open connections to finish their in-flight requests.
+/// Serve `app` on `listener` until `shutdown` resolves, then stop as it says.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnLimits,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = Stop>,
 ) {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = GracefulShutdown::new();
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_header_size(limits.max_head_bytes)
-        .max_buf_size(limits.buffer_bytes())
-        .keep_alive(true);
+    let connections = Connections::new(app, limits);
     tokio::pin!(shutdown);
-    loop {
+    let stop = loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -71,20 +87,92 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            stop = &mut shutdown => break stop,
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            refuse(&stream, limits.max_connections);
-            continue;
+        connections.open(stream, peer);
+    };
+    if let Stop::Drain(limit) = stop {
+        connections.draining.store(true, Ordering::SeqCst);
+        // Connections the kernel already completed are served, not reset by the close.
+        while let Ok(Ok((stream, peer))) =
+            tokio::time::timeout(Duration::ZERO, listener.accept()).await
+        {
+            connections.open(stream, peer);
+        }
+        drop(listener);
+        let deadline = Instant::now() + limit;
+        while connections.open_count() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+    } else {
+        drop(listener);
+    }
+    connections.graceful.shutdown().await;
+}
+
+/// The open connections: how they are served, counted and told to stop.
+struct Connections {
+    app: Router,
+    limits: ConnLimits,
+    builder: http1::Builder,
+    permits: Arc<Semaphore>,
+    graceful: GracefulShutdown,
+    /// Set once a drain began: every answer from then on closes its connection.
+    draining: Arc<AtomicBool>,
+}
+
+impl Connections {
+    fn new(app: Router, limits: ConnLimits) -> Self {
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_header_size(limits.max_head_bytes)
+            .max_buf_size(limits.buffer_bytes())
+            .keep_alive(true);
+        Connections {
+            app,
+            limits,
+            builder,
+            permits: Arc::new(Semaphore::new(limits.max_connections)),
+            graceful: GracefulShutdown::new(),
+            draining: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// How many connections are open now.
+    fn open_count(&self) -> usize {
+        self.limits.max_connections - self.permits.available_permits()
+    }
+
+    /// Serve one accepted connection in a task of its own, or refuse it over the cap.
+    fn open(&self, stream: TcpStream, peer: SocketAddr) {
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            refuse(&stream, self.limits.max_connections);
+            return;
         };
         let _ = stream.set_nodelay(true);
-        let router = TowerToHyperService::new(app.clone());
+        let router = TowerToHyperService::new(self.app.clone());
+        let draining = self.draining.clone();
         // Handlers see the peer as axum's `ConnectInfo<SocketAddr>`.
         let service = service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
-            hyper::service::Service::call(&router, request)
+            let answer = hyper::service::Service::call(&router, request);
+            let draining = draining.clone();
+            async move {
+                answer.await.map(|mut response| {
+                    if draining.load(Ordering::SeqCst) {
+                        response
+                            .headers_mut()
+                            .insert(CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    response
+                })
+            }
         });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let connection = self
+            .graceful
+            .watch(self.builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!("connection from {peer} ended: {e}");
@@ -92,8 +180,6 @@ pub async fn serve(
             drop(permit);
         });
     }
-    drop(listener);
-    graceful.shutdown().await;
 }
 
 /// Answer a connection over the cap with 503 if its send buffer takes it at once, and close.

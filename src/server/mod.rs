@@ -154,13 +154,14 @@ pub enum StartError {
     SigningKey(oidc::keys::KeyError),
 }
 
-/// A server accepting connections; dropping it does not stop it, `shutdown` does.
+/// A server accepting connections; `shutdown` or `drain` stops it and waits, dropping it
+/// stops it without waiting.
 pub struct RunningServer {
     /// The base URL people use, e.g. `http://localhost:9000`.
     pub base_url: String,
     /// The socket address actually bound.
     pub addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
+    shutdown: Option<oneshot::Sender<listen::Stop>>,
     task: JoinHandle<()>,
     sweeper: Option<JoinHandle<()>>,
     state: Arc<AppState>,
@@ -198,9 +199,20 @@ impl RunningServer {
     }
 
     /// Stop accepting, finish in-flight requests, and wait until the server has stopped.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
+        self.stop(listen::Stop::Now).await;
+    }
+
+    /// Stop as a replica behind a proxy should (`listen::Stop::Drain`): refuse new
+    /// connections, answer on the open ones with `Connection: close` until the proxy has
+    /// closed them all or `limit` has passed, then stop.
+    pub async fn drain(self, limit: Duration) {
+        self.stop(listen::Stop::Drain(limit)).await;
+    }
+
+    async fn stop(mut self, how: listen::Stop) {
         if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+            let _ = tx.send(how);
         }
         let _ = (&mut self.task).await;
         if let Some(sweeper) = self.sweeper.take() {
@@ -250,9 +262,10 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
     // Each connection's peer address reaches handlers as `ConnectInfo<SocketAddr>` (the
     // per-address sign-in limit, the debug gate).
     let app = router(state.clone());
-    let (tx, rx) = oneshot::channel::<()>();
+    let (tx, rx) = oneshot::channel::<listen::Stop>();
     let task = tokio::spawn(listen::serve(listener, app, limits, async {
-        let _ = rx.await;
+        // A dropped `RunningServer` stops it as `shutdown` does.
+        rx.await.unwrap_or(listen::Stop::Now)
     }));
     Ok(RunningServer {
         base_url,

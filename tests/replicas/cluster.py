@@ -101,6 +101,9 @@ http {{
     upstream smartnb {{
 {servers}
         keepalive 32;
+        # Shorter than a stopping replica's drain (serve --drain, 5 s): nginx closes its
+        # idle connections to a draining replica itself, so none is closed under it.
+        keepalive_timeout 2s;
     }}
     server {{
         listen 127.0.0.1:{port};

@@ -260,3 +260,101 @@ async fn shutdown_lets_an_in_flight_request_finish() {
         .expect("shutdown finishes")
         .expect("shutdown does not panic");
 }
+
+/// One whole response from a kept-alive connection: its head and a body of the length the
+/// head gives.
+async fn read_one_response(stream: &mut TcpStream) -> String {
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    timeout(DEADLINE, async {
+        loop {
+            let text = String::from_utf8_lossy(&bytes).to_string();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse::<usize>().ok())?
+                    })
+                    .expect("a content-length");
+                if bytes.len() >= end + 4 + length {
+                    return text;
+                }
+            }
+            let n = stream.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "closed before a whole response: {text:?}");
+            bytes.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .expect("a response in time")
+}
+
+fn closes(response: &str) -> bool {
+    response
+        .lines()
+        .any(|l| l.eq_ignore_ascii_case("connection: close"))
+}
+
+#[tokio::test]
+async fn a_drain_refuses_new_connections_and_closes_open_ones_after_their_next_answer() {
+    let running = start(Config::default()).await;
+    let addr = running.addr;
+    let port = addr.port();
+    let mut kept = connect(&running).await;
+    kept.write_all(get(port, "keep-alive").as_bytes())
+        .await
+        .expect("send");
+    let first = read_one_response(&mut kept).await;
+    assert!(first.starts_with("HTTP/1.1 200 OK"), "{first}");
+    assert!(!closes(&first), "closed before any drain: {first}");
+
+    // A limit far beyond the deadline: the drain can only end because no connection is left.
+    let draining = tokio::spawn(running.drain(Duration::from_secs(600)));
+    timeout(DEADLINE, async {
+        while TcpStream::connect(addr).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("new connections are refused once the drain began");
+    assert!(
+        !draining.is_finished(),
+        "the drain ended with a kept-alive connection still open"
+    );
+
+    // The connection kept open before the drain is answered, and closed after the answer.
+    kept.write_all(get(port, "keep-alive").as_bytes())
+        .await
+        .expect("send on the kept connection");
+    let reply = read_until_closed(&mut kept, "a request during the drain").await;
+    let reply = String::from_utf8_lossy(&reply).to_string();
+    assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+    assert!(
+        closes(&reply),
+        "no Connection: close during the drain: {reply}"
+    );
+    timeout(DEADLINE, draining)
+        .await
+        .expect("the drain ends once its last connection closed")
+        .expect("the drain does not panic");
+}
+
+#[tokio::test]
+async fn a_drain_closes_a_connection_left_idle_when_its_time_is_up() {
+    let running = start(Config::default()).await;
+    let port = running.addr.port();
+    let mut idle = connect(&running).await;
+    idle.write_all(get(port, "keep-alive").as_bytes())
+        .await
+        .expect("send");
+    read_one_response(&mut idle).await;
+    let draining = tokio::spawn(running.drain(Duration::from_millis(200)));
+    let rest = read_until_closed(&mut idle, "an idle connection past the drain").await;
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+    timeout(DEADLINE, draining)
+        .await
+        .expect("the drain ends at its limit")
+        .expect("the drain does not panic");
+}

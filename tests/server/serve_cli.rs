@@ -65,13 +65,23 @@ impl Serving {
         panic!("no stderr line with {wanted:?}; got:\n{}", seen.join("\n"));
     }
 
-    /// SIGTERM, then every stderr line until the process has exited.
-    fn stop(mut self) -> Vec<String> {
+    /// Send `signal` (`TERM`, `INT`) to the process.
+    fn signal(&self, signal: &str) {
         let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
             .status()
             .expect("kill runs");
-        assert!(sent.success(), "SIGTERM sent");
+        assert!(sent.success(), "SIG{signal} sent");
+    }
+
+    /// SIGTERM, then every stderr line until the process has exited.
+    fn stop(self) -> Vec<String> {
+        self.signal("TERM");
+        self.stop_waiting()
+    }
+
+    /// Wait (signalled already) until the process has exited; its remaining stderr lines.
+    fn stop_waiting(mut self) -> Vec<String> {
         let status = self.child.wait().expect("exits");
         assert!(status.success(), "{status}");
         self.stderr.iter().collect()
@@ -108,13 +118,61 @@ async fn serve_logs_each_request_unless_quiet() {
     let quiet = Serving::start(&["--quiet"], None);
     get_metadata(&quiet.base).await;
     let lines = quiet.stop();
-    assert!(
-        lines.iter().any(|l| l.contains("shutting down")),
-        "{lines:?}"
-    );
+    assert!(lines.iter().any(|l| l.contains("draining")), "{lines:?}");
     assert!(
         !lines.iter().any(|l| l.contains("smartnb::requests")),
         "--quiet logged requests: {lines:?}"
+    );
+}
+
+/// A connection to the server's port, opened before it is told to stop.
+fn open_connection(base: &str) -> std::net::TcpStream {
+    let port = base.rsplit(':').next().expect("a port in the base URL");
+    std::net::TcpStream::connect(format!("127.0.0.1:{port}")).expect("connect")
+}
+
+/// A GET on `stream`, and everything the server sends until it closes the connection.
+fn get_until_closed(stream: &mut std::net::TcpStream) -> String {
+    use std::io::{Read, Write};
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    stream
+        .write_all(b"GET /.well-known/smart-configuration HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("send");
+    let mut reply = String::new();
+    stream
+        .read_to_string(&mut reply)
+        .expect("the server closes the connection after its answer");
+    reply
+}
+
+#[test]
+fn sigterm_drains_open_connections_and_ctrl_c_stops_at_once() {
+    // A drain limit no test waits for: the process exits because its connection closed.
+    let serving = Serving::start(&["--quiet", "--drain", "600"], None);
+    let mut open = open_connection(&serving.base);
+    serving.signal("TERM");
+    serving.wait_for("draining");
+    let reply = get_until_closed(&mut open);
+    assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+    assert!(
+        reply
+            .lines()
+            .any(|l| l.eq_ignore_ascii_case("connection: close")),
+        "{reply}"
+    );
+    let lines = serving.stop_waiting();
+    assert!(!lines.iter().any(|l| l.contains("panic")), "{lines:?}");
+
+    // Ctrl-C: no drain, even with a connection open and a long --drain.
+    let serving = Serving::start(&["--quiet", "--drain", "600"], None);
+    let _open = open_connection(&serving.base);
+    serving.signal("INT");
+    let lines = serving.stop_waiting();
+    assert!(
+        lines.iter().any(|l| l.contains("shutting down")),
+        "{lines:?}"
     );
 }
 
