@@ -83,6 +83,13 @@ fn rust_cells_in_a_session() {
     ok(&mut session, "let kept = 41;");
     let kept = ok(&mut session, "println!(\"kept+1={}\", kept + 1);");
     assert_eq!(stdout(&kept), "kept+1=42\n");
+    // These cells needed no serde_json, so it was added after them (by a cell that uses
+    // it, or while the evaluator idled): their variables outlive that.
+    let json = ok(
+        &mut session,
+        "println!(\"{}\", serde_json::json!({\"kept\": kept}));",
+    );
+    assert_eq!(stdout(&json), "{\"kept\":41}\n");
 
     ok(&mut session, "register");
     ok(&mut session, "token");
@@ -244,10 +251,13 @@ fn typed_helper_variables_and_helper_calls_from_rust() {
             _ => None,
         })
         .expect("a note names the refreshed variables");
-    assert!(
-        note.contains("response: serde_json::Value") && note.contains("status: u16"),
-        "{note}"
+    // Only what the cell names is copied: `status`, not the `response` the fetch changed.
+    assert!(note.ends_with(": status: u16"), "{note}");
+    let named = ok(
+        &mut session,
+        "println!(\"{}\", response[\"resourceType\"]);",
     );
+    assert_eq!(stdout(&named), "\"Patient\"\n");
 
     // `vars` shows each variable's Rust type.
     let vars = ok(&mut session, "vars");

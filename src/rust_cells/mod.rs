@@ -203,9 +203,19 @@ impl RustCells {
             frontend.progress(None);
             started?;
         }
-        self.worker
+        let worker = self
+            .worker
             .as_mut()
-            .ok_or_else(|| unavailable("the Rust worker is not running".into()))
+            .ok_or_else(|| unavailable("the Rust worker is not running".into()))?;
+        // The worker sets up while idle; it may have found serde_json missing meanwhile.
+        while let Ok(event) = worker.events.try_recv() {
+            if let Event::Untyped { why } = event {
+                tracing::warn!("Rust cells without serde_json: {why}");
+                worker.typed = false;
+                self.without_serde_json = Some(why);
+            }
+        }
+        Ok(worker)
     }
 
     /// Wait until the starting worker is ready, has failed, or the cell is interrupted.
@@ -262,7 +272,7 @@ impl RustCells {
         }
         // The variables as they are now: what `smart` binds during the cell is copied next time.
         let vars = helpers.vars().clone();
-        let (prelude, copied) = self.prelude(&vars, typed);
+        let (prelude, copied) = self.prelude(&vars, typed, code);
         if !self.fresh && !copied.is_empty() {
             frontend.emit(Output::Note(format!(
                 "helper variables refreshed in Rust (earlier values of these names are replaced): {}",
@@ -279,7 +289,7 @@ impl RustCells {
                         "this happened while copying helper variables into Rust; `vars` lists them",
                     )
                 })?;
-            self.mark_synced(&vars, typed);
+            self.mark_synced(&vars, typed, code);
             self.run(code, 0, helpers, frontend, interrupter)
         } else {
             let lines = prelude.lines().count();
@@ -293,7 +303,7 @@ impl RustCells {
         };
         match result {
             Ok(content) => {
-                self.mark_synced(&vars, typed);
+                self.mark_synced(&vars, typed, code);
                 self.fresh = false;
                 emit_content(content, frontend);
                 Ok(())
@@ -380,19 +390,16 @@ impl RustCells {
         )
     }
 
-    /// A typed `let` for each helper variable that changed since it was last copied
-    /// (`response` is `Value::Null` until a request answers), and `name: Type` of each.
-    fn prelude(&self, vars: &Vars, typed: bool) -> (String, Vec<String>) {
-        let null = Value::Null;
-        let response = (typed && vars.get("response").is_none()).then_some(("response", &null));
-        let mut code = String::new();
+    /// A typed `let` for each helper variable that `code` names and that changed since it
+    /// was last copied (`response` is `Value::Null` until a request answers), and
+    /// `name: Type` of each. A variable the cell does not name is copied when one does: a
+    /// first `println!` then has no `let` for evcxr to analyse and store.
+    fn prelude(&self, vars: &Vars, typed: bool, code: &str) -> (String, Vec<String>) {
+        let mut prelude = String::new();
         let mut copied = Vec::new();
-        for (name, value) in vars.iter().map(|(n, v)| (n.as_str(), v)).chain(response) {
-            if self.synced.get(name) == Some(&synced_text(value, typed)) {
-                continue;
-            }
+        for (name, value) in self.to_copy(vars, typed, code) {
             if let Some(line) = prelude::binding(name, value, typed) {
-                code.push_str(&line);
+                prelude.push_str(&line);
                 let kind = if typed {
                     rust_type(name, value)
                 } else {
@@ -401,17 +408,31 @@ impl RustCells {
                 copied.push(format!("{name}: {kind}"));
             }
         }
-        (code, copied)
+        (prelude, copied)
     }
 
-    fn mark_synced(&mut self, vars: &Vars, typed: bool) {
-        if typed && vars.get("response").is_none() {
-            self.synced
-                .insert("response".into(), synced_text(&Value::Null, typed));
-        }
-        for (name, value) in vars.iter() {
-            self.synced.insert(name.clone(), synced_text(value, typed));
-        }
+    /// The helper variables `code` names whose copy in Rust is missing or out of date.
+    fn to_copy<'a>(&self, vars: &'a Vars, typed: bool, code: &str) -> Vec<(&'a str, &'a Value)> {
+        static NULL: Value = Value::Null;
+        let response = (typed && vars.get("response").is_none()).then_some(("response", &NULL));
+        vars.iter()
+            .map(|(n, v)| (n.as_str(), v))
+            .chain(response)
+            .filter(|(name, value)| {
+                prelude::mentions(code, name)
+                    && self.synced.get(*name) != Some(&synced_text(value, typed))
+            })
+            .collect()
+    }
+
+    /// Remember what the prelude for `code` copied.
+    fn mark_synced(&mut self, vars: &Vars, typed: bool, code: &str) {
+        let copied: Vec<(String, String)> = self
+            .to_copy(vars, typed, code)
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), synced_text(value, typed)))
+            .collect();
+        self.synced.extend(copied);
     }
 
     /// Rust completions from evcxr. The first one may start the worker and wait for it a
@@ -504,7 +525,8 @@ mod tests {
         vars.set_str("type", "reserved word");
         let mut cells = RustCells::new(RustStart::OnFirstUse, PathBuf::from("smartnb"));
         assert!(cells.worker().is_none(), "nothing starts on first use");
-        let (prelude, copied) = cells.prelude(&vars, true);
+        let all = "access_token; status; r#type; type; response;";
+        let (prelude, copied) = cells.prelude(&vars, true, all);
         assert!(
             prelude.contains("let access_token: String = \"a\\\"b\".to_string();"),
             "{prelude}"
@@ -523,20 +545,41 @@ mod tests {
                 "response: serde_json::Value"
             ]
         );
-        cells.mark_synced(&vars, true);
-        assert_eq!(cells.prelude(&vars, true).0, "");
+        cells.mark_synced(&vars, true, all);
+        assert_eq!(cells.prelude(&vars, true, all).0, "");
         vars.set_str("access_token", "new");
         assert_eq!(
-            cells.prelude(&vars, true),
+            cells.prelude(&vars, true, all),
             (
                 "let access_token: String = \"new\".to_string();\n".to_string(),
                 vec!["access_token: String".to_string()]
             )
         );
         // Without serde_json everything is text, and is copied again as text.
-        let (untyped, _) = cells.prelude(&vars, false);
+        let (untyped, _) = cells.prelude(&vars, false, all);
         assert!(untyped.contains("let status: String = \"200\".to_string();"));
         assert!(!untyped.contains("response"));
+    }
+
+    #[test]
+    fn only_the_variables_a_cell_names_are_copied_and_the_rest_wait() {
+        let mut vars = Vars::default();
+        vars.set_str("access_token", "t1");
+        vars.set("status", Value::from(200));
+        let mut cells = RustCells::new(RustStart::OnFirstUse, PathBuf::from("smartnb"));
+        let hello = "println!(\"hi\");";
+        assert_eq!(cells.prelude(&vars, true, hello), (String::new(), vec![]));
+        cells.mark_synced(&vars, true, hello);
+        // Named in a format string: copied, and only that one.
+        let uses_status = "println!(\"{status}\");";
+        let (prelude, copied) = cells.prelude(&vars, true, uses_status);
+        assert_eq!(prelude, "let status: u16 = 200;\n");
+        assert_eq!(copied, ["status: u16"]);
+        cells.mark_synced(&vars, true, uses_status);
+        assert_eq!(cells.prelude(&vars, true, uses_status).0, "");
+        // The token was never copied: the first cell naming it gets it.
+        let (prelude, _) = cells.prelude(&vars, true, "access_token.len()");
+        assert_eq!(prelude, "let access_token: String = \"t1\".to_string();\n");
     }
 
     #[test]

@@ -116,6 +116,26 @@ pub fn binding(name: &str, value: &Value, typed: bool) -> Option<String> {
     })
 }
 
+/// Whether a cell (its copied variables included) uses what the setup adds: serde_json,
+/// `smart` or `SmartError`. One that does not runs before the setup, as it is.
+pub fn needs_setup(code: &str) -> bool {
+    ["serde_json", "smart", "SmartError"]
+        .iter()
+        .any(|word| mentions(code, word))
+}
+
+/// Whether `code` has `name` as a whole word anywhere, strings included (a format string's
+/// `{status}` names `status`); a word in a comment counts too, which only costs a copy.
+pub fn mentions(code: &str, name: &str) -> bool {
+    let word_char = |c: char| c.is_alphanumeric() || c == '_';
+    !name.is_empty()
+        && code.match_indices(name).any(|(at, _)| {
+            let before = code[..at].chars().next_back();
+            let after = code[at + name.len()..].chars().next();
+            !before.is_some_and(word_char) && !after.is_some_and(word_char)
+        })
+}
+
 /// Whether `name` can be a Rust variable (letters, digits, `_`; not a keyword).
 pub fn is_rust_identifier(name: &str) -> bool {
     const KEYWORDS: &[&str] = &[
@@ -163,6 +183,21 @@ mod tests {
             "let access_token: String = \"a\\\"b\".to_string();\n"
         );
         assert!(binding("type", &json!("x"), true).is_none());
+    }
+
+    #[test]
+    fn a_name_is_mentioned_only_as_a_whole_word() {
+        assert!(mentions("println!(\"{}\", status);", "status"));
+        assert!(mentions("println!(\"{status}\");", "status"));
+        assert!(mentions("response[\"entry\"]", "response"));
+        assert!(!mentions("let statuses = 1; my_status", "status"));
+        assert!(!mentions("responses", "response"));
+        assert!(!mentions("anything", ""));
+        assert!(needs_setup(
+            "let v: serde_json::Value = serde_json::json!(1);"
+        ));
+        assert!(needs_setup("smart(\"vars\")?"));
+        assert!(!needs_setup("println!(\"hi\"); let smartness = 1;"));
     }
 
     #[test]

@@ -44,30 +44,32 @@ pub fn serve() -> i32 {
         requests,
         setup: Setup::Pending,
         cached,
+        analyzer_warm: false,
     };
     send(&Event::Ready {
         without_serde_json: None,
     });
-    // The session sends its waiting cell as soon as it hears Ready: that cell then carries
-    // the setup (one build instead of two). When none comes, set up now, while the session
-    // runs helper cells (Run All's look-ahead started us).
-    let mut next = match worker.requests.recv_timeout(SETUP_GRACE) {
-        Ok(request) => Some(request),
-        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-            if let Err(why) = worker.setup_alone() {
-                send(&Event::Untyped { why });
-            }
-            None
-        }
-        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return 0,
-    };
+    // A cell that needs serde_json or `smart` carries the setup (one build instead of two);
+    // one that does not runs as it is, so a first `println!` costs what it costs evcxr.
+    // Whatever is still to do (the setup, rust-analyzer's first look at the standard
+    // library, which a cell's first `let` would otherwise pay for) runs once no request has
+    // come for a moment: while the session runs helper cells, or between Rust cells.
     loop {
-        let request = match next.take() {
-            Some(request) => request,
-            None => match worker.requests.recv() {
+        let idle_work = worker.setup == Setup::Pending || !worker.analyzer_warm;
+        let request = if idle_work {
+            match worker.requests.recv_timeout(IDLE_GRACE) {
+                Ok(request) => request,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    worker.idle_work();
+                    continue;
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match worker.requests.recv() {
                 Ok(request) => request,
                 Err(_) => break,
-            },
+            }
         };
         match request {
             Request::Execute {
@@ -132,8 +134,12 @@ fn find_rust_std() {
     }
 }
 
-/// How long a new worker waits for a first cell to carry its setup.
-const SETUP_GRACE: Duration = Duration::from_millis(150);
+/// How long the worker waits for a request before doing its idle work (setup, warming
+/// rust-analyzer): a cell the session sends at once is not kept waiting behind it.
+const IDLE_GRACE: Duration = Duration::from_millis(150);
+
+/// What rust-analyzer is first asked, to load the standard library before a cell needs it.
+const ANALYZER_WARMUP: &str = "let smartnb_warmup: Vec<u8> = Vec::new(); smartnb_warmup.";
 
 /// Whether serde_json and `smart` are in the evaluator yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,18 +159,23 @@ struct Worker {
     setup: Setup,
     /// serde_json's source is in the local cargo cache (cargo runs `--offline` for setup).
     cached: bool,
+    /// rust-analyzer has typed something (its first time loads the standard library).
+    analyzer_warm: bool,
 }
 
 impl Worker {
-    /// Run a cell; while setup is pending, with `:dep serde_json` and the prelude's items
-    /// in front of it. A failure that is not the cell's own compile error may be serde_json
-    /// missing: then setup alone says so, and the cell's error explains.
+    /// Run a cell; while setup is pending and the cell needs it, with `:dep serde_json`
+    /// and the prelude's items in front of it. A failure that is not the cell's own compile
+    /// error may be serde_json missing: then setup alone says so, and the cell's error
+    /// explains.
     fn execute_with_setup(
         &mut self,
         code: &str,
         prelude_lines: usize,
     ) -> Option<Result<Map<String, Value>, CommandError>> {
-        if self.setup != Setup::Pending {
+        // Whatever the cell holds, evcxr's analysis of it warms rust-analyzer as well.
+        self.analyzer_warm |= code.contains("let ");
+        if self.setup != Setup::Pending || !prelude::needs_setup(code) {
             return self.execute(code, prelude_lines);
         }
         let setup = setup_code();
@@ -185,6 +196,21 @@ impl Worker {
             Err(_) => {}
         }
         Some(result)
+    }
+
+    /// What is left to do while no request waits: the setup, then rust-analyzer's first
+    /// look at the standard library (about a second and a half, once per evaluator).
+    fn idle_work(&mut self) {
+        if self.setup == Setup::Pending {
+            if let Err(why) = self.setup_alone() {
+                send(&Event::Untyped { why });
+            }
+        } else if !self.analyzer_warm {
+            self.analyzer_warm = true;
+            if let Ok(mut context) = self.context.lock() {
+                let _ = context.completions(ANALYZER_WARMUP, ANALYZER_WARMUP.len());
+            }
+        }
     }
 
     /// Add serde_json and the prelude's items by themselves (offline first when cached,
