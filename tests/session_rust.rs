@@ -114,10 +114,19 @@ fn rust_cells_in_a_session() {
         format!("{}\n", var(&session, "access_token"))
     );
 
+    // Cells that only read a helper variable got their copy in a block of their own, so
+    // evcxr kept no variable for it; one that declares something keeps the copy.
     let vars = ok(&mut session, ":vars");
     let listed = format!("{vars:?}");
     assert!(
-        listed.contains("kept") && listed.contains("access_token"),
+        listed.contains("kept") && !listed.contains("access_token"),
+        "{vars:#?}"
+    );
+    ok(&mut session, "let token_length = access_token.len();");
+    let vars = ok(&mut session, ":vars");
+    let listed = format!("{vars:?}");
+    assert!(
+        listed.contains("token_length") && listed.contains("access_token"),
         "{vars:#?}"
     );
 
@@ -242,7 +251,10 @@ fn typed_helper_variables_and_helper_calls_from_rust() {
     // A Rust variable of a helper variable's name is replaced only with a note saying so.
     ok(&mut session, "let status = \"mine\";");
     ok(&mut session, &format!("fetch Patient/{SEED_PATIENT}"));
-    let refreshed = ok(&mut session, "println!(\"{}\", status + 1);");
+    let refreshed = ok(
+        &mut session,
+        "let next = status + 1;\nprintln!(\"{}\", next);",
+    );
     assert_eq!(stdout(&refreshed), "201\n");
     let note = refreshed
         .iter()
@@ -252,6 +264,7 @@ fn typed_helper_variables_and_helper_calls_from_rust() {
         })
         .expect("a note names the refreshed variables");
     // Only what the cell names is copied: `status`, not the `response` the fetch changed.
+    // (A cell that declares nothing would have read it in a block: nothing replaced.)
     assert!(note.ends_with(": status: u16"), "{note}");
     let named = ok(
         &mut session,

@@ -23,6 +23,11 @@ pub const SLOTS: usize = 4;
 /// The environment variable evcxr reads for its build directory.
 pub const EVCXR_TMPDIR: &str = "EVCXR_TMPDIR";
 
+/// Where the slots (and the prelude crate) live: `~/.cache/smartnb/rust-cells`.
+pub fn root() -> Option<PathBuf> {
+    Some(dirs::cache_dir()?.join("smartnb").join("rust-cells"))
+}
+
 /// A build directory held for one worker; the lock is released when this is dropped.
 #[derive(Debug)]
 pub struct BuildDir {
@@ -33,8 +38,7 @@ pub struct BuildDir {
 impl BuildDir {
     /// Claim the first free slot under the user's cache directory.
     pub fn claim() -> Option<BuildDir> {
-        let root = dirs::cache_dir()?.join("smartnb").join("rust-cells");
-        Self::claim_in(&root, SLOTS)
+        Self::claim_in(&root()?, SLOTS)
     }
 
     /// Claim the first free of `slots` slots under `root`; `None` when all are taken or

@@ -9,8 +9,10 @@
 
 pub mod bridge;
 mod build_dir;
+mod cell_shape;
 mod diagnostics;
 pub mod prelude;
+mod prelude_crate;
 pub mod protocol;
 pub mod worker;
 
@@ -273,7 +275,10 @@ impl RustCells {
         // The variables as they are now: what `smart` binds during the cell is copied next time.
         let vars = helpers.vars().clone();
         let (prelude, copied) = self.prelude(&vars, typed, code);
-        if !self.fresh && !copied.is_empty() {
+        // A cell that declares nothing gets its copies in a block of its own, which evcxr
+        // keeps nothing of: no `let` for rust-analyzer to type, no Rust variable replaced.
+        let in_block = !prelude.is_empty() && cell_shape::declares_nothing(code);
+        if !self.fresh && !copied.is_empty() && !in_block {
             frontend.emit(Output::Note(format!(
                 "helper variables refreshed in Rust (earlier values of these names are replaced): {}",
                 copied.join(", ")
@@ -281,6 +286,15 @@ impl RustCells {
         }
         let result = if prelude.is_empty() {
             self.run(code, 0, helpers, frontend, interrupter)
+        } else if in_block {
+            let lines = prelude.lines().count() + 1;
+            self.run(
+                &format!("{{\n{prelude}{code}\n}}"),
+                lines,
+                helpers,
+                frontend,
+                interrupter,
+            )
         } else if code.trim_start().starts_with(':') {
             // evcxr runs `:` commands before any code of their cell, so the copies go first.
             self.run(&prelude, 0, helpers, frontend, interrupter)
@@ -303,7 +317,10 @@ impl RustCells {
         };
         match result {
             Ok(content) => {
-                self.mark_synced(&vars, typed, code);
+                // Copies in the cell's own block are gone with it: copied again next time.
+                if !in_block {
+                    self.mark_synced(&vars, typed, code);
+                }
                 self.fresh = false;
                 emit_content(content, frontend);
                 Ok(())

@@ -15,8 +15,8 @@ use evcxr::{CommandContext, EvalContextOutputs};
 use serde_json::{Map, Value};
 
 use super::diagnostics::compile_error;
-use super::prelude;
 use super::protocol::{encode, Event, Request};
+use super::{prelude, prelude_crate};
 use crate::session::complete::Completion;
 use crate::session::CommandError;
 
@@ -45,6 +45,9 @@ pub fn serve() -> i32 {
         setup: Setup::Pending,
         cached,
         analyzer_warm: false,
+        setup_code: prelude_crate::write()
+            .map(|dir| prelude_crate::setup_lines(&dir))
+            .unwrap_or_else(inline_setup_code),
     };
     send(&Event::Ready {
         without_serde_json: None,
@@ -161,6 +164,9 @@ struct Worker {
     cached: bool,
     /// rust-analyzer has typed something (its first time loads the standard library).
     analyzer_warm: bool,
+    /// What sets up serde_json and the prelude: the prelude crate when it could be written
+    /// (`prelude_crate`), else its items inline.
+    setup_code: String,
 }
 
 impl Worker {
@@ -178,7 +184,7 @@ impl Worker {
         if self.setup != Setup::Pending || !prelude::needs_setup(code) {
             return self.execute(code, prelude_lines);
         }
-        let setup = setup_code();
+        let setup = self.setup_code.clone();
         let lines = setup.matches('\n').count();
         let result = self.execute(&format!("{setup}{code}"), prelude_lines + lines)?;
         match &result {
@@ -216,12 +222,20 @@ impl Worker {
     /// Add serde_json and the prelude's items by themselves (offline first when cached,
     /// then from crates.io); `Err` says why serde_json could not be had.
     fn setup_alone(&mut self) -> Result<(), String> {
-        let setup = setup_code();
+        let setup = self.setup_code.clone();
         let mut context = self.context.lock().map_err(|_| lost().message)?;
         let mut outcome = context.execute(&setup).map(|_| ());
         if outcome.is_err() && self.cached {
             let _ = context.execute(":offline 0");
             outcome = context.execute(&setup).map(|_| ());
+        }
+        let inline = inline_setup_code();
+        if outcome.is_err() && setup != inline {
+            // The prelude crate would not build here: its items inline, as before it existed.
+            outcome = context.execute(&inline).map(|_| ());
+            if outcome.is_ok() {
+                self.setup_code = inline;
+            }
         }
         drop(context);
         // What the setup printed (cargo's progress) is not any cell's output.
@@ -385,7 +399,7 @@ fn read_requests() -> Receiver<Request> {
 }
 
 /// `:dep serde_json` and the prelude's items, ending with a newline.
-fn setup_code() -> String {
+fn inline_setup_code() -> String {
     let mut code = format!("{}\n{}", prelude::SERDE_JSON_DEP, prelude::items());
     if !code.ends_with('\n') {
         code.push('\n');

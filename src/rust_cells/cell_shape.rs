@@ -1,0 +1,128 @@
+//! What a Rust cell declares, read with rust-analyzer's parser (the one evcxr uses).
+//!
+//! evcxr keeps every top-level `let` of a cell as a variable, and to keep one it asks
+//! rust-analyzer for its type; the first such question of an evaluator loads the standard
+//! library (1.5 to 2 s). A cell that declares nothing itself (no `let`, no item, no value at
+//! its end) needs its copies of helper variables only while it runs, so they and the cell can
+//! go in one block, which evcxr runs without keeping anything, as it documents for braces.
+
+use ra_ap_syntax::ast::{self, HasModuleItem};
+use ra_ap_syntax::{AstNode, Edition, SourceFile, SyntaxKind, SyntaxToken, T};
+
+/// Macros a statement may call and still declare nothing (any other macro might expand to
+/// a `let` or an item, which a block would hide from later cells).
+const PLAIN_MACROS: &[&str] = &[
+    "print",
+    "println",
+    "eprint",
+    "eprintln",
+    "dbg",
+    "assert",
+    "assert_eq",
+    "assert_ne",
+    "debug_assert",
+    "debug_assert_eq",
+    "debug_assert_ne",
+    "panic",
+    "todo",
+    "unimplemented",
+    "write",
+    "writeln",
+    "format",
+    "vec",
+];
+
+/// Whether `code` is statements only (ending in `;`, or a loop or an `if` without `else`),
+/// declaring no variable or item and calling no macro but the plain ones.
+pub fn declares_nothing(code: &str) -> bool {
+    if code.trim_start().starts_with(':') {
+        return false;
+    }
+    let wrapped = format!("fn smartnb_cell() {{\n{code}\n}}");
+    let parsed = SourceFile::parse(&wrapped, Edition::Edition2024);
+    if !parsed.errors().is_empty() {
+        return false;
+    }
+    let file = parsed.tree();
+    let mut items = file.items();
+    let (Some(ast::Item::Fn(function)), None) = (items.next(), items.next()) else {
+        return false;
+    };
+    let Some(body) = function.body().and_then(|b| b.stmt_list()) else {
+        return false;
+    };
+    // A cell may end in a loop or an `if` without `else` (their value is `()`), not in a value.
+    if let Some(tail) = body.tail_expr() {
+        let unit = match &tail {
+            ast::Expr::ForExpr(_) | ast::Expr::WhileExpr(_) => true,
+            ast::Expr::IfExpr(branch) => branch.else_branch().is_none(),
+            _ => false,
+        };
+        if !unit || !only_plain_macros(&tail) {
+            return false;
+        }
+    }
+    body.statements().all(|statement| match statement {
+        ast::Stmt::ExprStmt(expression) => expression.expr().is_some_and(|e| only_plain_macros(&e)),
+        ast::Stmt::LetStmt(_) | ast::Stmt::Item(_) => false,
+    })
+}
+
+/// Whether every macro called in `expression` is a plain one, those called inside another
+/// macro's arguments (which the parser leaves as tokens) included.
+fn only_plain_macros(expression: &ast::Expr) -> bool {
+    let tokens: Vec<SyntaxToken> = expression
+        .syntax()
+        .descendants_with_tokens()
+        .filter_map(|element| element.into_token())
+        .filter(|token| !token.kind().is_trivia())
+        .collect();
+    tokens.windows(3).all(|window| {
+        let [name, bang, open] = window else {
+            return true;
+        };
+        let called = name.kind() == SyntaxKind::IDENT
+            && bang.kind() == T![!]
+            && matches!(open.kind(), T!['('] | T!['['] | T!['{']);
+        !called || PLAIN_MACROS.contains(&name.text())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::declares_nothing;
+
+    #[test]
+    fn statements_that_declare_nothing_may_go_in_a_block() {
+        for code in [
+            "println!(\"{} {}\", status, response[\"resourceType\"]);",
+            "for entry in response[\"entry\"].as_array().unwrap() {\n    println!(\"{}\", entry);\n}",
+            "assert_eq!(status, 200);\nprintln!(\"{status}\");",
+            "if status == 200 { println!(\"ok\"); }",
+        ] {
+            assert!(declares_nothing(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_declaration_a_value_or_an_unknown_macro_stays_at_the_top() {
+        for code in [
+            "let n = response[\"total\"].as_u64();",
+            "println!(\"x\");\nlet kept = 1;",
+            "fn twice(x: u16) -> u16 { x * 2 }",
+            "struct Reading { value: f64 }",
+            "use std::collections::HashMap;",
+            "status + 1",
+            "response[\"resourceType\"]",
+            "my_macro!(status);",
+            "println!(\"{}\", inner!(status));",
+            ":dep regex = \"1\"",
+            "println!(\"unclosed);",
+            "for x in [1, 2] { let y = x; println!(\"{y}\"); } 5",
+            "if status == 200 { 1 } else { 2 }",
+            "loop { break 5 }",
+        ] {
+            assert!(!declares_nothing(code), "{code}");
+        }
+    }
+}
