@@ -274,7 +274,8 @@ impl RustCells {
         }
         // The variables as they are now: what `smart` binds during the cell is copied next time.
         let vars = helpers.vars().clone();
-        let (prelude, copied) = self.prelude(&vars, typed, code);
+        let copies = self.to_copy(&vars, typed, code);
+        let (prelude, copied) = prelude_of(&copies, typed);
         // A cell that declares nothing gets its copies in a block of its own, which evcxr
         // keeps nothing of: no `let` for rust-analyzer to type, no Rust variable replaced.
         let in_block = !prelude.is_empty() && cell_shape::declares_nothing(code);
@@ -303,7 +304,7 @@ impl RustCells {
                         "this happened while copying helper variables into Rust; `vars` lists them",
                     )
                 })?;
-            self.mark_synced(&vars, typed, code);
+            self.mark_synced(&copies, typed);
             self.run(code, 0, helpers, frontend, interrupter)
         } else {
             let lines = prelude.lines().count();
@@ -319,7 +320,7 @@ impl RustCells {
             Ok(content) => {
                 // Copies in the cell's own block are gone with it: copied again next time.
                 if !in_block {
-                    self.mark_synced(&vars, typed, code);
+                    self.mark_synced(&copies, typed);
                 }
                 self.fresh = false;
                 emit_content(content, frontend);
@@ -407,27 +408,6 @@ impl RustCells {
         )
     }
 
-    /// A typed `let` for each helper variable that `code` names and that changed since it
-    /// was last copied (`response` is `Value::Null` until a request answers), and
-    /// `name: Type` of each. A variable the cell does not name is copied when one does: a
-    /// first `println!` then has no `let` for evcxr to analyse and store.
-    fn prelude(&self, vars: &Vars, typed: bool, code: &str) -> (String, Vec<String>) {
-        let mut prelude = String::new();
-        let mut copied = Vec::new();
-        for (name, value) in self.to_copy(vars, typed, code) {
-            if let Some(line) = prelude::binding(name, value, typed) {
-                prelude.push_str(&line);
-                let kind = if typed {
-                    rust_type(name, value)
-                } else {
-                    "String"
-                };
-                copied.push(format!("{name}: {kind}"));
-            }
-        }
-        (prelude, copied)
-    }
-
     /// The helper variables `code` names whose copy in Rust is missing or out of date.
     fn to_copy<'a>(&self, vars: &'a Vars, typed: bool, code: &str) -> Vec<(&'a str, &'a Value)> {
         static NULL: Value = Value::Null;
@@ -442,14 +422,12 @@ impl RustCells {
             .collect()
     }
 
-    /// Remember what the prelude for `code` copied.
-    fn mark_synced(&mut self, vars: &Vars, typed: bool, code: &str) {
-        let copied: Vec<(String, String)> = self
-            .to_copy(vars, typed, code)
-            .into_iter()
-            .map(|(name, value)| (name.to_string(), synced_text(value, typed)))
-            .collect();
-        self.synced.extend(copied);
+    /// Remember these copies as made.
+    fn mark_synced(&mut self, copies: &[(&str, &Value)], typed: bool) {
+        for (name, value) in copies {
+            self.synced
+                .insert(name.to_string(), synced_text(value, typed));
+        }
     }
 
     /// Rust completions from evcxr. The first one may start the worker and wait for it a
@@ -493,6 +471,26 @@ impl RustCells {
     }
 }
 
+/// A typed `let` for each copy (`response` is `Value::Null` until a request answers), and
+/// `name: Type` of each. A variable the cell does not name is copied when one does: a first
+/// `println!` then has no `let` for evcxr to analyse and keep.
+fn prelude_of(copies: &[(&str, &Value)], typed: bool) -> (String, Vec<String>) {
+    let mut prelude = String::new();
+    let mut copied = Vec::new();
+    for (name, value) in copies {
+        if let Some(line) = prelude::binding(name, value, typed) {
+            prelude.push_str(&line);
+            let kind = if typed {
+                rust_type(name, value)
+            } else {
+                "String"
+            };
+            copied.push(format!("{name}: {kind}"));
+        }
+    }
+    (prelude, copied)
+}
+
 /// What is remembered of a copied variable: its JSON text and the type it was given.
 fn synced_text(value: &Value, typed: bool) -> String {
     format!("{typed}:{value}")
@@ -534,6 +532,15 @@ fn emit_content(content: Map<String, Value>, frontend: &mut dyn Frontend) {
 mod tests {
     use super::*;
 
+    fn copy_code(cells: &RustCells, vars: &Vars, typed: bool, code: &str) -> (String, Vec<String>) {
+        prelude_of(&cells.to_copy(vars, typed, code), typed)
+    }
+
+    fn mark(cells: &mut RustCells, vars: &Vars, typed: bool, code: &str) {
+        let copies = cells.to_copy(vars, typed, code);
+        cells.mark_synced(&copies, typed);
+    }
+
     #[test]
     fn prelude_copies_changed_helper_variables_typed() {
         let mut vars = Vars::default();
@@ -543,7 +550,7 @@ mod tests {
         let mut cells = RustCells::new(RustStart::OnFirstUse, PathBuf::from("smartnb"));
         assert!(cells.worker().is_none(), "nothing starts on first use");
         let all = "access_token; status; r#type; type; response;";
-        let (prelude, copied) = cells.prelude(&vars, true, all);
+        let (prelude, copied) = copy_code(&cells, &vars, true, all);
         assert!(
             prelude.contains("let access_token: String = \"a\\\"b\".to_string();"),
             "{prelude}"
@@ -562,18 +569,18 @@ mod tests {
                 "response: serde_json::Value"
             ]
         );
-        cells.mark_synced(&vars, true, all);
-        assert_eq!(cells.prelude(&vars, true, all).0, "");
+        mark(&mut cells, &vars, true, all);
+        assert_eq!(copy_code(&cells, &vars, true, all).0, "");
         vars.set_str("access_token", "new");
         assert_eq!(
-            cells.prelude(&vars, true, all),
+            copy_code(&cells, &vars, true, all),
             (
                 "let access_token: String = \"new\".to_string();\n".to_string(),
                 vec!["access_token: String".to_string()]
             )
         );
         // Without serde_json everything is text, and is copied again as text.
-        let (untyped, _) = cells.prelude(&vars, false, all);
+        let (untyped, _) = copy_code(&cells, &vars, false, all);
         assert!(untyped.contains("let status: String = \"200\".to_string();"));
         assert!(!untyped.contains("response"));
     }
@@ -585,17 +592,20 @@ mod tests {
         vars.set("status", Value::from(200));
         let mut cells = RustCells::new(RustStart::OnFirstUse, PathBuf::from("smartnb"));
         let hello = "println!(\"hi\");";
-        assert_eq!(cells.prelude(&vars, true, hello), (String::new(), vec![]));
-        cells.mark_synced(&vars, true, hello);
+        assert_eq!(
+            copy_code(&cells, &vars, true, hello),
+            (String::new(), vec![])
+        );
+        mark(&mut cells, &vars, true, hello);
         // Named in a format string: copied, and only that one.
         let uses_status = "println!(\"{status}\");";
-        let (prelude, copied) = cells.prelude(&vars, true, uses_status);
+        let (prelude, copied) = copy_code(&cells, &vars, true, uses_status);
         assert_eq!(prelude, "let status: u16 = 200;\n");
         assert_eq!(copied, ["status: u16"]);
-        cells.mark_synced(&vars, true, uses_status);
-        assert_eq!(cells.prelude(&vars, true, uses_status).0, "");
+        mark(&mut cells, &vars, true, uses_status);
+        assert_eq!(copy_code(&cells, &vars, true, uses_status).0, "");
         // The token was never copied: the first cell naming it gets it.
-        let (prelude, _) = cells.prelude(&vars, true, "access_token.len()");
+        let (prelude, _) = copy_code(&cells, &vars, true, "access_token.len()");
         assert_eq!(prelude, "let access_token: String = \"t1\".to_string();\n");
     }
 

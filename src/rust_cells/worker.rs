@@ -179,8 +179,11 @@ impl Worker {
         code: &str,
         prelude_lines: usize,
     ) -> Option<Result<Map<String, Value>, CommandError>> {
-        // Whatever the cell holds, evcxr's analysis of it warms rust-analyzer as well.
-        self.analyzer_warm |= code.contains("let ");
+        // A `let` evcxr keeps (not one inside a block) has rust-analyzer type it: that warms it.
+        self.analyzer_warm |= !code.trim_start().starts_with('{')
+            && code
+                .lines()
+                .any(|line| line.trim_start().starts_with("let "));
         if self.setup != Setup::Pending || !prelude::needs_setup(code) {
             return self.execute(code, prelude_lines);
         }
