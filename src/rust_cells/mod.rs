@@ -212,8 +212,7 @@ impl RustCells {
         // The worker sets up while idle; it may have found serde_json missing meanwhile.
         while let Ok(event) = worker.events.try_recv() {
             if let Event::Untyped { why } = event {
-                tracing::warn!("Rust cells without serde_json: {why}");
-                worker.typed = false;
+                worker.untyped(&why);
                 self.without_serde_json = Some(why);
             }
         }
@@ -287,15 +286,6 @@ impl RustCells {
         }
         let result = if prelude.is_empty() {
             self.run(code, 0, helpers, frontend, interrupter)
-        } else if in_block {
-            let lines = prelude.lines().count() + 1;
-            self.run(
-                &format!("{{\n{prelude}{code}\n}}"),
-                lines,
-                helpers,
-                frontend,
-                interrupter,
-            )
         } else if code.trim_start().starts_with(':') {
             // evcxr runs `:` commands before any code of their cell, so the copies go first.
             self.run(&prelude, 0, helpers, frontend, interrupter)
@@ -307,14 +297,16 @@ impl RustCells {
             self.mark_synced(&copies, typed);
             self.run(code, 0, helpers, frontend, interrupter)
         } else {
-            let lines = prelude.lines().count();
-            self.run(
-                &format!("{prelude}{code}"),
-                lines,
-                helpers,
-                frontend,
-                interrupter,
-            )
+            // `cell_shape::declares_nothing` is false for a `:` command, so this is Rust code.
+            let (text, lines) = if in_block {
+                (
+                    format!("{{\n{prelude}{code}\n}}"),
+                    prelude.lines().count() + 1,
+                )
+            } else {
+                (format!("{prelude}{code}"), prelude.lines().count())
+            };
+            self.run(&text, lines, helpers, frontend, interrupter)
         };
         match result {
             Ok(content) => {
@@ -387,10 +379,7 @@ impl RustCells {
                 Ok(Event::Stdout { line }) => frontend.emit(Output::Stdout(format!("{line}\n"))),
                 Ok(Event::Stderr { line }) => frontend.emit(Output::Stderr(format!("{line}\n"))),
                 Ok(Event::Done { result }) => return result,
-                Ok(Event::Untyped { why }) => {
-                    tracing::warn!("Rust cells without serde_json: {why}");
-                    worker.typed = false;
-                }
+                Ok(Event::Untyped { why }) => worker.untyped(&why),
                 Ok(_) => {}
                 Err(_) => return Err(self.worker_gone()),
             }
@@ -497,6 +486,12 @@ fn synced_text(value: &Value, typed: bool) -> String {
 }
 
 impl Worker {
+    /// serde_json turned out unavailable: helper variables are copied as Strings from now on.
+    fn untyped(&mut self, why: &str) {
+        tracing::warn!("Rust cells without serde_json: {why}");
+        self.typed = false;
+    }
+
     fn send(&mut self, request: &Request) -> std::io::Result<()> {
         self.stdin.write_all(encode(request).as_bytes())?;
         self.stdin.flush()
