@@ -552,7 +552,7 @@ mod tests {
         );
         assert!(prelude.contains("let status: u16 = 200;"), "{prelude}");
         assert!(
-            prelude.contains("let response: serde_json::Value = serde_json::from_str(\"null\")"),
+            prelude.contains("let response: serde_json::Value = smartnb_json(\"null\")"),
             "{prelude}"
         );
         assert!(!prelude.contains("let type"));

@@ -35,6 +35,12 @@ impl std::fmt::Display for SmartError {{
 
 impl std::error::Error for SmartError {{}}
 
+/// JSON text as a `serde_json::Value` (`Value::Null` when it is not JSON): how a cell's copy
+/// of `response` is made, here so that the parser is compiled once, not into every cell.
+pub fn smartnb_json(text: &str) -> serde_json::Value {{
+    serde_json::from_str(text).unwrap_or_default()
+}}
+
 /// Run one helper command (`smart("fetch Patient/smart-1288992")`) in this notebook's
 /// session: it binds helper variables as the command does (the next cell sees them), and
 /// returns the JSON it showed last (`Value::Null` when it showed none).
@@ -108,7 +114,7 @@ pub fn binding(name: &str, value: &Value, typed: bool) -> Option<String> {
     };
     Some(match kind {
         "serde_json::Value" => format!(
-            "let {name}: serde_json::Value = serde_json::from_str({:?}).unwrap_or_default();\n",
+            "let {name}: serde_json::Value = smartnb_json({:?});\n",
             value.to_string()
         ),
         "u16" => format!("let {name}: u16 = {};\n", value.as_u64().unwrap_or(0)),
@@ -164,7 +170,7 @@ mod tests {
         let body = json!({"resourceType": "Bundle", "note": "a \"quoted\" word"});
         let response = binding("response", &body, true).unwrap();
         assert!(
-            response.starts_with("let response: serde_json::Value = serde_json::from_str("),
+            response.starts_with("let response: serde_json::Value = smartnb_json("),
             "{response}"
         );
         // The literal is the JSON text escaped once more, as Rust reads it back.

@@ -54,7 +54,7 @@ pub fn write_in(root: &Path, items: &str) -> Option<PathBuf> {
 /// `SmartError` into scope, ending with a newline.
 pub fn setup_lines(dir: &Path) -> String {
     format!(
-        "{}\n:dep {CRATE_NAME} = {{ path = {:?} }}\nuse {CRATE_NAME}::{{smart, SmartError}};\n",
+        "{}\n:dep {CRATE_NAME} = {{ path = {:?} }}\nuse {CRATE_NAME}::{{smart, smartnb_json, SmartError}};\n",
         prelude::SERDE_JSON_DEP,
         dir.display().to_string()
     )
@@ -87,6 +87,6 @@ mod tests {
         assert_ne!(first, other, "other items, another directory");
         let setup = setup_lines(&first);
         assert!(setup.starts_with(":dep serde_json = \"1\"\n:dep smartnb_cells = { path = \""));
-        assert!(setup.ends_with("use smartnb_cells::{smart, SmartError};\n"));
+        assert!(setup.ends_with("use smartnb_cells::{smart, smartnb_json, SmartError};\n"));
     }
 }
