@@ -68,6 +68,46 @@ pub fn declares_nothing(code: &str) -> bool {
     })
 }
 
+/// Whether evcxr will ask rust-analyzer to infer a type for `code` (evcxr commands, the
+/// lines starting with `:`, aside): some top-level `let` binds a variable without a type
+/// written out that evcxr can use as it is (a single name with a type free of `_` and `impl
+/// Trait`). Such a cell needs rust-analyzer to know the real standard library; code that
+/// does not parse is counted as needing it.
+pub fn infers_types(code: &str) -> bool {
+    let rust: Vec<&str> = code
+        .lines()
+        .filter(|line| !line.trim_start().starts_with(':'))
+        .collect();
+    let wrapped = format!("fn smartnb_cell() {{\n{}\n}}", rust.join("\n"));
+    let parsed = SourceFile::parse(&wrapped, Edition::Edition2024);
+    if !parsed.errors().is_empty() {
+        return true;
+    }
+    let file = parsed.tree();
+    let Some(body) = file.items().find_map(|item| match item {
+        ast::Item::Fn(function) => function.body().and_then(|b| b.stmt_list()),
+        _ => None,
+    }) else {
+        return true;
+    };
+    body.statements().any(|statement| match statement {
+        ast::Stmt::LetStmt(binding) => !written_out(&binding),
+        _ => false,
+    })
+}
+
+/// Whether a `let` names one variable with a type evcxr keeps as written.
+fn written_out(binding: &ast::LetStmt) -> bool {
+    let single_name = matches!(binding.pat(), Some(ast::Pat::IdentPat(ref name)) if name.pat().is_none());
+    let Some(ty) = binding.ty() else {
+        return false;
+    };
+    single_name
+        && !ty.syntax().descendants().any(|node| {
+            matches!(node.kind(), SyntaxKind::INFER_TYPE | SyntaxKind::IMPL_TRAIT_TYPE)
+        })
+}
+
 /// Whether every macro called in `expression` is a plain one, those called inside another
 /// macro's arguments (which the parser leaves as tokens) included.
 fn only_plain_macros(expression: &ast::Expr) -> bool {
@@ -90,7 +130,32 @@ fn only_plain_macros(expression: &ast::Expr) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::declares_nothing;
+    use super::{declares_nothing, infers_types};
+
+    #[test]
+    fn only_a_let_without_a_usable_type_needs_inference() {
+        for code in [
+            "let n = response[\"total\"].as_u64();",
+            "println!(\"x\"); let kept = vec![1];",
+            "let v: Vec<_> = Vec::new();",
+            "let it: impl Fn() = || ();",
+            "let (a, b): (u8, u8) = (1, 2);",
+            ":dep regex = \"1\"\nlet re = regex::Regex::new(\"a\");",
+            "let broken = ;",
+        ] {
+            assert!(infers_types(code), "{code}");
+        }
+        for code in [
+            "println!(\"{status}\");",
+            "let status: u16 = 200;\nlet response: serde_json::Value = smartnb_json(\"null\");",
+            "{ let inner = 1; println!(\"{inner}\"); }",
+            "fn twice(x: u16) -> u16 { let y = x; y * 2 }",
+            "for x in [1, 2] { let y = x; println!(\"{y}\"); }",
+            ":dep serde_json = \"1\"\nuse smartnb_cells::smart;\nresponse[\"id\"]",
+        ] {
+            assert!(!infers_types(code), "{code}");
+        }
+    }
 
     #[test]
     fn statements_that_declare_nothing_may_go_in_a_block() {

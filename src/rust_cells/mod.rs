@@ -13,6 +13,7 @@ mod cell_shape;
 mod diagnostics;
 pub mod prelude;
 mod prelude_crate;
+mod std_source;
 pub mod protocol;
 pub mod worker;
 

@@ -16,13 +16,17 @@ use serde_json::{Map, Value};
 
 use super::diagnostics::compile_error;
 use super::protocol::{encode, Event, Request};
-use super::{prelude, prelude_crate};
+use super::std_source::StdSource;
+use super::{cell_shape, prelude, prelude_crate};
 use crate::session::complete::Completion;
 use crate::session::CommandError;
 
 /// Run the worker until its stdin closes; the process exit code.
 pub fn serve() -> i32 {
-    find_rust_std();
+    let sysroot = find_rust_std();
+    // Before evcxr starts (it sets an environment variable): evcxr's start then costs a
+    // second, not several.
+    let std_source = StdSource::stub(sysroot.as_deref());
     let (context, outputs) = match CommandContext::new() {
         Ok(started) => started,
         Err(e) => {
@@ -45,6 +49,7 @@ pub fn serve() -> i32 {
         setup: Setup::Pending,
         cached,
         analyzer_warm: false,
+        std_source,
         setup_code: prelude_crate::write()
             .map(|dir| prelude_crate::setup_lines(&dir))
             .unwrap_or_else(inline_setup_code),
@@ -58,7 +63,8 @@ pub fn serve() -> i32 {
     // library, which a cell's first `let` would otherwise pay for) runs once no request has
     // come for a moment: while the session runs helper cells, or between Rust cells.
     loop {
-        let idle_work = worker.setup == Setup::Pending || !worker.analyzer_warm;
+        let idle_work =
+            worker.setup == Setup::Pending || worker.std_pending() || !worker.analyzer_warm;
         let request = if idle_work {
             match worker.requests.recv_timeout(IDLE_GRACE) {
                 Ok(request) => request,
@@ -84,9 +90,12 @@ pub fn serve() -> i32 {
                 };
                 send(&Event::Done { result });
             }
-            Request::Complete { code, cursor } => send(&Event::Completions {
-                found: worker.complete(&code, cursor),
-            }),
+            Request::Complete { code, cursor } => {
+                worker.prepare_types();
+                send(&Event::Completions {
+                    found: worker.complete(&code, cursor),
+                })
+            }
             Request::Interrupt => {}
         }
     }
@@ -102,39 +111,39 @@ pub fn serve() -> i32 {
 /// stops at `/` and the path still works; in a kept directory (`build_dir`) it does not, and
 /// loading fails ("dlopen failed") unless the loader's path has the library. Under
 /// `cargo run` or `cargo test` cargo sets that path itself, which hid this; Jupyter does
-/// not. The toolchain is the one cargo uses in the build directory, asked there.
-fn find_rust_std() {
-    #[cfg(unix)]
-    {
-        let variable = if cfg!(target_os = "macos") {
-            "DYLD_FALLBACK_LIBRARY_PATH"
-        } else {
-            "LD_LIBRARY_PATH"
-        };
-        let build_dir = std::env::var_os(super::build_dir::EVCXR_TMPDIR)
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir);
-        let asked = std::process::Command::new("rustc")
-            .args(["--print", "target-libdir"])
-            .current_dir(&build_dir)
-            .stderr(std::process::Stdio::null())
-            .output();
-        let libdir = match asked {
-            Ok(out) if out.status.success() => {
-                String::from_utf8_lossy(&out.stdout).trim().to_string()
-            }
-            // No rustc: evcxr's own start says so.
-            _ => return,
-        };
-        let mut paths = vec![std::path::PathBuf::from(libdir)];
-        if let Some(old) = std::env::var_os(variable) {
-            paths.extend(std::env::split_paths(&old));
-        }
-        if let Ok(joined) = std::env::join_paths(paths) {
-            // Before any thread of this process exists.
-            std::env::set_var(variable, joined);
-        }
+/// not. The toolchain is the one cargo uses in the build directory, asked there; its
+/// sysroot is returned (`None` without rustc: evcxr's own start says so).
+fn find_rust_std() -> Option<std::path::PathBuf> {
+    if !cfg!(unix) {
+        return None;
     }
+    let variable = if cfg!(target_os = "macos") {
+        "DYLD_FALLBACK_LIBRARY_PATH"
+    } else {
+        "LD_LIBRARY_PATH"
+    };
+    let build_dir = std::env::var_os(super::build_dir::EVCXR_TMPDIR)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let asked = std::process::Command::new("rustc")
+        .args(["--print", "target-libdir", "--print", "sysroot"])
+        .current_dir(&build_dir)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|out| out.status.success())?;
+    let printed = String::from_utf8_lossy(&asked.stdout).to_string();
+    let mut lines = printed.lines().map(str::trim);
+    let libdir = lines.next()?;
+    let mut paths = vec![std::path::PathBuf::from(libdir)];
+    if let Some(old) = std::env::var_os(variable) {
+        paths.extend(std::env::split_paths(&old));
+    }
+    if let Ok(joined) = std::env::join_paths(paths) {
+        // Before any thread of this process exists.
+        std::env::set_var(variable, joined);
+    }
+    lines.next().map(std::path::PathBuf::from)
 }
 
 /// How long the worker waits for a request before doing its idle work (setup, warming
@@ -164,6 +173,8 @@ struct Worker {
     cached: bool,
     /// rust-analyzer has typed something (its first time loads the standard library).
     analyzer_warm: bool,
+    /// The stub or real standard library rust-analyzer reads (`None`: the real one, always).
+    std_source: Option<StdSource>,
     /// What sets up serde_json and the prelude: the prelude crate when it could be written
     /// (`prelude_crate`), else its items inline.
     setup_code: String,
@@ -179,19 +190,30 @@ impl Worker {
         code: &str,
         prelude_lines: usize,
     ) -> Option<Result<Map<String, Value>, CommandError>> {
-        // A `let` evcxr keeps (not one inside a block) has rust-analyzer type it: that warms it.
-        self.analyzer_warm |= !code.trim_start().starts_with('{')
-            && code
-                .lines()
-                .any(|line| line.trim_start().starts_with("let "));
-        if self.setup != Setup::Pending || !prelude::needs_setup(code) {
-            return self.execute(code, prelude_lines);
+        // A `let` whose type evcxr asks rust-analyzer for: rust-analyzer must have the real
+        // standard library by then, and typing it warms rust-analyzer.
+        let types = cell_shape::infers_types(code);
+        self.analyzer_warm |= types;
+        let reload = types && self.std_pending();
+        if self.setup != Setup::Pending || !(prelude::needs_setup(code) || reload) {
+            if !reload {
+                return self.execute(code, prelude_lines);
+            }
+            let line = self.reload_line();
+            let result = self.execute(&format!("{line}{code}"), prelude_lines + 1)?;
+            if result.is_ok() {
+                self.std_reloaded();
+            }
+            return Some(result);
         }
         let setup = self.setup_code.clone();
         let lines = setup.matches('\n').count();
         let result = self.execute(&format!("{setup}{code}"), prelude_lines + lines)?;
         match &result {
-            Ok(_) => self.setup_done(),
+            Ok(_) => {
+                self.setup_done();
+                self.std_reloaded();
+            }
             Err(e) if !matches!(e.kind.as_str(), "CompilationError" | "Interrupted") => {
                 if let Err(why) = self.setup_alone() {
                     send(&Event::Untyped { why: why.clone() });
@@ -207,18 +229,86 @@ impl Worker {
         Some(result)
     }
 
-    /// What is left to do while no request waits: the setup, then rust-analyzer's first
-    /// look at the standard library (about a second and a half, once per evaluator).
+    /// What is left to do while no request waits: the setup and rust-analyzer's switch to
+    /// the real standard library (`prepare_types`), then its first look at it (about a
+    /// second and a half, once per evaluator).
     fn idle_work(&mut self) {
-        if self.setup == Setup::Pending {
-            if let Err(why) = self.setup_alone() {
-                send(&Event::Untyped { why });
-            }
+        if self.setup == Setup::Pending || self.std_pending() {
+            self.prepare_types();
         } else if !self.analyzer_warm {
             self.analyzer_warm = true;
             if let Ok(mut context) = self.context.lock() {
                 let _ = context.completions(ANALYZER_WARMUP, ANALYZER_WARMUP.len());
             }
+        }
+    }
+
+    /// Have rust-analyzer read the real standard library, as typing a `let` or completing
+    /// needs: with the setup when it is still to do (its Cargo.toml change reloads
+    /// rust-analyzer), else with `reload_line` alone.
+    fn prepare_types(&mut self) {
+        let reload = self.std_pending();
+        if self.setup == Setup::Pending {
+            match self.setup_alone() {
+                Ok(()) => {
+                    self.std_reloaded();
+                    return;
+                }
+                Err(why) => send(&Event::Untyped { why }),
+            }
+        }
+        if !reload {
+            return;
+        }
+        let line = self.reload_line();
+        let reloaded = match self.context.lock() {
+            Ok(mut context) => context.execute(&line).is_ok(),
+            Err(_) => false,
+        };
+        while self.outputs.stdout.try_recv().is_ok() {}
+        while self.outputs.stderr.try_recv().is_ok() {}
+        if !reloaded {
+            tracing::warn!("rust worker: rust-analyzer did not reload with the real standard library; kept `let`s may need a written-out type");
+        }
+        // Once: if that failed, trying again before every cell would not help.
+        self.std_reloaded();
+    }
+
+    /// Whether rust-analyzer has yet to reload with the real standard library (switching the
+    /// link to it first).
+    fn std_pending(&mut self) -> bool {
+        self.std_source.as_mut().is_some_and(StdSource::needs_reload)
+    }
+
+    fn std_reloaded(&mut self) {
+        if let Some(source) = self.std_source.as_mut() {
+            source.reloaded();
+        }
+    }
+
+    /// A `:dep` line that changes the cell crate's Cargo.toml and nothing else, so that
+    /// rust-analyzer reloads: a dependency the setup added, spelled another way that means
+    /// the same to cargo, or (without the setup) an empty crate. Ends with a newline.
+    fn reload_line(&self) -> String {
+        if self.setup == Setup::Done {
+            if let Some(dir) = self.setup_code.lines().find_map(|line| {
+                line.strip_prefix(&format!(":dep {} = {{ path = ", prelude_crate::CRATE_NAME))
+                    .and_then(|rest| rest.strip_suffix(" }"))
+                    .map(str::to_string)
+            }) {
+                return format!(
+                    ":dep {} = {{ path = {dir}, version = \"1.0.0\" }}\n",
+                    prelude_crate::CRATE_NAME
+                );
+            }
+            return ":dep serde_json = { version = \"1\" }\n".to_string();
+        }
+        match self.std_source.as_ref().and_then(StdSource::reload_crate) {
+            Some(dir) => format!(
+                ":dep smartnb_reload = {{ path = {:?} }}\n",
+                dir.display().to_string()
+            ),
+            None => String::new(),
         }
     }
 
