@@ -98,13 +98,17 @@ pub fn infers_types(code: &str) -> bool {
 
 /// Whether a `let` names one variable with a type evcxr keeps as written.
 fn written_out(binding: &ast::LetStmt) -> bool {
-    let single_name = matches!(binding.pat(), Some(ast::Pat::IdentPat(ref name)) if name.pat().is_none());
+    let single_name =
+        matches!(binding.pat(), Some(ast::Pat::IdentPat(ref name)) if name.pat().is_none());
     let Some(ty) = binding.ty() else {
         return false;
     };
     single_name
         && !ty.syntax().descendants().any(|node| {
-            matches!(node.kind(), SyntaxKind::INFER_TYPE | SyntaxKind::IMPL_TRAIT_TYPE)
+            matches!(
+                node.kind(),
+                SyntaxKind::INFER_TYPE | SyntaxKind::IMPL_TRAIT_TYPE
+            )
         })
 }
 

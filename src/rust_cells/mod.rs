@@ -13,8 +13,8 @@ mod cell_shape;
 mod diagnostics;
 pub mod prelude;
 mod prelude_crate;
-mod std_source;
 pub mod protocol;
+mod std_source;
 pub mod worker;
 
 use std::collections::HashMap;

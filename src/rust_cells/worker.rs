@@ -91,7 +91,7 @@ pub fn serve() -> i32 {
                 send(&Event::Done { result });
             }
             Request::Complete { code, cursor } => {
-                worker.prepare_types();
+                worker.prepare_types(false);
                 send(&Event::Completions {
                     found: worker.complete(&code, cursor),
                 })
@@ -122,8 +122,10 @@ fn find_rust_std() -> Option<std::path::PathBuf> {
     } else {
         "LD_LIBRARY_PATH"
     };
+    // evcxr creates the build directory when it starts, after this.
     let build_dir = std::env::var_os(super::build_dir::EVCXR_TMPDIR)
         .map(std::path::PathBuf::from)
+        .filter(|dir| dir.is_dir())
         .unwrap_or_else(std::env::temp_dir);
     let asked = std::process::Command::new("rustc")
         .args(["--print", "target-libdir", "--print", "sysroot"])
@@ -181,10 +183,11 @@ struct Worker {
 }
 
 impl Worker {
-    /// Run a cell; while setup is pending and the cell needs it, with `:dep serde_json`
-    /// and the prelude's items in front of it. A failure that is not the cell's own compile
-    /// error may be serde_json missing: then setup alone says so, and the cell's error
-    /// explains.
+    /// Run a cell; while setup is pending and the cell needs it (or needs rust-analyzer to
+    /// reload with the real standard library), with `:dep serde_json` and the prelude in
+    /// front of it, else with `reload_line` when only the reload is needed. When a cell that
+    /// carried the setup fails, the setup alone tells whether serde_json is missing; then a
+    /// cell that did not need it runs again without it, and one that did says why.
     fn execute_with_setup(
         &mut self,
         code: &str,
@@ -195,7 +198,9 @@ impl Worker {
         let types = cell_shape::infers_types(code);
         self.analyzer_warm |= types;
         let reload = types && self.std_pending();
-        if self.setup != Setup::Pending || !(prelude::needs_setup(code) || reload) {
+        // The setup comes along for the reload only when it cannot wait on the network.
+        let carry = prelude::needs_setup(code) || (reload && self.cached);
+        if self.setup != Setup::Pending || !carry {
             if !reload {
                 return self.execute(code, prelude_lines);
             }
@@ -214,9 +219,15 @@ impl Worker {
                 self.setup_done();
                 self.std_reloaded();
             }
-            Err(e) if !matches!(e.kind.as_str(), "CompilationError" | "Interrupted") => {
+            Err(e) if e.kind != "Interrupted" => {
+                // cargo's failure to get serde_json is a compile error too: the setup alone
+                // tells which it was (when it works, the error is the cell's own).
                 if let Err(why) = self.setup_alone() {
                     send(&Event::Untyped { why: why.clone() });
+                    if !prelude::needs_setup(code) {
+                        // It came along only for rust-analyzer's reload: run the cell without it.
+                        return self.execute_with_setup(code, prelude_lines);
+                    }
                     return Some(Err(CommandError::new(
                         "SerdeJsonUnavailable",
                         format!("serde_json could not be added to Rust cells: {why}"),
@@ -234,7 +245,7 @@ impl Worker {
     /// second and a half, once per evaluator).
     fn idle_work(&mut self) {
         if self.setup == Setup::Pending || self.std_pending() {
-            self.prepare_types();
+            self.prepare_types(true);
         } else if !self.analyzer_warm {
             self.analyzer_warm = true;
             if let Ok(mut context) = self.context.lock() {
@@ -244,11 +255,11 @@ impl Worker {
     }
 
     /// Have rust-analyzer read the real standard library, as typing a `let` or completing
-    /// needs: with the setup when it is still to do (its Cargo.toml change reloads
-    /// rust-analyzer), else with `reload_line` alone.
-    fn prepare_types(&mut self) {
+    /// needs: with the setup (its Cargo.toml change reloads rust-analyzer) when it is still
+    /// to do and `setup_too` or it builds offline, else with `reload_line` alone.
+    fn prepare_types(&mut self, setup_too: bool) {
         let reload = self.std_pending();
-        if self.setup == Setup::Pending {
+        if self.setup == Setup::Pending && (setup_too || (reload && self.cached)) {
             match self.setup_alone() {
                 Ok(()) => {
                     self.std_reloaded();
@@ -277,7 +288,9 @@ impl Worker {
     /// Whether rust-analyzer has yet to reload with the real standard library (switching the
     /// link to it first).
     fn std_pending(&mut self) -> bool {
-        self.std_source.as_mut().is_some_and(StdSource::needs_reload)
+        self.std_source
+            .as_mut()
+            .is_some_and(StdSource::needs_reload)
     }
 
     fn std_reloaded(&mut self) {
