@@ -8,7 +8,8 @@
    used in those 30 s; smartnb, ipykernel and evcxr_jupyter idle side by side;
 4. start to the reply of the first Rust cell, when it is the first cell and when it follows
    five helper cells sent together with it (Run All): smartnb against evcxr_jupyter's start
-   plus first cell;
+   plus first cell; and a first cell keeping a `let` (whose type evcxr asks rust-analyzer
+   for) against the same cell on evcxr_jupyter;
 5. `smartnb run notebooks/smart-examples.ipynb`, the whole process.
 
     python benches/kernel.py [--quick] [--runs N] [--idle-runs N] [--evcxr PATH]
@@ -306,28 +307,34 @@ def run_all(kernel, cells, timeout=300):
 def rust_first_cell(runs, evcxr):
     """Spawn to the reply of the first Rust cell: first, and after five helper cells."""
     code = 'println!("hi");'
-    cases = [("smartnb, Rust cell first", smartnb_argv, [code]),
+    kept = "let n = vec![1, 2, 3].len();\nn"
+    first = "evcxr_jupyter, Rust cell first"
+    first_kept = "evcxr_jupyter, Rust cell first, keeping a let"
+    # (name, argv, cells, the evcxr_jupyter case it is compared with)
+    cases = [("smartnb, Rust cell first", smartnb_argv, [code], first),
              ("smartnb, Run All: five helper cells then the Rust cell", smartnb_argv,
-              HELPER_CELLS + ['println!("{} {}", status, response["resourceType"]);']),
+              HELPER_CELLS + ['println!("{} {}", status, response["resourceType"]);'], first),
              ("smartnb, Run All: five helper cells then the first cell's println", smartnb_argv,
-              HELPER_CELLS + [code])]
+              HELPER_CELLS + [code], first),
+             ("smartnb, Rust cell first, keeping a let", smartnb_argv, [kept], first_kept)]
     if evcxr:
-        cases.append(("evcxr_jupyter, Rust cell first", evcxr_argv(evcxr), [code]))
-    times = {name: [] for name, _, _ in cases}
+        cases.append((first, evcxr_argv(evcxr), [code], None))
+        cases.append((first_kept, evcxr_argv(evcxr), [kept], None))
+    times = {name: [] for name, _, _, _ in cases}
     for _ in range(runs):
-        for name, argv, cells in cases:
+        for name, argv, cells, _ in cases:
             kernel = Kernel(argv)
             times[name].append(run_all(kernel, cells))
             kernel.close()
     print("4. spawn to the first Rust cell's execute_reply")
-    for name, _, _ in cases:
+    for name, _, _, _ in cases:
         print("   " + show(name, times[name], "s"))
     if evcxr:
-        base = median(times["evcxr_jupyter, Rust cell first"])
-        for name, _, _ in cases[:3]:
-            print(f"   ratio {name.split(', ', 1)[1]} / evcxr_jupyter first cell "
-                  f"{median(times[name]) / base:.3f} (target at most 1)")
-        return base
+        for name, _, _, against in cases:
+            if against:
+                print(f"   ratio {name.split(', ', 1)[1]} / {against} "
+                      f"{median(times[name]) / median(times[against]):.3f} (target at most 1)")
+        return median(times[first])
     print("   (evcxr_jupyter not given: no comparison)")
     return None
 
