@@ -19,6 +19,9 @@ use super::{build_dir, prelude};
 /// The crate's name, as a cell would `use` it.
 pub const CRATE_NAME: &str = "smartnb_cells";
 
+/// The crate's version (its manifest's).
+const VERSION: &str = "1.0.0";
+
 /// Write the crate under the cache directory unless it is there already; its directory.
 pub fn write() -> Option<PathBuf> {
     write_in(&build_dir::root()?, &prelude::items())
@@ -27,7 +30,7 @@ pub fn write() -> Option<PathBuf> {
 /// Write the crate with these items under `root`; `None` when it cannot be written.
 pub fn write_in(root: &Path, items: &str) -> Option<PathBuf> {
     let manifest = format!(
-        "[package]\nname = \"{CRATE_NAME}\"\nversion = \"1.0.0\"\nedition = \"2021\"\n\n\
+        "[package]\nname = \"{CRATE_NAME}\"\nversion = \"{VERSION}\"\nedition = \"2021\"\n\n\
          [lib]\npath = \"lib.rs\"\n\n[dependencies]\nserde_json = \"1\"\n"
     );
     let source = format!("//! smartnb's prelude for Rust cells.\n{items}");
@@ -60,6 +63,16 @@ pub fn setup_lines(dir: &Path) -> String {
     )
 }
 
+/// The `:dep` line of the crate in `dir` spelled another way that means the same to cargo
+/// (its version written out), ending with a newline: it changes Cargo.toml and nothing
+/// else, which makes rust-analyzer reload.
+pub fn respelled_dep(dir: &Path) -> String {
+    format!(
+        ":dep {CRATE_NAME} = {{ path = {:?}, version = \"{VERSION}\" }}\n",
+        dir.display().to_string()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +101,11 @@ mod tests {
         let setup = setup_lines(&first);
         assert!(setup.starts_with(":dep serde_json = \"1\"\n:dep smartnb_cells = { path = \""));
         assert!(setup.ends_with("use smartnb_cells::{smart, smartnb_json, SmartError};\n"));
+        let respelled = respelled_dep(&first);
+        assert!(respelled.starts_with(":dep smartnb_cells = { path = \""));
+        assert!(
+            respelled.ends_with(", version = \"1.0.0\" }\n"),
+            "{respelled}"
+        );
     }
 }

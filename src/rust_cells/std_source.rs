@@ -59,20 +59,24 @@ impl StdSource {
         Some(source)
     }
 
-    /// Whether rust-analyzer still needs a reload with the real library (the link is
-    /// switched first if it was not).
-    pub fn needs_reload(&mut self) -> bool {
-        if self.state == StdState::Stub {
-            match self.point_at(&self.real) {
-                Ok(()) => self.state = StdState::Switched,
-                Err(e) => {
-                    // rust-analyzer keeps the stub: lets lose their inferred types, so say why.
-                    tracing::warn!("rust worker: cannot switch to the real standard library: {e}");
-                    self.state = StdState::Real;
-                }
+    /// Whether rust-analyzer has yet to reload with the real library.
+    pub fn pending(&self) -> bool {
+        self.state != StdState::Real
+    }
+
+    /// Point the link at the real library (once): rust-analyzer reads it at its next reload.
+    pub fn switch(&mut self) {
+        if self.state != StdState::Stub {
+            return;
+        }
+        match self.point_at(&self.real) {
+            Ok(()) => self.state = StdState::Switched,
+            Err(e) => {
+                // rust-analyzer keeps the stub, and kept `let`s need a written-out type.
+                tracing::warn!("rust worker: cannot switch to the real standard library: {e}");
+                self.state = StdState::Real;
             }
         }
-        self.state == StdState::Switched
     }
 
     /// rust-analyzer has reloaded since the switch.
@@ -147,11 +151,19 @@ mod tests {
         let link = PathBuf::from(std::env::var_os("RUST_SRC_PATH").expect("set"));
         let core = || std::fs::read_to_string(link.join("core/src/lib.rs")).expect("core");
         assert_eq!(core(), "", "the stub first");
-        assert!(source.needs_reload(), "switched, not yet reloaded");
-        assert_eq!(core(), "//! the real core\n");
-        assert!(source.needs_reload(), "still waiting for the reload");
+        assert!(source.pending());
         source.reloaded();
-        assert!(!source.needs_reload());
+        assert!(
+            source.pending(),
+            "a reload before the switch does not count"
+        );
+        source.switch();
+        assert_eq!(core(), "//! the real core\n");
+        assert!(source.pending(), "switched, not yet reloaded");
+        source.switch();
+        source.reloaded();
+        assert!(!source.pending());
+        assert_eq!(core(), "//! the real core\n");
         let reload = source.reload_crate().expect("written");
         assert!(std::fs::read_to_string(reload.join("Cargo.toml"))
             .expect("manifest")

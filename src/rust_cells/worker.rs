@@ -42,6 +42,7 @@ pub fn serve() -> i32 {
         let _ = context.execute(":offline 1");
     }
     let requests = read_requests();
+    let prelude_dir = prelude_crate::write();
     let mut worker = Worker {
         context: Arc::new(Mutex::new(context)),
         outputs,
@@ -50,9 +51,11 @@ pub fn serve() -> i32 {
         cached,
         analyzer_warm: false,
         std_source,
-        setup_code: prelude_crate::write()
-            .map(|dir| prelude_crate::setup_lines(&dir))
+        setup_code: prelude_dir
+            .as_deref()
+            .map(prelude_crate::setup_lines)
             .unwrap_or_else(inline_setup_code),
+        prelude_dir,
     };
     send(&Event::Ready {
         without_serde_json: None,
@@ -180,6 +183,8 @@ struct Worker {
     /// What sets up serde_json and the prelude: the prelude crate when it could be written
     /// (`prelude_crate`), else its items inline.
     setup_code: String,
+    /// The prelude crate's directory, while `setup_code` adds it.
+    prelude_dir: Option<std::path::PathBuf>,
 }
 
 impl Worker {
@@ -198,6 +203,9 @@ impl Worker {
         let types = cell_shape::infers_types(code);
         self.analyzer_warm |= types;
         let reload = types && self.std_pending();
+        if reload {
+            self.switch_std();
+        }
         // The setup comes along for the reload only when it cannot wait on the network.
         let carry = prelude::needs_setup(code) || (reload && self.cached);
         if self.setup != Setup::Pending || !carry {
@@ -259,6 +267,9 @@ impl Worker {
     /// to do and `setup_too` or it builds offline, else with `reload_line` alone.
     fn prepare_types(&mut self, setup_too: bool) {
         let reload = self.std_pending();
+        if reload {
+            self.switch_std();
+        }
         if self.setup == Setup::Pending && (setup_too || (reload && self.cached)) {
             match self.setup_alone() {
                 Ok(()) => {
@@ -285,14 +296,20 @@ impl Worker {
         self.std_reloaded();
     }
 
-    /// Whether rust-analyzer has yet to reload with the real standard library (switching the
-    /// link to it first).
-    fn std_pending(&mut self) -> bool {
-        self.std_source
-            .as_mut()
-            .is_some_and(StdSource::needs_reload)
+    /// Whether rust-analyzer has yet to reload with the real standard library.
+    fn std_pending(&self) -> bool {
+        self.std_source.as_ref().is_some_and(StdSource::pending)
     }
 
+    /// Point rust-analyzer at the real standard library for its next reload, which the
+    /// caller then brings about with a Cargo.toml change.
+    fn switch_std(&mut self) {
+        if let Some(source) = self.std_source.as_mut() {
+            source.switch();
+        }
+    }
+
+    /// rust-analyzer has reloaded (if the link was switched, with the real library).
     fn std_reloaded(&mut self) {
         if let Some(source) = self.std_source.as_mut() {
             source.reloaded();
@@ -304,17 +321,10 @@ impl Worker {
     /// the same to cargo, or (without the setup) an empty crate. Ends with a newline.
     fn reload_line(&self) -> String {
         if self.setup == Setup::Done {
-            if let Some(dir) = self.setup_code.lines().find_map(|line| {
-                line.strip_prefix(&format!(":dep {} = {{ path = ", prelude_crate::CRATE_NAME))
-                    .and_then(|rest| rest.strip_suffix(" }"))
-                    .map(str::to_string)
-            }) {
-                return format!(
-                    ":dep {} = {{ path = {dir}, version = \"1.0.0\" }}\n",
-                    prelude_crate::CRATE_NAME
-                );
-            }
-            return ":dep serde_json = { version = \"1\" }\n".to_string();
+            return match &self.prelude_dir {
+                Some(dir) => prelude_crate::respelled_dep(dir),
+                None => ":dep serde_json = { version = \"1\" }\n".to_string(),
+            };
         }
         match self.std_source.as_ref().and_then(StdSource::reload_crate) {
             Some(dir) => format!(
@@ -341,6 +351,7 @@ impl Worker {
             outcome = context.execute(&inline).map(|_| ());
             if outcome.is_ok() {
                 self.setup_code = inline;
+                self.prelude_dir = None;
             }
         }
         drop(context);
