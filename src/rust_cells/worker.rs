@@ -213,7 +213,8 @@ impl Worker {
                 return self.execute(code, prelude_lines);
             }
             let line = self.reload_line();
-            let result = self.execute(&format!("{line}{code}"), prelude_lines + 1)?;
+            let lines = line.matches('\n').count();
+            let result = self.execute(&format!("{line}{code}"), prelude_lines + lines)?;
             if result.is_ok() {
                 self.std_reloaded();
             }
@@ -223,10 +224,7 @@ impl Worker {
         let lines = setup.matches('\n').count();
         let result = self.execute(&format!("{setup}{code}"), prelude_lines + lines)?;
         match &result {
-            Ok(_) => {
-                self.setup_done();
-                self.std_reloaded();
-            }
+            Ok(_) => self.setup_done(),
             Err(e) if e.kind != "Interrupted" => {
                 // cargo's failure to get serde_json is a compile error too: the setup alone
                 // tells which it was (when it works, the error is the cell's own).
@@ -272,10 +270,7 @@ impl Worker {
         }
         if self.setup == Setup::Pending && (setup_too || (reload && self.cached)) {
             match self.setup_alone() {
-                Ok(()) => {
-                    self.std_reloaded();
-                    return;
-                }
+                Ok(()) => return,
                 Err(why) => send(&Event::Untyped { why }),
             }
         }
@@ -287,8 +282,7 @@ impl Worker {
             Ok(mut context) => context.execute(&line).is_ok(),
             Err(_) => false,
         };
-        while self.outputs.stdout.try_recv().is_ok() {}
-        while self.outputs.stderr.try_recv().is_ok() {}
+        self.discard_output();
         if !reloaded {
             tracing::warn!("rust worker: rust-analyzer did not reload with the real standard library; kept `let`s may need a written-out type");
         }
@@ -355,9 +349,7 @@ impl Worker {
             }
         }
         drop(context);
-        // What the setup printed (cargo's progress) is not any cell's output.
-        while self.outputs.stdout.try_recv().is_ok() {}
-        while self.outputs.stderr.try_recv().is_ok() {}
+        self.discard_output();
         match outcome {
             Ok(()) => {
                 self.setup_done();
@@ -379,8 +371,18 @@ impl Worker {
         }
     }
 
+    /// What evcxr printed outside any cell (cargo's progress during the setup or a reload)
+    /// is not any cell's output.
+    fn discard_output(&self) {
+        while self.outputs.stdout.try_recv().is_ok() {}
+        while self.outputs.stderr.try_recv().is_ok() {}
+    }
+
+    /// The setup worked: its Cargo.toml change also reloaded rust-analyzer, with the real
+    /// standard library if the link was switched by then.
     fn setup_done(&mut self) {
         self.setup = Setup::Done;
+        self.std_reloaded();
         if self.cached {
             // A cell's own `:dep` may need crates.io; `:offline 1` in a cell asks otherwise.
             if let Ok(mut context) = self.context.lock() {
